@@ -1,0 +1,10 @@
+//! widthlab: deep ReLU networks at initialization, simulated and held against width bounds.
+//!
+//! Layers depend one way: `http` -> `jobs` -> `sim`/`theory`; `store` is used by `jobs` only.
+//! The simulator (`spec`, `sim`, `stats`, `theory`, `report`) has no HTTP or database inside.
+
+pub mod report;
+pub mod sim;
+pub mod spec;
+pub mod stats;
+pub mod theory;

@@ -1,0 +1,163 @@
+//! The dense engine: one trial = one network, all samples batched through it.
+//!
+//! Shapes: activations H^l are (B x n_l) with one sample per row; W^l is (n_l x n_{l-1});
+//! A^l = H^{l-1} (W^l)^T. Errors D^l = dloss/dA^l are (B x n_l). Per-sample weight gradients
+//! are never formed: their Frobenius norms come from row norms (theory.md section 1).
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{Array2, ArrayView2, Zip};
+use rand::Rng;
+
+use super::real::Real;
+use super::rng::TrialRng;
+use super::weights::{draw_layer, fill_gaussian};
+use super::{Cancelled, TrialRatios};
+use crate::spec::{InputDistribution, Network, Weights};
+
+/// ReLU in place on every row; returns each row's squared norm (accumulated in f64).
+fn relu_rows_norm2<T: Real>(a: &mut Array2<T>) -> Vec<f64> {
+    a.rows_mut()
+        .into_iter()
+        .map(|mut row| {
+            let mut s = 0.0;
+            for x in row.iter_mut() {
+                if *x <= T::zero() {
+                    *x = T::zero();
+                } else {
+                    s += x.f64() * x.f64();
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+fn rows_norm2<T: Real>(a: ArrayView2<T>) -> Vec<f64> {
+    a.rows().into_iter().map(|r| r.iter().map(|x| x.f64() * x.f64()).sum()).collect()
+}
+
+/// Zero the entries of `d` where the matching activation is not positive (ReLU derivative).
+fn mask_by<T: Real>(d: &mut Array2<T>, h: &Array2<T>) {
+    Zip::from(d).and(h).for_each(|d, &h| {
+        if h <= T::zero() {
+            *d = T::zero();
+        }
+    });
+}
+
+/// The softmax cross-entropy head: returns E = p - t (B x C) for output weights `w_out`
+/// (C x n_L) and random probability-vector targets drawn from `rng`.
+fn head_error<T: Real>(h_last: &Array2<T>, w_out: &Array2<T>, rng: &mut TrialRng) -> Array2<T> {
+    let (b, c) = (h_last.nrows(), w_out.nrows());
+    let mut z = Array2::<T>::zeros((b, c));
+    general_mat_mul(T::one(), h_last, &w_out.t(), T::zero(), &mut z);
+    let mut e = Array2::<T>::zeros((b, c));
+    let mut p = vec![0.0f64; c];
+    let mut t = vec![0.0f64; c];
+    for (zr, mut er) in z.rows().into_iter().zip(e.rows_mut()) {
+        let zmax = zr.iter().map(|v| v.f64()).fold(f64::NEG_INFINITY, f64::max);
+        for (pi, zi) in p.iter_mut().zip(zr.iter()) {
+            *pi = (zi.f64() - zmax).exp();
+        }
+        let psum: f64 = p.iter().sum();
+        for ti in t.iter_mut() {
+            *ti = rng.random::<f64>();
+        }
+        let tsum: f64 = t.iter().sum();
+        for ((ei, pi), ti) in er.iter_mut().zip(&p).zip(&t) {
+            *ei = T::of(pi / psum - ti / tsum);
+        }
+    }
+    e
+}
+
+/// Run one trial: draw inputs, the network and the head from `rng`, push all samples forward,
+/// back-propagate, and return the forward and gradient ratios (layer-major, B per layer).
+///
+/// `tick` is called before each layer of each pass; it reports progress and may cancel.
+pub fn run_trial<T: Real>(
+    net: &Network,
+    samples: usize,
+    input: InputDistribution,
+    rng: &mut TrialRng,
+    tick: &mut dyn FnMut() -> Result<(), Cancelled>,
+) -> Result<TrialRatios, Cancelled> {
+    let (b, depth) = (samples, net.depth());
+    let mut x = Array2::<T>::zeros((b, net.input_dim));
+    fill_gaussian(x.view_mut(), 1.0, rng);
+    if input == InputDistribution::Sphere {
+        for mut row in x.rows_mut() {
+            let norm = row.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
+            let scale = T::of(1.0 / norm);
+            row.mapv_inplace(|v| v * scale);
+        }
+    }
+    // ||h^l||^2 per sample for l = 0..L (index l).
+    let mut norm2: Vec<Vec<f64>> = Vec::with_capacity(depth + 1);
+    norm2.push(rows_norm2(x.view()));
+    let x_norm: Vec<f64> = norm2[0].iter().map(|v| v.sqrt()).collect();
+
+    let mut forward = vec![0.0; depth * b];
+    let mut gradient = vec![0.0; depth * b];
+    let mut h: Vec<Array2<T>> = Vec::with_capacity(depth + 1);
+    let mut w: Vec<Array2<T>> = Vec::with_capacity(depth);
+    h.push(x);
+    let mut scratch = Array2::<f64>::zeros((0, 0));
+    for l in 1..=depth {
+        tick()?;
+        let (fan_in, fan_out) = (net.fan_in(l), net.widths[l - 1]);
+        let mut wl = Array2::<T>::zeros((fan_out, fan_in));
+        draw_layer(&net.weights, fan_in, fan_out, rng, &mut wl, &mut scratch);
+        let mut a = Array2::<T>::zeros((b, fan_out));
+        general_mat_mul(T::one(), &h[l - 1], &wl.t(), T::zero(), &mut a);
+        let n2 = relu_rows_norm2(&mut a);
+        for (s, v) in n2.iter().enumerate() {
+            forward[(l - 1) * b + s] = v.sqrt() / x_norm[s];
+        }
+        norm2.push(n2);
+        h.push(a);
+        w.push(wl);
+    }
+    drop(scratch);
+
+    let mut w_out = Array2::<T>::zeros((net.classes, net.widths[depth - 1]));
+    fill_gaussian(w_out.view_mut(), 1.0, rng);
+    let e = head_error(&h[depth], &w_out, rng);
+    let mut d = Array2::<T>::zeros((b, net.widths[depth - 1]));
+    general_mat_mul(T::one(), &e, &w_out, T::zero(), &mut d);
+    mask_by(&mut d, &h[depth]);
+    let d_last: Vec<f64> = rows_norm2(d.view()).into_iter().map(f64::sqrt).collect();
+
+    for l in (1..=depth).rev() {
+        tick()?;
+        let (fan_in, fan_out) = (net.fan_in(l), net.widths[l - 1]);
+        let d2 = rows_norm2(d.view());
+        match net.weights {
+            Weights::Plain(_) => {
+                for s in 0..b {
+                    gradient[(l - 1) * b + s] = (d2[s] * norm2[l - 1][s]).sqrt() / (x_norm[s] * d_last[s]);
+                }
+            }
+            Weights::Normalized(wn) => {
+                // ||dloss/dV||^2 = sum_i delta_i^2 (g^2 ||h^{l-1}||^2 - a_i^2), and a_i = h^l_i
+                // wherever delta_i != 0 (theory.md section 7).
+                let g = wn.gain(fan_in, fan_out);
+                let normalizer = wn.gradient_normalizer(fan_in, fan_out);
+                for (s, (drow, hrow)) in d.rows().into_iter().zip(h[l].rows()).enumerate() {
+                    let da: f64 = drow.iter().zip(hrow.iter()).map(|(d, a)| (d.f64() * a.f64()).powi(2)).sum();
+                    let v2 = (g * g * norm2[l - 1][s] * d2[s] - da).max(0.0);
+                    gradient[(l - 1) * b + s] = v2.sqrt() / (normalizer * x_norm[s] * d_last[s]);
+                }
+            }
+        }
+        let wl = w.pop().expect("one weight matrix per layer");
+        if l > 1 {
+            let mut prev = Array2::<T>::zeros((b, fan_in));
+            general_mat_mul(T::one(), &d, &wl, T::zero(), &mut prev);
+            mask_by(&mut prev, &h[l - 1]);
+            d = prev;
+        }
+        h.pop();
+    }
+    Ok(TrialRatios { forward, gradient })
+}

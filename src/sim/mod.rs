@@ -1,0 +1,98 @@
+//! The simulator: random networks at initialization, measured layer by layer.
+//!
+//! Pure library code: takes a validated [`Spec`], returns plain structs. Trials run in parallel
+//! on the current rayon pool; each trial's random stream depends only on (seed, trial), and
+//! results are collected in trial order, so the output is bit-identical for any thread count.
+
+pub mod dense;
+pub mod real;
+pub mod rng;
+pub mod weights;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use crate::spec::{Precision, Spec};
+
+/// The run was cancelled through [`Control::cancelled`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
+
+/// Per-sample ratios of one trial, layer-major: entry `(l - 1) * samples + s`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRatios {
+    /// ||h^l|| / ||x||.
+    pub forward: Vec<f64>,
+    /// ||delta^l|| ||h^{l-1}|| / (||x|| ||delta^L||) (v-gradient under weight norm).
+    pub gradient: Vec<f64>,
+}
+
+/// Raw output of a simulation: every trial's ratios, in trial order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Simulation {
+    pub depth: usize,
+    pub samples: usize,
+    pub trials: Vec<TrialRatios>,
+}
+
+impl Simulation {
+    /// Forward ratios of layer `l` (1-based) in trial `t`.
+    pub fn forward(&self, t: usize, l: usize) -> &[f64] {
+        &self.trials[t].forward[(l - 1) * self.samples..l * self.samples]
+    }
+
+    pub fn gradient(&self, t: usize, l: usize) -> &[f64] {
+        &self.trials[t].gradient[(l - 1) * self.samples..l * self.samples]
+    }
+}
+
+/// Progress reporting and cooperative cancellation, both callable from any thread.
+pub struct Control<'a> {
+    /// Called with (done, total) work units; a unit is one layer of one pass of one trial.
+    pub progress: &'a (dyn Fn(u64, u64) + Sync),
+    /// Polled before every layer; returning true stops the run with [`Cancelled`].
+    pub cancelled: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl Control<'static> {
+    /// No progress reporting, never cancelled.
+    pub fn none() -> Self {
+        Control { progress: &|_, _| {}, cancelled: &|| false }
+    }
+}
+
+/// Total work units of a spec (for progress bars): trials x depth x 2 passes.
+pub fn work_units(spec: &Spec) -> u64 {
+    spec.trials as u64 * spec.network.depth() as u64 * 2
+}
+
+/// Run every trial of `spec` on the current rayon pool.
+pub fn simulate(spec: &Spec, ctl: &Control) -> Result<Simulation, Cancelled> {
+    let total = work_units(spec);
+    let done = AtomicU64::new(0);
+    let trials = (0..spec.trials)
+        .into_par_iter()
+        .map(|t| {
+            let mut rng = rng::trial_rng(spec.seed, t as u64);
+            let mut tick = || {
+                if (ctl.cancelled)() {
+                    return Err(Cancelled);
+                }
+                let d = done.fetch_add(1, Ordering::Relaxed);
+                if d > 0 {
+                    (ctl.progress)(d, total);
+                }
+                Ok(())
+            };
+            let ratios = match spec.precision {
+                Precision::F32 => dense::run_trial::<f32>(&spec.network, spec.samples, spec.input, &mut rng, &mut tick),
+                Precision::F64 => dense::run_trial::<f64>(&spec.network, spec.samples, spec.input, &mut rng, &mut tick),
+            };
+            ratios
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    (ctl.progress)(total, total);
+    Ok(Simulation { depth: spec.network.depth(), samples: spec.samples, trials })
+}

@@ -1,0 +1,379 @@
+//! Job specs: the JSON of product.md parsed into validated domain types.
+//!
+//! Parsing goes through `raw` (serde shapes, unknown fields refused) and then through range
+//! checks that name the offending field and the allowed range. A [`Spec`] that exists is valid,
+//! including its memory and work estimates against [`Limits`]; nothing is allocated before that.
+
+mod raw;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+pub use raw::parse_spec;
+
+/// Proof that a value came out of the parser; only this module can make one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Valid(());
+
+/// A spec error: which field, and what is allowed. Rendered as 422 by the HTTP layer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    /// Dotted path of the field, e.g. `network.init.fan`; empty for the body as a whole.
+    pub field: String,
+    pub message: String,
+}
+
+impl SpecError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// Resource limits enforced while parsing, before any allocation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_width: usize,
+    pub max_input_dim: usize,
+    pub max_depth: usize,
+    pub max_samples: usize,
+    pub max_trials: usize,
+    pub max_classes: usize,
+    /// Peak memory of a run: concurrent trials' buffers plus the stored ratios.
+    pub max_memory_bytes: u64,
+    /// Work estimate in floating-point operations (matrix products, weight draws, QR).
+    pub max_work: f64,
+    /// Trials that may run at once (the compute pool's size); scales the memory estimate.
+    pub parallel_trials: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_width: 1_000_000,
+            max_input_dim: 1_000_000,
+            max_depth: 1000,
+            max_samples: 1_000_000,
+            max_trials: 1_000_000,
+            max_classes: 10_000,
+            max_memory_bytes: 4 << 30,
+            max_work: 2e14,
+            parallel_trials: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Norms,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fan {
+    In,
+    Out,
+}
+
+/// Weight initialization; the per-layer variance rule is [`Init::variance`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Init {
+    /// N(0, 2/n_l) with `fan: out` (the paper's He), N(0, 2/n_{l-1}) with `fan: in`.
+    He { fan: Fan },
+    /// Textbook Glorot: N(0, 2/(n_{l-1} + n_l)).
+    Glorot,
+    /// Glorot as the paper's scripts code it: N(0, 1/n_l).
+    GlorotPaper,
+    /// N(0, 1/n_{l-1}).
+    Lecun,
+    /// `gain` times Haar-orthogonal rows (n_l <= n_{l-1}) or columns (n_l > n_{l-1}).
+    Orthogonal { gain: f64 },
+    /// N(0, variance), the same for every layer.
+    Gaussian { variance: f64 },
+}
+
+impl Init {
+    /// Effective variance E[W_ij^2] of layer l with `fan_in = n_{l-1}`, `fan_out = n_l`.
+    pub fn variance(&self, fan_in: usize, fan_out: usize) -> f64 {
+        let (i, o) = (fan_in as f64, fan_out as f64);
+        match *self {
+            Init::He { fan: Fan::Out } => 2.0 / o,
+            Init::He { fan: Fan::In } => 2.0 / i,
+            Init::Glorot => 2.0 / (i + o),
+            Init::GlorotPaper => 1.0 / o,
+            Init::Lecun => 1.0 / i,
+            Init::Orthogonal { gain } => gain * gain / i.max(o),
+            Init::Gaussian { variance } => variance,
+        }
+    }
+
+    /// The variance rule in words, echoed in every result.
+    pub fn rule(&self) -> String {
+        match *self {
+            Init::He { fan: Fan::Out } => "W_ij ~ N(0, 2/n_l), n_l = fan-out = rows of W^l".into(),
+            Init::He { fan: Fan::In } => "W_ij ~ N(0, 2/n_{l-1}), n_{l-1} = fan-in = columns of W^l".into(),
+            Init::Glorot => "W_ij ~ N(0, 2/(n_{l-1} + n_l)) (textbook Glorot)".into(),
+            Init::GlorotPaper => "W_ij ~ N(0, 1/n_l) (Glorot as in the paper's scripts)".into(),
+            Init::Lecun => "W_ij ~ N(0, 1/n_{l-1})".into(),
+            Init::Orthogonal { gain } => format!(
+                "W = {gain} * Haar-orthogonal rows (n_l <= n_{{l-1}}) or columns; E W_ij^2 = gain^2/max(n_l, n_{{l-1}})"
+            ),
+            Init::Gaussian { variance } => format!("W_ij ~ N(0, {variance})"),
+        }
+    }
+
+    pub fn is_gaussian(&self) -> bool {
+        !matches!(self, Init::Orthogonal { .. })
+    }
+
+    fn to_json(self) -> Value {
+        match self {
+            Init::He { fan } => json!({"scheme": "he", "fan": fan}),
+            Init::Glorot => json!({"scheme": "glorot"}),
+            Init::GlorotPaper => json!({"scheme": "glorot_paper"}),
+            Init::Lecun => json!({"scheme": "lecun"}),
+            Init::Orthogonal { gain } => json!({"scheme": "orthogonal", "gain": gain}),
+            Init::Gaussian { variance } => json!({"scheme": "gaussian", "variance": variance}),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WeightNormGain {
+    /// g = 1 for every unit.
+    Naive,
+    /// g^l = sqrt(2 n_{l-1} / n_l) (Arpit, Campos & Bengio).
+    Derived,
+    Fixed(f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Gaussian,
+    Orthogonal,
+}
+
+/// Row-wise weight normalization `w_i = g v_i / ||v_i||`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WeightNorm {
+    pub gain: WeightNormGain,
+    pub direction: Direction,
+}
+
+impl WeightNorm {
+    /// The gain g of every unit of a layer with `fan_in = n_{l-1}`, `fan_out = n_l`.
+    pub fn gain(&self, fan_in: usize, fan_out: usize) -> f64 {
+        match self.gain {
+            WeightNormGain::Naive => 1.0,
+            WeightNormGain::Derived => (2.0 * fan_in as f64 / fan_out as f64).sqrt(),
+            WeightNormGain::Fixed(g) => g,
+        }
+    }
+
+    /// The factor the paper divides the v-gradient by: g for `derived`, 1 otherwise.
+    pub fn gradient_normalizer(&self, fan_in: usize, fan_out: usize) -> f64 {
+        match self.gain {
+            WeightNormGain::Derived => self.gain(fan_in, fan_out),
+            _ => 1.0,
+        }
+    }
+
+    fn to_json(self) -> Value {
+        let gain = match self.gain {
+            WeightNormGain::Naive => json!("naive"),
+            WeightNormGain::Derived => json!("derived"),
+            WeightNormGain::Fixed(g) => json!(g),
+        };
+        json!({"gain": gain, "direction": self.direction})
+    }
+}
+
+/// How the weights of the hidden layers are drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Weights {
+    Plain(Init),
+    Normalized(WeightNorm),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputDistribution {
+    /// x ~ N(0, I).
+    Gaussian,
+    /// x uniform on the unit sphere.
+    Sphere,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+impl Precision {
+    pub fn bytes(self) -> u64 {
+        match self {
+            Precision::F32 => 4,
+            Precision::F64 => 8,
+        }
+    }
+}
+
+/// A validated network: input dimension, hidden widths n_1..n_L, weights, softmax head.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Network {
+    pub input_dim: usize,
+    /// Hidden widths n_1..n_L (at least one).
+    pub widths: Vec<usize>,
+    pub weights: Weights,
+    /// Number of softmax classes C of the cross-entropy head.
+    pub classes: usize,
+    pub(crate) _valid: Valid,
+}
+
+impl Network {
+    pub fn depth(&self) -> usize {
+        self.widths.len()
+    }
+
+    /// n_{l-1} for layer l = 1..L (index l-1).
+    pub fn fan_in(&self, layer: usize) -> usize {
+        if layer == 1 {
+            self.input_dim
+        } else {
+            self.widths[layer - 2]
+        }
+    }
+
+    /// Effective E[W_ij^2] of layer l (1-based).
+    pub fn weight_variance(&self, layer: usize) -> f64 {
+        let (i, o) = (self.fan_in(layer), self.widths[layer - 1]);
+        match self.weights {
+            Weights::Plain(init) => init.variance(i, o),
+            Weights::Normalized(wn) => {
+                let g = wn.gain(i, o);
+                g * g / i as f64
+            }
+        }
+    }
+
+    /// Number of weights of the hidden layers, sum n_l n_{l-1}.
+    pub fn weight_count(&self) -> u64 {
+        (1..=self.depth()).map(|l| (self.fan_in(l) * self.widths[l - 1]) as u64).sum()
+    }
+
+    pub fn min_width(&self) -> usize {
+        self.widths.iter().copied().min().unwrap_or(0)
+    }
+
+    pub fn max_width(&self) -> usize {
+        self.widths.iter().copied().chain([self.input_dim]).max().unwrap_or(0)
+    }
+
+    pub fn is_uniform(&self) -> bool {
+        self.widths.windows(2).all(|w| w[0] == w[1])
+    }
+
+    pub fn to_json(&self) -> Value {
+        let (init, rule) = match self.weights {
+            Weights::Plain(init) => (init.to_json(), init.rule()),
+            Weights::Normalized(_) => (
+                Value::Null,
+                "w_i = g v_i / ||v_i|| with isotropic v; E W_ij^2 = g^2/n_{l-1}".to_string(),
+            ),
+        };
+        let weight_norm = match self.weights {
+            Weights::Normalized(wn) => wn.to_json(),
+            Weights::Plain(_) => Value::Null,
+        };
+        let mut v = json!({
+            "input_dim": self.input_dim,
+            "depth": self.depth(),
+            "widths": self.widths,
+            "init": init,
+            "weight_norm": weight_norm,
+            "variance_rule": rule,
+            "head": {"classes": self.classes, "output_weights": "N(0, 1)", "targets": "uniform entries, normalized"},
+        });
+        if self.is_uniform() {
+            v["width"] = json!(self.widths[0]);
+        }
+        v
+    }
+}
+
+/// A validated job spec. Construct with [`parse_spec`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    pub kind: Kind,
+    pub network: Network,
+    /// Inputs pushed through each network (N).
+    pub samples: usize,
+    /// Independent networks.
+    pub trials: usize,
+    pub input: InputDistribution,
+    pub epsilon: f64,
+    pub delta: f64,
+    pub seed: u64,
+    pub precision: Precision,
+    pub(crate) _valid: Valid,
+}
+
+/// Resource estimates of a spec, computed before anything runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Estimate {
+    pub memory_bytes: u64,
+    pub work_flops: f64,
+}
+
+impl Spec {
+    /// Normalized spec JSON with every default filled in.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "kind": self.kind,
+            "network": self.network.to_json(),
+            "samples": self.samples,
+            "trials": self.trials,
+            "input": {"distribution": self.input},
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "seed": self.seed,
+            "precision": self.precision,
+        })
+    }
+
+    /// Memory and work of the dense engine for this spec with `parallel_trials` trials at once.
+    pub fn estimate(&self, parallel_trials: usize) -> Estimate {
+        let net = &self.network;
+        let b = self.precision.bytes();
+        let n = self.samples as u64;
+        let width_sum: u64 = net.widths.iter().map(|&w| w as u64).sum::<u64>() + net.input_dim as u64;
+        let widest = net.max_width() as u64;
+        // Per trial: every layer's weights and activations kept for the backward pass, two
+        // error buffers, one Gram-Schmidt scratch, the head, and the per-trial ratios.
+        let per_trial = b * (net.weight_count() + n * width_sum + 2 * n * widest + widest * widest)
+            + 8 * n * net.classes as u64 * 3;
+        let concurrent = parallel_trials.clamp(1, self.trials) as u64;
+        let ratios = 2 * 8 * self.trials as u64 * n * net.depth() as u64;
+        let orthogonal = matches!(net.weights, Weights::Plain(Init::Orthogonal { .. }))
+            || matches!(net.weights, Weights::Normalized(WeightNorm { direction: Direction::Orthogonal, .. }));
+        let per_weight = 4.0 * n as f64 + 12.0;
+        let qr: f64 = if orthogonal {
+            (1..=net.depth())
+                .map(|l| {
+                    let (i, o) = (net.fan_in(l) as f64, net.widths[l - 1] as f64);
+                    4.0 * i.min(o).powi(2) * i.max(o)
+                })
+                .sum()
+        } else {
+            0.0
+        };
+        Estimate {
+            memory_bytes: concurrent.saturating_mul(per_trial).saturating_add(ratios),
+            work_flops: self.trials as f64 * (net.weight_count() as f64 * per_weight + qr),
+        }
+    }
+}
