@@ -3,6 +3,7 @@
 //! Layers depend one way: `http` -> `jobs` -> `sim`/`theory`; `store` is used by `jobs` only.
 //! The simulator (`spec`, `sim`, `stats`, `theory`, `report`) has no HTTP or database inside.
 
+pub mod cli;
 pub mod report;
 pub mod sim;
 pub mod spec;
