@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::report::{build_report, RunReport};
 use crate::sim::{simulate, work_units, Control};
 use crate::spec::{parse_spec, Limits};
-use crate::theory::bounds::{all_bounds, BoundInputs};
+use crate::theory::bounds::{all_bounds, bounds_json, BoundInputs};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -115,7 +115,7 @@ fn write_table(out: &mut impl Write, r: &RunReport) -> std::io::Result<()> {
         s["seed"],
         s["precision"].as_str().unwrap_or("?"),
     )?;
-    writeln!(out, "variance rule: {}", s["network"]["variance_rule"].as_str().unwrap_or(""))?;
+    writeln!(out, "variance rule: {}", r.variance_rule)?;
     writeln!(out)?;
     writeln!(
         out,
@@ -185,22 +185,6 @@ fn compact_widths(widths: &Value) -> String {
         Some(&w) if ws.iter().all(|&x| x == w) => format!("{}x{}", ws.len(), w),
         _ => format!("{ws:?}"),
     }
-}
-
-/// The bounds calculator's answer as JSON: the inputs and every bound side by side.
-pub fn bounds_json(inputs: &BoundInputs, width: Option<u64>) -> Value {
-    json!({
-        "inputs": {
-            "epsilon": inputs.epsilon,
-            "delta": inputs.delta,
-            "depth": inputs.depth,
-            "samples": inputs.samples,
-            "width": width,
-            "epsilon_prime": inputs.epsilon_prime(),
-            "log_term": inputs.log_term(),
-        },
-        "bounds": all_bounds(inputs, width),
-    })
 }
 
 pub fn bounds(args: &BoundsArgs) -> Result<(), CliError> {

@@ -4,8 +4,13 @@
 //! The simulator (`spec`, `sim`, `stats`, `theory`, `report`) has no HTTP or database inside.
 
 pub mod cli;
+pub mod config;
+pub mod http;
+pub mod jobs;
 pub mod report;
 pub mod sim;
 pub mod spec;
 pub mod stats;
+pub mod store;
+pub mod telemetry;
 pub mod theory;

@@ -1,6 +1,8 @@
 use clap::{Parser, Subcommand};
 
 use widthlab::cli::{self, BoundsArgs, RunArgs};
+use widthlab::config::Config;
+use widthlab::http::Application;
 
 /// widthlab: simulate deep ReLU networks at initialization and hold the measured norms of
 /// signals and weight gradients against the width bounds of Arpit & Bengio (2019).
@@ -13,6 +15,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the HTTP API with an embedded SQLite database (the default with no subcommand).
+    Serve(Config),
     /// Run one job spec locally (no server) and print a per-layer table or the full JSON.
     ///
     /// Example: widthlab run spec.json --json
@@ -24,15 +28,28 @@ enum Command {
     Bounds(BoundsArgs),
 }
 
+fn serve(config: Config) -> Result<(), cli::CliError> {
+    widthlab::telemetry::init();
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| cli::CliError { message: format!("starting tokio: {e}"), code: 1 })?;
+    runtime
+        .block_on(async {
+            let app = Application::build(config).await?;
+            let addr = app.local_addr()?;
+            // Printed on stdout so scripts (and the crash test) can find a port-0 server.
+            println!("widthlab listening on http://{addr}");
+            tracing::info!(%addr, "listening");
+            app.run_until_stopped().await
+        })
+        .map_err(|e| cli::CliError { message: format!("{e:#}"), code: 1 })
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Run(args)) => cli::run(&args),
         Some(Command::Bounds(args)) => cli::bounds(&args),
-        None => {
-            eprintln!("usage: widthlab <run|bounds> ...; see widthlab --help");
-            std::process::exit(2);
-        }
+        Some(Command::Serve(config)) => serve(config),
+        None => serve(Config::default()),
     };
     if let Err(e) = result {
         eprintln!("error: {}", e.message);

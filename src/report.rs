@@ -145,6 +145,8 @@ pub struct BoundCheck {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunReport {
     pub spec: Value,
+    /// The variance rule of the hidden layers, in words.
+    pub variance_rule: String,
     pub stamp: Stamp,
     pub layers: Vec<LayerReport>,
     pub pooled: Pooled,
@@ -225,7 +227,7 @@ pub fn build_report(spec: &Spec, sim: &Simulation) -> RunReport {
         gradient_deviation,
     };
     let bound_checks = Bound::ALL.iter().map(|&b| bound_check(b, spec, &pooled, &max_dev)).collect();
-    RunReport { spec: spec.to_json(), stamp: Stamp::for_spec(spec), layers, pooled, bound_checks }
+    RunReport { spec: spec.to_json(), variance_rule: net.variance_rule(), stamp: Stamp::for_spec(spec), layers, pooled, bound_checks }
 }
 
 /// Hold one bound against the simulation. The claim tested is the bound's own at this width:

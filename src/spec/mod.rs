@@ -277,31 +277,27 @@ impl Network {
         self.widths.windows(2).all(|w| w[0] == w[1])
     }
 
+    /// The variance rule of the hidden layers in words, echoed in every result.
+    pub fn variance_rule(&self) -> String {
+        match self.weights {
+            Weights::Plain(init) => init.rule(),
+            Weights::Normalized(_) => "w_i = g v_i / ||v_i|| with isotropic v; E W_ij^2 = g^2/n_{l-1}".to_string(),
+        }
+    }
+
+    /// Normalized network JSON: parses back to the same network.
     pub fn to_json(&self) -> Value {
-        let (init, rule) = match self.weights {
-            Weights::Plain(init) => (init.to_json(), init.rule()),
-            Weights::Normalized(_) => (
-                Value::Null,
-                "w_i = g v_i / ||v_i|| with isotropic v; E W_ij^2 = g^2/n_{l-1}".to_string(),
-            ),
+        let (init, weight_norm) = match self.weights {
+            Weights::Plain(init) => (init.to_json(), Value::Null),
+            Weights::Normalized(wn) => (Value::Null, wn.to_json()),
         };
-        let weight_norm = match self.weights {
-            Weights::Normalized(wn) => wn.to_json(),
-            Weights::Plain(_) => Value::Null,
-        };
-        let mut v = json!({
+        json!({
             "input_dim": self.input_dim,
-            "depth": self.depth(),
             "widths": self.widths,
             "init": init,
             "weight_norm": weight_norm,
-            "variance_rule": rule,
-            "head": {"classes": self.classes, "output_weights": "N(0, 1)", "targets": "uniform entries, normalized"},
-        });
-        if self.is_uniform() {
-            v["width"] = json!(self.widths[0]);
-        }
-        v
+            "head": {"classes": self.classes},
+        })
     }
 }
 
@@ -330,7 +326,7 @@ pub struct Estimate {
 }
 
 impl Spec {
-    /// Normalized spec JSON with every default filled in.
+    /// Normalized spec JSON with every default filled in; [`parse_spec`] of it gives `self` back.
     pub fn to_json(&self) -> Value {
         json!({
             "kind": self.kind,

@@ -376,14 +376,13 @@ mod tests {
         let n = s.to_json();
         assert_eq!(n["network"]["init"]["fan"], "out");
         assert_eq!(n["seed"], 7);
-        // Normalized JSON parses back to the same spec (apart from echo-only fields).
-        let mut back = n.clone();
-        back["network"].as_object_mut().unwrap().remove("variance_rule");
-        back["network"].as_object_mut().unwrap().remove("width");
-        back["network"].as_object_mut().unwrap().remove("depth");
-        back["network"]["head"] = json!({"classes": 20});
-        back["network"].as_object_mut().unwrap().remove("weight_norm");
-        assert_eq!(parse_spec(&back, &Limits::default()).unwrap(), s);
+        // Normalized JSON parses back to the same spec.
+        assert_eq!(parse_spec(&n, &Limits::default()).unwrap(), s);
+        let wn = with(&["network", "init"], Value::Null);
+        let mut wn = wn;
+        wn["network"]["weight_norm"] = json!({"gain": 1.5, "direction": "orthogonal"});
+        let s = parse_spec(&wn, &Limits::default()).unwrap();
+        assert_eq!(parse_spec(&s.to_json(), &Limits::default()).unwrap(), s);
     }
 
     #[test]

@@ -129,6 +129,23 @@ pub struct BoundReport {
     pub notes: Vec<String>,
 }
 
+/// The calculator's answer as JSON: the inputs and every bound side by side
+/// (`widthlab bounds --json` and `GET /v1/bounds`).
+pub fn bounds_json(inputs: &BoundInputs, width: Option<u64>) -> serde_json::Value {
+    serde_json::json!({
+        "inputs": {
+            "epsilon": inputs.epsilon,
+            "delta": inputs.delta,
+            "depth": inputs.depth,
+            "samples": inputs.samples,
+            "width": width,
+            "epsilon_prime": inputs.epsilon_prime(),
+            "log_term": inputs.log_term(),
+        },
+        "bounds": all_bounds(inputs, width),
+    })
+}
+
 /// Evaluate every bound; `width` adds the guaranteed epsilon at that width.
 pub fn all_bounds(inputs: &BoundInputs, width: Option<u64>) -> Vec<BoundReport> {
     Bound::ALL.iter().map(|&b| evaluate(b, inputs, width)).collect()

@@ -1,0 +1,62 @@
+//! Server configuration: one struct, from flags and `WIDTHLAB_*` environment variables.
+
+use clap::Args;
+
+use crate::spec::Limits;
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "WIDTHLAB_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// SQLite database: a file path or a sqlite:// URL. Created and migrated on start.
+    #[arg(long = "database-url", env = "WIDTHLAB_DATABASE_URL", default_value = "widthlab.db")]
+    pub database_url: String,
+    /// Compute threads for simulations (default: all cores).
+    #[arg(long, env = "WIDTHLAB_THREADS")]
+    pub threads: Option<usize>,
+    /// Jobs computed at the same time.
+    #[arg(long = "max-running", env = "WIDTHLAB_MAX_RUNNING", default_value_t = 1)]
+    pub max_running: usize,
+    /// Queued jobs accepted before POST /v1/jobs answers 503.
+    #[arg(long = "max-queued", env = "WIDTHLAB_MAX_QUEUED", default_value_t = 1000)]
+    pub max_queued: i64,
+    /// Largest request body in bytes (413 above).
+    #[arg(long = "max-body-bytes", env = "WIDTHLAB_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Per-request timeout in seconds (event streams excepted).
+    #[arg(long = "request-timeout-secs", env = "WIDTHLAB_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Memory a single job may use, in MiB (estimated before it runs; 422 above).
+    #[arg(long = "max-job-memory-mib", env = "WIDTHLAB_MAX_JOB_MEMORY_MIB", default_value_t = 4096)]
+    pub max_job_memory_mib: u64,
+    /// Work a single job may do, in floating-point operations (estimated; 422 above).
+    #[arg(long = "max-job-flops", env = "WIDTHLAB_MAX_JOB_FLOPS", default_value_t = 2e14)]
+    pub max_job_flops: f64,
+}
+
+impl Config {
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_memory_bytes: self.max_job_memory_mib.saturating_mul(1 << 20),
+            max_work: self.max_job_flops,
+            parallel_trials: self.threads(),
+            ..Limits::default()
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        <Wrapper as clap::Parser>::parse_from(["widthlab"]).config
+    }
+}

@@ -1,0 +1,29 @@
+//! `GET /v1/bounds`: the synchronous theory calculator.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::Value;
+
+use super::extract::Params;
+use super::{ApiError, AppState};
+use crate::theory::bounds::{bounds_json, BoundInputs};
+
+pub async fn bounds(State(_): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+    params.only(&["epsilon", "delta", "depth", "samples", "width"])?;
+    let epsilon: f64 = params.require("epsilon", "a finite number > 0")?;
+    let delta: f64 = params.require("delta", "a number in the open interval (0, 1)")?;
+    let depth: u32 = params.require("depth", "an integer in [1, 100000]")?;
+    let samples: u64 = params.require("samples", "an integer in [1, 10^12]")?;
+    let width: Option<u64> = params.parse("width", "an integer in [1, 10^9]")?;
+    if let Some(w) = width {
+        if !(1..=1_000_000_000).contains(&w) {
+            return Err(ApiError::invalid("width", format!("must be an integer in [1, 10^9], got {w}")));
+        }
+    }
+    let inputs = BoundInputs::new(epsilon, delta, depth, samples).map_err(|e| ApiError::invalid(e.field, e.message))?;
+    // The exact-tail search can take a noticeable fraction of a second at large widths:
+    // keep it off the async workers.
+    tokio::task::spawn_blocking(move || Json(bounds_json(&inputs, width)))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}

@@ -1,0 +1,182 @@
+//! Job endpoints: submit, list, get, results, cancel, delete.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::extract::{JsonBody, Params};
+use super::{ApiError, AppState};
+use crate::jobs::job_view;
+use crate::store::{JobRow, ListQuery, Status};
+
+/// Hard cap on `limit` of `GET /v1/jobs`.
+pub const MAX_PAGE: u32 = 100;
+const DEFAULT_PAGE: u32 = 20;
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+pub async fn submit(State(state): State<AppState>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY).ok_or_else(|| {
+                ApiError::BadRequest {
+                    field: Some("Idempotency-Key".into()),
+                    message: format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+                }
+            })?;
+            Some(k.to_string())
+        }
+    };
+    let (row, created) = state.jobs.submit(&body, key.as_deref()).await?;
+    let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let location = format!("/v1/jobs/{}", row.id);
+    Ok((status, [(header::LOCATION, location)], Json(job_view(&row))).into_response())
+}
+
+pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+    params.only(&["status", "kind", "limit", "cursor"])?;
+    let status = match params.get("status") {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::invalid("status", format!("unknown status {s:?}; allowed: queued, running, succeeded, failed, cancelled"))
+        })?),
+    };
+    let kind = params.get("kind");
+    if let Some(k) = kind {
+        if k != "norms" {
+            return Err(ApiError::invalid("kind", format!("unknown kind {k:?}; allowed: norms")));
+        }
+    }
+    let limit: u32 = params.parse("limit", &format!("an integer in [1, {MAX_PAGE}]"))?.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid("limit", format!("must be an integer in [1, {MAX_PAGE}], got {limit}")));
+    }
+    let before_seq: Option<i64> = params.parse("cursor", "a cursor returned as next_cursor by this endpoint")?;
+    let rows = state.jobs.store().list_jobs(&ListQuery { status, kind, limit, before_seq }).await?;
+    let next_cursor = if rows.len() == limit as usize { rows.last().map(|r| r.seq.to_string()) } else { None };
+    Ok(Json(json!({
+        "jobs": rows.iter().map(job_view).collect::<Vec<_>>(),
+        "next_cursor": next_cursor,
+    })))
+}
+
+async fn find(state: &AppState, id: &str) -> Result<JobRow, ApiError> {
+    state.jobs.store().job(id).await?.ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))
+}
+
+pub async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(job_view(&find(&state, &id).await?)))
+}
+
+/// Per-layer statistics as CSV columns: header name and JSON pointer into a layer report.
+const LAYER_COLUMNS: &[&str] = &[
+    "/layer",
+    "/width",
+    "/fan_in",
+    "/weight_variance",
+    "/forward/count",
+    "/forward/undefined",
+    "/forward/mean",
+    "/forward/std",
+    "/forward/min",
+    "/forward/max",
+    "/forward/p01",
+    "/forward/p05",
+    "/forward/p50",
+    "/forward/p95",
+    "/forward/p99",
+    "/gradient/count",
+    "/gradient/undefined",
+    "/gradient/mean",
+    "/gradient/std",
+    "/gradient/min",
+    "/gradient/max",
+    "/gradient/p01",
+    "/gradient/p05",
+    "/gradient/p50",
+    "/gradient/p95",
+    "/gradient/p99",
+    "/within_epsilon/forward",
+    "/within_epsilon/gradient",
+    "/predicted/forward/mean",
+    "/predicted/forward/std",
+    "/predicted/forward/mean_square",
+    "/predicted/gradient/mean",
+    "/across_trials/forward_mean/std",
+    "/across_trials/gradient_mean/std",
+];
+
+/// Render rows as CSV with a header row; columns are JSON pointers, headers the pointer with
+/// `/` replaced by `_`. Missing or null values are empty cells.
+pub fn to_csv(rows: &[Value], columns: &[&str]) -> String {
+    let mut out = String::new();
+    let header: Vec<String> = columns.iter().map(|c| c.trim_start_matches('/').replace('/', "_")).collect();
+    out.push_str(&header.join(","));
+    out.push('\n');
+    for row in rows {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| match row.pointer(c) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => csv_quote(s),
+                Some(v) => v.to_string(),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn csv_quote(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn wants_csv(params: &Params) -> Result<bool, ApiError> {
+    params.only(&["format"])?;
+    match params.get("format") {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(other) => Err(ApiError::invalid("format", format!("unknown format {other:?}; allowed: json, csv"))),
+    }
+}
+
+pub async fn layers(State(state): State<AppState>, Path(id): Path<String>, params: Params) -> Result<Response, ApiError> {
+    let csv = wants_csv(&params)?;
+    let job = find(&state, &id).await?;
+    let layers = state.jobs.store().layers(&id).await?;
+    if csv {
+        let body = to_csv(&layers, LAYER_COLUMNS);
+        let disposition = format!("inline; filename=\"widthlab-{id}-layers.csv\"");
+        return Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)],
+            body,
+        )
+            .into_response());
+    }
+    Ok(Json(json!({"job_id": id, "status": job.status, "layers": layers})).into_response())
+}
+
+pub async fn bound_checks(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let job = find(&state, &id).await?;
+    let checks = state.jobs.store().bound_checks(&id).await?;
+    Ok(Json(json!({"job_id": id, "status": job.status, "bound_checks": checks})))
+}
+
+pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let row = state.jobs.cancel(&id).await?;
+    // A queued job is cancelled at once (200); a running one stops at its next layer (202).
+    let status = if row.status().is_terminal() { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((status, Json(job_view(&row))).into_response())
+}
+
+pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    state.jobs.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

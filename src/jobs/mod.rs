@@ -1,0 +1,380 @@
+//! Jobs: submission, the worker that runs them on the compute pool, cancellation, shutdown.
+//!
+//! The worker claims the oldest queued job, runs it on a dedicated rayon pool (never on the
+//! async runtime), streams progress into the row at most every [`PROGRESS_INTERVAL`], and writes
+//! the results in one transaction. HTTP handlers only touch the database and in-memory flags.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::{broadcast, oneshot, watch, Notify, Semaphore};
+
+use crate::report::{build_report, RunReport};
+use crate::sim::{simulate, work_units, Cancelled, Control};
+use crate::spec::{parse_spec, Limits, Spec, SpecError};
+use crate::store::{JobRow, NewJob, Status, Store, StoreError};
+
+/// Progress is written to the database at most this often per job.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    InvalidSpec(#[from] SpecError),
+    #[error("the queue is full ({0} jobs queued)")]
+    QueueFull(i64),
+    #[error("idempotency key reused with a different body")]
+    IdempotencyConflict,
+    #[error("job {0} not found")]
+    NotFound(String),
+    #[error("job {id} is {status}")]
+    WrongState { id: String, status: &'static str },
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for JobError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::IdempotencyConflict => JobError::IdempotencyConflict,
+            other => JobError::Store(other),
+        }
+    }
+}
+
+/// A change of a job, for live listeners (SSE).
+#[derive(Debug, Clone)]
+pub struct JobEvent {
+    pub id: String,
+    pub status: Status,
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Settings of the job system.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    pub threads: usize,
+    pub max_running: usize,
+    pub max_queued: i64,
+    pub limits: Limits,
+}
+
+pub struct Jobs {
+    store: Store,
+    config: JobsConfig,
+    pool: Arc<rayon::ThreadPool>,
+    wake: Notify,
+    slots: Arc<Semaphore>,
+    /// Cancel flags of running jobs, by id.
+    running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    shutdown: Arc<AtomicBool>,
+    stopped: Notify,
+    events: broadcast::Sender<JobEvent>,
+}
+
+/// sha256 of the canonical JSON of a request body (keys sorted by serde_json's map).
+pub fn body_hash(body: &Value) -> String {
+    let digest = Sha256::digest(body.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Jobs {
+    pub fn new(store: Store, config: JobsConfig) -> std::io::Result<Arc<Jobs>> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads.max(1))
+            .thread_name(|i| format!("widthlab-compute-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        let (events, _) = broadcast::channel(1024);
+        Ok(Arc::new(Jobs {
+            store,
+            slots: Arc::new(Semaphore::new(config.max_running.max(1))),
+            config,
+            pool: Arc::new(pool),
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+            shutdown: Arc::new(AtomicBool::new(false)),
+            stopped: Notify::new(),
+            events,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.events.subscribe()
+    }
+
+    /// Validate and queue a job. Returns the job and whether it was created (false: an
+    /// idempotent replay of an earlier submission).
+    pub async fn submit(&self, body: &Value, idempotency_key: Option<&str>) -> Result<(JobRow, bool), JobError> {
+        let spec = parse_spec(body, &self.config.limits)?;
+        let hash = body_hash(body);
+        if let Some(key) = idempotency_key {
+            if let Some(existing) = self.store.job_by_idempotency_key(key).await? {
+                return if existing.spec_hash == hash { Ok((existing, false)) } else { Err(JobError::IdempotencyConflict) };
+            }
+        }
+        let queued = self.store.count_queued().await?;
+        if queued >= self.config.max_queued {
+            return Err(JobError::QueueFull(queued));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let spec_json = spec.to_json();
+        let (row, created) = self
+            .store
+            .insert_job(NewJob {
+                id: &id,
+                kind: "norms",
+                spec: &spec_json,
+                spec_hash: &hash,
+                idempotency_key,
+                progress_total: work_units(&spec),
+                seed: spec.seed,
+            })
+            .await?;
+        if created {
+            self.publish(&row);
+            self.wake.notify_one();
+        }
+        Ok((row, created))
+    }
+
+    /// Cancel a job: queued jobs at once, running ones at the next layer boundary.
+    pub async fn cancel(&self, id: &str) -> Result<JobRow, JobError> {
+        let before = self.store.job(id).await?.ok_or_else(|| JobError::NotFound(id.to_string()))?;
+        if before.status().is_terminal() {
+            return Err(JobError::WrongState { id: id.to_string(), status: before.status().as_str() });
+        }
+        let row = self.store.request_cancel(id).await?.ok_or_else(|| JobError::NotFound(id.to_string()))?;
+        if let Some(flag) = self.lock_running().get(id) {
+            flag.store(true, Ordering::Relaxed);
+        }
+        self.publish(&row);
+        Ok(row)
+    }
+
+    /// Delete a terminal job and its results.
+    pub async fn delete(&self, id: &str) -> Result<(), JobError> {
+        let row = self.store.job(id).await?.ok_or_else(|| JobError::NotFound(id.to_string()))?;
+        if !row.status().is_terminal() || !self.store.delete_terminal(id).await? {
+            return Err(JobError::WrongState { id: id.to_string(), status: row.status().as_str() });
+        }
+        Ok(())
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AtomicBool>>> {
+        self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn publish(&self, row: &JobRow) {
+        let _ = self.events.send(JobEvent {
+            id: row.id.clone(),
+            status: row.status(),
+            done: row.progress_done.max(0) as u64,
+            total: row.progress_total.max(0) as u64,
+        });
+    }
+
+    /// The worker loop: claim, run, repeat, until [`Jobs::shutdown`].
+    pub async fn run_worker(self: Arc<Self>) {
+        loop {
+            if self.shutdown.load(Ordering::Relaxed) {
+                break;
+            }
+            let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
+            if self.shutdown.load(Ordering::Relaxed) {
+                break;
+            }
+            match self.store.claim_next().await {
+                Ok(Some(job)) => {
+                    self.publish(&job);
+                    let jobs = self.clone();
+                    tokio::spawn(async move {
+                        jobs.run_job(job).await;
+                        drop(permit);
+                        jobs.wake.notify_one();
+                    });
+                }
+                Ok(None) => {
+                    drop(permit);
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = self.stopped.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                }
+                Err(e) => {
+                    drop(permit);
+                    tracing::error!(error = %e, "claiming a job failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn run_job(&self, job: JobRow) {
+        let id = job.id.clone();
+        let spec_value: Value = match serde_json::from_str(&job.spec) {
+            Ok(v) => v,
+            Err(e) => return self.fail(&id, &format!("stored spec is not JSON: {e}")).await,
+        };
+        // Stored specs were valid when queued; a later, stricter limit fails them cleanly.
+        let spec = match parse_spec(&spec_value, &self.config.limits) {
+            Ok(s) => s,
+            Err(e) => return self.fail(&id, &format!("stored spec no longer valid: {e}")).await,
+        };
+        tracing::info!(job = %id, attempt = job.attempt, "job started");
+        let cancel = Arc::new(AtomicBool::new(job.cancel_requested != 0));
+        self.lock_running().insert(id.clone(), cancel.clone());
+        let started = std::time::Instant::now();
+        let outcome = self.compute(spec, cancel.clone(), &id).await;
+        self.lock_running().remove(&id);
+        let result = match outcome {
+            Ok(Ok(report)) => {
+                let summary = summary(&report);
+                self.store.finish_succeeded(&id, &report, &summary).await.map(|_| ())
+            }
+            Ok(Err(Cancelled)) if !cancel.load(Ordering::Relaxed) => {
+                tracing::info!(job = %id, "job re-queued by shutdown");
+                self.store.requeue(&id).await.map(|_| ())
+            }
+            Ok(Err(Cancelled)) => self.store.finish_cancelled(&id).await.map(|_| ()),
+            Err(message) => self.store.finish_failed(&id, &message).await.map(|_| ()),
+        };
+        if let Err(e) = result {
+            tracing::error!(job = %id, error = %e, "storing the job's outcome failed");
+        }
+        if let Ok(Some(row)) = self.store.job(&id).await {
+            tracing::info!(job = %id, status = row.status().as_str(), secs = started.elapsed().as_secs_f64(), "job ended");
+            self.publish(&row);
+        }
+    }
+
+    async fn fail(&self, id: &str, message: &str) {
+        if let Err(e) = self.store.finish_failed(id, message).await {
+            tracing::error!(job = %id, error = %e, "marking the job failed");
+        }
+        if let Ok(Some(row)) = self.store.job(id).await {
+            self.publish(&row);
+        }
+    }
+
+    /// Run the simulation on the compute pool; progress flows back over a watch channel and is
+    /// written by this task at a bounded rate. `Err` carries a panic message.
+    async fn compute(
+        &self,
+        spec: Spec,
+        cancel: Arc<AtomicBool>,
+        id: &str,
+    ) -> Result<Result<RunReport, Cancelled>, String> {
+        let total = work_units(&spec);
+        let (progress_tx, mut progress_rx) = watch::channel((0u64, total));
+        let (done_tx, mut done_rx) = oneshot::channel();
+        let shutdown = self.shutdown.clone();
+        self.pool.spawn(move || {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let progress = |done: u64, total: u64| {
+                    progress_tx.send_replace((done, total));
+                };
+                let cancelled = || cancel.load(Ordering::Relaxed) || shutdown.load(Ordering::Relaxed);
+                let ctl = Control { progress: &progress, cancelled: &cancelled };
+                simulate(&spec, &ctl).map(|sim| build_report(&spec, &sim))
+            }));
+            let _ = done_tx.send(result.map_err(|p| {
+                p.downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "the computation panicked".into())
+            }));
+        });
+        let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
+        loop {
+            tokio::select! {
+                res = &mut done_rx => {
+                    return res.unwrap_or_else(|_| Err("the computation ended without a result".into()));
+                }
+                _ = tick.tick() => {
+                    if progress_rx.has_changed().unwrap_or(false) {
+                        let (done, total) = *progress_rx.borrow_and_update();
+                        if let Err(e) = self.store.set_progress(id, done, total).await {
+                            tracing::warn!(job = %id, error = %e, "progress update failed");
+                        }
+                        let _ = self.events.send(JobEvent { id: id.to_string(), status: Status::Running, done, total });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stop: no new claims; running jobs stop at the next layer and go back to the queue.
+    /// Waits up to `grace` for them.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shutdown.store(true, Ordering::Relaxed);
+        self.stopped.notify_waiters();
+        let all = self.config.max_running.max(1) as u32;
+        match tokio::time::timeout(grace, self.slots.acquire_many(all)).await {
+            Ok(Ok(permits)) => permits.forget(),
+            _ => tracing::warn!("running jobs did not stop within {grace:?}; they are re-queued at next start"),
+        }
+        self.slots.close();
+    }
+
+    pub async fn recover(&self) -> Result<u64, StoreError> {
+        self.store.recover().await
+    }
+}
+
+/// The job's headline numbers, stored with it and shown in `GET /v1/jobs/{id}`.
+pub fn summary(report: &RunReport) -> Value {
+    let verdicts: serde_json::Map<String, Value> = report
+        .bound_checks
+        .iter()
+        .map(|c| (c.bound.clone(), serde_json::to_value(c.verdict).unwrap_or(Value::Null)))
+        .collect();
+    json!({
+        "variance_rule": report.variance_rule,
+        "forward_deviation": report.pooled.forward_deviation,
+        "gradient_deviation": report.pooled.gradient_deviation,
+        "max_deviation": report.pooled.max_deviation,
+        "all_within": report.pooled.all_within,
+        "verdicts": verdicts,
+    })
+}
+
+/// The job as the API shows it.
+pub fn job_view(row: &JobRow) -> Value {
+    let parse = |s: &Option<String>| s.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok());
+    json!({
+        "id": row.id,
+        "kind": row.kind,
+        "status": row.status,
+        "progress": {"done": row.progress_done, "total": row.progress_total},
+        "spec": serde_json::from_str::<Value>(&row.spec).unwrap_or(Value::Null),
+        "created_at": row.created_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "error": row.error,
+        "summary": parse(&row.summary),
+        "stamp": parse(&row.stamp),
+        "attempt": row.attempt,
+        "cancel_requested": row.cancel_requested != 0,
+        "links": {
+            "self": format!("/v1/jobs/{}", row.id),
+            "layers": format!("/v1/jobs/{}/layers", row.id),
+            "bound_checks": format!("/v1/jobs/{}/bound-checks", row.id),
+        },
+    })
+}
