@@ -6,8 +6,12 @@ use widthlab::http::Application;
 
 /// widthlab: simulate deep ReLU networks at initialization and hold the measured norms of
 /// signals and weight gradients against the width bounds of Arpit & Bengio (2019).
+///
+/// `widthlab serve` (the default) runs the HTTP service with an embedded SQLite database;
+/// `widthlab run SPEC.json` runs one job spec locally and prints per-layer statistics, the
+/// predictions beside them and the bound checks; `widthlab bounds` is the width calculator.
 #[derive(Debug, Parser)]
-#[command(name = "widthlab", version, about, long_about = None)]
+#[command(name = "widthlab", version, verbatim_doc_comment)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -26,6 +30,11 @@ enum Command {
     ///
     /// Example: widthlab bounds --epsilon 0.15 --delta 0.05 --depth 10 --samples 2000 --width 4000
     Bounds(BoundsArgs),
+    /// Exit 0 if GET <url> answers 200 (the container health check; plain HTTP only).
+    Probe {
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
 }
 
 fn serve(config: Config) -> Result<(), cli::CliError> {
@@ -49,6 +58,7 @@ fn main() {
         Some(Command::Run(args)) => cli::run(&args),
         Some(Command::Bounds(args)) => cli::bounds(&args),
         Some(Command::Serve(config)) => serve(config),
+        Some(Command::Probe { url }) => cli::probe(&url),
         None => serve(Config::default()),
     };
     if let Err(e) = result {
