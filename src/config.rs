@@ -33,6 +33,31 @@ pub struct Config {
     /// Work a single job may do, in floating-point operations (estimated; 422 above).
     #[arg(long = "max-job-flops", env = "WIDTHLAB_MAX_JOB_FLOPS", default_value_t = 2e14)]
     pub max_job_flops: f64,
+    /// Bearer tokens (comma-separated). When set, every mutating endpoint needs
+    /// `Authorization: Bearer <token>`; reads stay open.
+    #[arg(long, env = "WIDTHLAB_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    pub tokens: Vec<Token>,
+}
+
+/// A bearer token; never printed (Debug is redacted).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(pub String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Token {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("empty token".into());
+        }
+        Ok(Token(t.to_string()))
+    }
 }
 
 impl Config {

@@ -23,10 +23,19 @@ pub struct RatioStats {
 /// Summary of deviations |1 - r|.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviationStats {
+    #[serde(deserialize_with = "nan_if_null")]
     pub mean: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub std: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub p95: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub max: f64,
+}
+
+/// JSON has no NaN or infinity (serde_json writes them as null): read null back as NaN.
+pub fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Mean, sample standard deviation, min and max of a handful of values (e.g. across trials).

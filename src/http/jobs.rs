@@ -29,7 +29,8 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, JsonBody(
             Some(k.to_string())
         }
     };
-    let (row, created) = state.jobs.submit(&body, key.as_deref()).await?;
+    let (spec, _preset) = crate::presets::expand(&body).map_err(ApiError::Invalid)?;
+    let (row, created) = state.jobs.submit(&spec, key.as_deref()).await?;
     let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
     let location = format!("/v1/jobs/{}", row.id);
     Ok((status, [(header::LOCATION, location)], Json(job_view(&row))).into_response())
@@ -45,8 +46,8 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
     };
     let kind = params.get("kind");
     if let Some(k) = kind {
-        if k != "norms" {
-            return Err(ApiError::invalid("kind", format!("unknown kind {k:?}; allowed: norms")));
+        if k != "norms" && k != "width_sweep" {
+            return Err(ApiError::invalid("kind", format!("unknown kind {k:?}; allowed: norms, width_sweep")));
         }
     }
     let limit: u32 = params.parse("limit", &format!("an integer in [1, {MAX_PAGE}]"))?.unwrap_or(DEFAULT_PAGE);
@@ -110,7 +111,7 @@ const LAYER_COLUMNS: &[&str] = &[
 
 /// Render rows as CSV with a header row; columns are JSON pointers, headers the pointer with
 /// `/` replaced by `_`. Missing or null values are empty cells.
-pub fn to_csv(rows: &[Value], columns: &[&str]) -> String {
+pub(super) fn to_csv(rows: &[Value], columns: &[&str]) -> String {
     let mut out = String::new();
     let header: Vec<String> = columns.iter().map(|c| c.trim_start_matches('/').replace('/', "_")).collect();
     out.push_str(&header.join(","));
@@ -138,7 +139,7 @@ fn csv_quote(s: &str) -> String {
     }
 }
 
-fn wants_csv(params: &Params) -> Result<bool, ApiError> {
+pub(super) fn wants_csv(params: &Params) -> Result<bool, ApiError> {
     params.only(&["format"])?;
     match params.get("format") {
         None | Some("json") => Ok(false),

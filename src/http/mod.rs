@@ -1,9 +1,12 @@
 //! The HTTP service: routes of the stable v1 contract (product.md), errors, middleware.
 
+mod auth;
 mod bounds;
 mod error;
+mod events;
 mod extract;
 mod jobs;
+mod views;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -123,11 +126,21 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/layers", get(jobs::layers))
         .route("/v1/jobs/{id}/bound-checks", get(jobs::bound_checks))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/jobs/{id}/sweep", get(views::sweep))
+        .route("/v1/jobs/{id}/plot.svg", get(views::plot))
         .route("/v1/bounds", get(bounds::bounds))
+        .route("/v1/presets", get(views::list_presets))
+        .route("/", get(views::index))
+        .route("/metrics", get(views::metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
-    api.fallback(not_found)
+    // Event streams live as long as their job: no request timeout.
+    let streams = Router::new().route("/v1/jobs/{id}/events", get(events::events));
+    api.merge(streams)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(axum::middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             ServiceBuilder::new()
@@ -141,6 +154,16 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
         .with_state(state)
+}
+
+/// Count every request by matched route, method and status, with its duration.
+async fn record_metrics(req: Request<axum::body::Body>, next: axum::middleware::Next) -> axum::response::Response {
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = req.method().to_string();
+    let start = std::time::Instant::now();
+    let response = next.run(req).await;
+    crate::metrics::http_request(&route, &method, response.status().as_u16(), start.elapsed());
+    response
 }
 
 async fn not_found() -> ApiError {

@@ -14,9 +14,13 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, oneshot, watch, Notify, Semaphore};
 
-use crate::report::{build_report, RunReport};
+use crate::report::{build_report, RunReport, Stamp};
 use crate::sim::{simulate, work_units, Cancelled, Control};
-use crate::spec::{parse_spec, Limits, Spec, SpecError};
+use crate::spec::{parse_spec, Kind, Limits, Spec, SpecError};
+use crate::sweep::{frontier, point_report};
+
+/// How a job's computation ended: finished (or cancelled), or failed with a message.
+type Outcome = Result<Result<(), Cancelled>, String>;
 use crate::store::{JobRow, NewJob, Status, Store, StoreError};
 
 /// Progress is written to the database at most this often per job.
@@ -137,15 +141,19 @@ impl Jobs {
             .store
             .insert_job(NewJob {
                 id: &id,
-                kind: "norms",
+                kind: spec.kind.as_str(),
                 spec: &spec_json,
                 spec_hash: &hash,
                 idempotency_key,
-                progress_total: work_units(&spec),
+                progress_total: match &spec.sweep {
+                    Some(sweep) => sweep.points().len() as u64,
+                    None => work_units(&spec),
+                },
                 seed: spec.seed,
             })
             .await?;
         if created {
+            crate::metrics::job_submitted();
             self.publish(&row);
             self.wake.notify_one();
         }
@@ -236,17 +244,17 @@ impl Jobs {
             Ok(s) => s,
             Err(e) => return self.fail(&id, &format!("stored spec no longer valid: {e}")).await,
         };
-        tracing::info!(job = %id, attempt = job.attempt, "job started");
+        tracing::info!(job = %id, attempt = job.attempt, kind = spec.kind.as_str(), "job started");
         let cancel = Arc::new(AtomicBool::new(job.cancel_requested != 0));
         self.lock_running().insert(id.clone(), cancel.clone());
         let started = std::time::Instant::now();
-        let outcome = self.compute(spec, cancel.clone(), &id).await;
+        let outcome = match spec.kind {
+            Kind::Norms => self.run_norms(&id, spec, &cancel).await,
+            Kind::WidthSweep => self.run_sweep(&id, spec, &cancel).await,
+        };
         self.lock_running().remove(&id);
         let result = match outcome {
-            Ok(Ok(report)) => {
-                let summary = summary(&report);
-                self.store.finish_succeeded(&id, &report, &summary).await.map(|_| ())
-            }
+            Ok(Ok(())) => Ok(()),
             Ok(Err(Cancelled)) if !cancel.load(Ordering::Relaxed) => {
                 tracing::info!(job = %id, "job re-queued by shutdown");
                 self.store.requeue(&id).await.map(|_| ())
@@ -257,10 +265,65 @@ impl Jobs {
         if let Err(e) = result {
             tracing::error!(job = %id, error = %e, "storing the job's outcome failed");
         }
+        crate::metrics::job_finished(started.elapsed());
         if let Ok(Some(row)) = self.store.job(&id).await {
             tracing::info!(job = %id, status = row.status().as_str(), secs = started.elapsed().as_secs_f64(), "job ended");
             self.publish(&row);
         }
+    }
+
+    /// A `norms` job: one simulation, results in one transaction.
+    async fn run_norms(&self, id: &str, spec: Spec, cancel: &Arc<AtomicBool>) -> Outcome {
+        let stamp = serde_json::to_value(Stamp::for_spec(&spec)).unwrap_or(Value::Null);
+        let computed = self
+            .compute(id, cancel, None, move |ctl| simulate(&spec, ctl).map(|sim| build_report(&spec, &sim)))
+            .await?;
+        let report = match computed {
+            Ok(r) => r,
+            Err(c) => return Ok(Err(c)),
+        };
+        self.store
+            .finish_succeeded(id, Some(&report), &stamp, &summary(&report))
+            .await
+            .map_err(|e| format!("storing results: {e}"))?;
+        Ok(Ok(()))
+    }
+
+    /// A `width_sweep` job: points run in grid order and are stored as each completes;
+    /// points an interrupted attempt already stored are kept (they are deterministic).
+    async fn run_sweep(&self, id: &str, spec: Spec, cancel: &Arc<AtomicBool>) -> Outcome {
+        let points = spec.sweep.as_ref().map(|s| s.points()).unwrap_or_default();
+        let total = points.len() as u64;
+        let stored = self.store.sweep_points(id).await.map_err(|e| format!("reading sweep points: {e}"))?;
+        let mut done: Vec<usize> = stored.iter().map(|p| p.point).collect();
+        for point in points {
+            if done.contains(&point.index) {
+                continue;
+            }
+            let point_spec = spec.point_spec(point);
+            let progress_at = Some((done.len() as u64, total));
+            let computed = self
+                .compute(id, cancel, progress_at, move |ctl| {
+                    simulate(&point_spec, ctl).map(|sim| point_report(&point_spec, point, &sim))
+                })
+                .await?;
+            let report = match computed {
+                Ok(r) => r,
+                Err(c) => return Ok(Err(c)),
+            };
+            self.store.put_sweep_point(id, &report).await.map_err(|e| format!("storing sweep point: {e}"))?;
+            done.push(point.index);
+            let n = done.len() as u64;
+            let _ = self.store.set_progress(id, n, total).await;
+            let _ = self.events.send(JobEvent { id: id.to_string(), status: Status::Running, done: n, total });
+        }
+        let all = self.store.sweep_points(id).await.map_err(|e| format!("reading sweep points: {e}"))?;
+        let summary = json!({"points": all.len(), "frontier": frontier(&spec, &all)});
+        let mut stamp = Stamp::for_spec(&spec);
+        stamp.method = "dense; point seeds = splitmix64(seed ^ (point + 1) * 0x9E3779B97F4A7C15)".into();
+        let stamp = serde_json::to_value(stamp).unwrap_or(Value::Null);
+        self.store.finish_succeeded(id, None, &stamp, &summary).await.map_err(|e| format!("storing results: {e}"))?;
+        Ok(Ok(()))
     }
 
     async fn fail(&self, id: &str, message: &str) {
@@ -272,26 +335,27 @@ impl Jobs {
         }
     }
 
-    /// Run the simulation on the compute pool; progress flows back over a watch channel and is
-    /// written by this task at a bounded rate. `Err` carries a panic message.
-    async fn compute(
+    /// Run `work` on the compute pool. Progress flows back over a watch channel and is written
+    /// by this task at a bounded rate (unless `coarse` is set: then the job's progress is
+    /// counted by the caller, e.g. in sweep points). `Err` carries a panic message.
+    async fn compute<T: Send + 'static>(
         &self,
-        spec: Spec,
-        cancel: Arc<AtomicBool>,
         id: &str,
-    ) -> Result<Result<RunReport, Cancelled>, String> {
-        let total = work_units(&spec);
-        let (progress_tx, mut progress_rx) = watch::channel((0u64, total));
+        cancel: &Arc<AtomicBool>,
+        coarse: Option<(u64, u64)>,
+        work: impl FnOnce(&Control) -> Result<T, Cancelled> + Send + 'static,
+    ) -> Result<Result<T, Cancelled>, String> {
+        let (progress_tx, mut progress_rx) = watch::channel((0u64, 0u64));
         let (done_tx, mut done_rx) = oneshot::channel();
         let shutdown = self.shutdown.clone();
+        let cancel = cancel.clone();
         self.pool.spawn(move || {
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 let progress = |done: u64, total: u64| {
                     progress_tx.send_replace((done, total));
                 };
                 let cancelled = || cancel.load(Ordering::Relaxed) || shutdown.load(Ordering::Relaxed);
-                let ctl = Control { progress: &progress, cancelled: &cancelled };
-                simulate(&spec, &ctl).map(|sim| build_report(&spec, &sim))
+                work(&Control { progress: &progress, cancelled: &cancelled })
             }));
             let _ = done_tx.send(result.map_err(|p| {
                 p.downcast_ref::<&str>()
@@ -307,7 +371,7 @@ impl Jobs {
                     return res.unwrap_or_else(|_| Err("the computation ended without a result".into()));
                 }
                 _ = tick.tick() => {
-                    if progress_rx.has_changed().unwrap_or(false) {
+                    if coarse.is_none() && progress_rx.has_changed().unwrap_or(false) {
                         let (done, total) = *progress_rx.borrow_and_update();
                         if let Err(e) = self.store.set_progress(id, done, total).await {
                             tracing::warn!(job = %id, error = %e, "progress update failed");
@@ -375,6 +439,9 @@ pub fn job_view(row: &JobRow) -> Value {
             "self": format!("/v1/jobs/{}", row.id),
             "layers": format!("/v1/jobs/{}/layers", row.id),
             "bound_checks": format!("/v1/jobs/{}/bound-checks", row.id),
+            "sweep": format!("/v1/jobs/{}/sweep", row.id),
+            "events": format!("/v1/jobs/{}/events", row.id),
+            "plot": format!("/v1/jobs/{}/plot.svg", row.id),
         },
     })
 }

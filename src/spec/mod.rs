@@ -39,6 +39,8 @@ pub struct Limits {
     pub max_samples: usize,
     pub max_trials: usize,
     pub max_classes: usize,
+    /// Points of a width x depth grid.
+    pub max_sweep_points: usize,
     /// Peak memory of a run: concurrent trials' buffers plus the stored ratios.
     pub max_memory_bytes: u64,
     /// Work estimate in floating-point operations (matrix products, weight draws, QR).
@@ -56,6 +58,7 @@ impl Default for Limits {
             max_samples: 1_000_000,
             max_trials: 1_000_000,
             max_classes: 10_000,
+            max_sweep_points: 64,
             max_memory_bytes: 4 << 30,
             max_work: 2e14,
             parallel_trials: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -66,7 +69,46 @@ impl Default for Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
+    /// One network configuration, measured layer by layer.
     Norms,
+    /// The same measurement at every width (x depth) of a grid; one result per point.
+    WidthSweep,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Norms => "norms",
+            Kind::WidthSweep => "width_sweep",
+        }
+    }
+}
+
+/// The grid of a `width_sweep`: every width at every depth (depth-major order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sweep {
+    pub widths: Vec<usize>,
+    pub depths: Vec<usize>,
+}
+
+/// One point of a sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepPoint {
+    pub index: usize,
+    pub width: usize,
+    pub depth: usize,
+}
+
+impl Sweep {
+    pub fn points(&self) -> Vec<SweepPoint> {
+        let mut out = Vec::with_capacity(self.widths.len() * self.depths.len());
+        for &depth in &self.depths {
+            for &width in &self.widths {
+                out.push(SweepPoint { index: out.len(), width, depth });
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -315,6 +357,8 @@ pub struct Spec {
     pub delta: f64,
     pub seed: u64,
     pub precision: Precision,
+    /// The grid of a `width_sweep` (None for `norms`).
+    pub sweep: Option<Sweep>,
     pub(crate) _valid: Valid,
 }
 
@@ -328,9 +372,17 @@ pub struct Estimate {
 impl Spec {
     /// Normalized spec JSON with every default filled in; [`parse_spec`] of it gives `self` back.
     pub fn to_json(&self) -> Value {
+        let mut network = self.network.to_json();
+        if let Some(sweep) = &self.sweep {
+            if let Some(obj) = network.as_object_mut() {
+                obj.remove("widths");
+                obj.insert("widths_to_sweep".into(), json!(sweep.widths));
+                obj.insert("depths_to_sweep".into(), json!(sweep.depths));
+            }
+        }
         json!({
             "kind": self.kind,
-            "network": self.network.to_json(),
+            "network": network,
             "samples": self.samples,
             "trials": self.trials,
             "input": {"distribution": self.input},
@@ -341,8 +393,33 @@ impl Spec {
         })
     }
 
-    /// Memory and work of the dense engine for this spec with `parallel_trials` trials at once.
+    /// The `norms` spec of one sweep point: uniform width and depth, its own seed
+    /// (`splitmix64(seed ^ (index + 1) * golden)`, so points are independent and reproducible).
+    pub fn point_spec(&self, point: SweepPoint) -> Spec {
+        let mut network = self.network.clone();
+        network.widths = vec![point.width; point.depth];
+        let mix = self.seed ^ (point.index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Spec {
+            kind: Kind::Norms,
+            network,
+            seed: crate::sim::rng::splitmix64(mix),
+            sweep: None,
+            ..self.clone()
+        }
+    }
+
+    /// Memory (peak over points) and work (sum over points) of the spec.
     pub fn estimate(&self, parallel_trials: usize) -> Estimate {
+        match &self.sweep {
+            None => self.estimate_one(parallel_trials),
+            Some(sweep) => sweep.points().iter().fold(Estimate { memory_bytes: 0, work_flops: 0.0 }, |acc, &p| {
+                let e = self.point_spec(p).estimate_one(parallel_trials);
+                Estimate { memory_bytes: acc.memory_bytes.max(e.memory_bytes), work_flops: acc.work_flops + e.work_flops }
+            }),
+        }
+    }
+
+    fn estimate_one(&self, parallel_trials: usize) -> Estimate {
         let net = &self.network;
         let b = self.precision.bytes();
         let n = self.samples as u64;

@@ -29,6 +29,8 @@ struct RawNetwork {
     init: Option<RawInit>,
     weight_norm: Option<RawWeightNorm>,
     head: Option<RawHead>,
+    widths_to_sweep: Option<Vec<i64>>,
+    depths_to_sweep: Option<Vec<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -62,7 +64,9 @@ struct RawInput {
 /// The allowed values of a field, for messages about wrong types and unknown fields.
 fn allowed(field: &str) -> &'static str {
     match field {
-        "kind" => "\"norms\"",
+        "kind" => "\"norms\" or \"width_sweep\"",
+        "network.widths_to_sweep" => "a non-empty array of at most max_sweep_points integers in [1, max_width]",
+        "network.depths_to_sweep" => "a non-empty array of integers in [1, max_depth]",
         "network" => "an object with input_dim, depth + width or widths, init, weight_norm, head",
         "network.input_dim" => "an integer in [1, max_input_dim]",
         "network.depth" => "an integer in [1, max_depth]",
@@ -137,12 +141,15 @@ fn unused(field: &str, present: bool, why: &str) -> Result<(), SpecError> {
 fn convert(raw: RawSpec, limits: &Limits) -> Result<Spec, SpecError> {
     let kind = match raw.kind.as_deref() {
         None | Some("norms") => Kind::Norms,
-        Some(other) => return Err(SpecError::new("kind", format!("unknown kind {other:?}; allowed: \"norms\""))),
+        Some("width_sweep") => Kind::WidthSweep,
+        Some(other) => {
+            return Err(SpecError::new("kind", format!("unknown kind {other:?}; allowed: \"norms\" or \"width_sweep\"")))
+        }
     };
-    let network = convert_network(
-        raw.network.ok_or_else(|| SpecError::new("network", "required: an object with input_dim, depth + width or widths, init"))?,
-        limits,
-    )?;
+    let mut raw_network =
+        raw.network.ok_or_else(|| SpecError::new("network", "required: an object with input_dim, depth + width or widths, init"))?;
+    let sweep = take_sweep(kind, &mut raw_network, limits)?;
+    let network = convert_network(raw_network, limits)?;
     let samples = int_in("samples", raw.samples.unwrap_or(2000), 1, limits.max_samples)?;
     let trials = int_in("trials", raw.trials.unwrap_or(1), 1, limits.max_trials)?;
     let input = match raw.input.and_then(|i| i.distribution).as_deref() {
@@ -171,9 +178,63 @@ fn convert(raw: RawSpec, limits: &Limits) -> Result<Spec, SpecError> {
         }
     };
     let seed = raw.seed.unwrap_or_else(rand::random);
-    let spec = Spec { kind, network, samples, trials, input, epsilon, delta, seed, precision, _valid: Valid(()) };
+    let spec = Spec { kind, network, samples, trials, input, epsilon, delta, seed, precision, sweep, _valid: Valid(()) };
     check_estimate(&spec, limits)?;
     Ok(spec)
+}
+
+/// For `width_sweep`: take the grid out of the network (leaving a valid base network of the
+/// first point); for `norms`: refuse the sweep fields.
+fn take_sweep(kind: Kind, net: &mut RawNetwork, limits: &Limits) -> Result<Option<Sweep>, SpecError> {
+    let list = |field: &str, v: &[i64], hi: usize| -> Result<Vec<usize>, SpecError> {
+        if v.is_empty() || v.len() > limits.max_sweep_points {
+            return Err(SpecError::new(
+                field,
+                format!("must hold between 1 and {} entries, got {}", limits.max_sweep_points, v.len()),
+            ));
+        }
+        v.iter().enumerate().map(|(i, &x)| int_in(&format!("{field}[{i}]"), x, 1, hi)).collect()
+    };
+    match kind {
+        Kind::Norms => {
+            unused("network.widths_to_sweep", net.widths_to_sweep.is_some(), "by kind norms (use kind width_sweep)")?;
+            unused("network.depths_to_sweep", net.depths_to_sweep.is_some(), "by kind norms (use kind width_sweep)")?;
+            Ok(None)
+        }
+        Kind::WidthSweep => {
+            let why = "by kind width_sweep: the widths come from widths_to_sweep";
+            unused("network.width", net.width.is_some(), why)?;
+            unused("network.widths", net.widths.is_some(), why)?;
+            let widths = list(
+                "network.widths_to_sweep",
+                net.widths_to_sweep
+                    .as_deref()
+                    .ok_or_else(|| SpecError::new("network.widths_to_sweep", "required for kind width_sweep: a non-empty array of widths"))?,
+                limits.max_width,
+            )?;
+            let depths = match (net.depths_to_sweep.as_deref(), net.depth) {
+                (Some(_), Some(_)) => {
+                    return Err(SpecError::new("network.depth", "give either depth or depths_to_sweep, not both"))
+                }
+                (Some(ds), None) => list("network.depths_to_sweep", ds, limits.max_depth)?,
+                (None, Some(d)) => vec![int_in("network.depth", d, 1, limits.max_depth)?],
+                (None, None) => {
+                    return Err(SpecError::new("network.depth", "required for kind width_sweep (or give depths_to_sweep)"))
+                }
+            };
+            if widths.len() * depths.len() > limits.max_sweep_points {
+                return Err(SpecError::new(
+                    "network.widths_to_sweep",
+                    format!("the grid has {} points; at most {} are allowed", widths.len() * depths.len(), limits.max_sweep_points),
+                ));
+            }
+            net.depth = Some(depths[0] as i64);
+            net.width = Some(widths[0] as i64);
+            net.widths_to_sweep = None;
+            net.depths_to_sweep = None;
+            Ok(Some(Sweep { widths, depths }))
+        }
+    }
 }
 
 fn check_estimate(spec: &Spec, limits: &Limits) -> Result<(), SpecError> {

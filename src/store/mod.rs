@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqlitePool};
 
 use crate::report::RunReport;
+use crate::sweep::PointReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -238,15 +239,22 @@ impl Store {
         Ok(())
     }
 
-    /// running -> succeeded with every result row, in one transaction.
-    pub async fn finish_succeeded(&self, id: &str, report: &RunReport, summary: &Value) -> Result<bool, StoreError> {
+    /// running -> succeeded with every result row, in one transaction. `report` carries the
+    /// per-layer rows and bound checks of a `norms` job (sweeps store their points as they go).
+    pub async fn finish_succeeded(
+        &self,
+        id: &str,
+        report: Option<&RunReport>,
+        stamp: &Value,
+        summary: &Value,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE jobs SET status = 'succeeded', finished_at = ?, stamp = ?, summary = ?, progress_done = progress_total, error = NULL
              WHERE id = ? AND status = 'running'",
         )
         .bind(now())
-        .bind(serde_json::to_string(&report.stamp)?)
+        .bind(stamp.to_string())
         .bind(summary.to_string())
         .bind(id)
         .execute(&mut *tx)
@@ -255,7 +263,11 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        for layer in &report.layers {
+        let (layers, checks) = match report {
+            Some(r) => (r.layers.as_slice(), r.bound_checks.as_slice()),
+            None => (&[][..], &[][..]),
+        };
+        for layer in layers {
             sqlx::query(
                 "INSERT INTO layer_stats (job_id, layer, width, forward_mean, forward_std, gradient_mean, gradient_std, data)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -271,7 +283,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for check in &report.bound_checks {
+        for check in checks {
             sqlx::query("INSERT INTO bound_checks (job_id, bound, verdict, data) VALUES (?, ?, ?, ?)")
                 .bind(id)
                 .bind(&check.bound)
@@ -355,6 +367,28 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// Store one finished sweep point (replacing a row an interrupted attempt left).
+    pub async fn put_sweep_point(&self, id: &str, point: &PointReport) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR REPLACE INTO sweep_points (job_id, point, width, depth, data) VALUES (?, ?, ?, ?, ?)")
+            .bind(id)
+            .bind(point.point as i64)
+            .bind(point.width as i64)
+            .bind(point.depth as i64)
+            .bind(serde_json::to_string(point)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The stored points of a sweep, in grid order.
+    pub async fn sweep_points(&self, id: &str) -> Result<Vec<PointReport>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT data FROM sweep_points WHERE job_id = ? ORDER BY point")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(|(d,)| serde_json::from_str(&d).map_err(StoreError::from)).collect()
     }
 
     pub async fn layers(&self, id: &str) -> Result<Vec<Value>, StoreError> {

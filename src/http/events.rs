@@ -1,0 +1,89 @@
+//! `GET /v1/jobs/{id}/events`: Server-Sent Events of a job's progress, then its final status.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{ApiError, AppState};
+use crate::jobs::{job_view, JobEvent};
+use crate::store::{JobRow, Status};
+
+/// The database is re-read at least this often, so no change is missed.
+const POLL: Duration = Duration::from_secs(1);
+
+fn progress_event(id: &str, status: &str, done: i64, total: i64) -> Event {
+    Event::default().event("progress").data(json!({"id": id, "status": status, "done": done, "total": total}).to_string())
+}
+
+fn final_event(row: &JobRow) -> Event {
+    Event::default().event("status").data(job_view(row).to_string())
+}
+
+enum Phase {
+    Start,
+    Running,
+    Done,
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Subscribe before reading the row, so nothing between the two is lost.
+    let rx = state.jobs.subscribe();
+    let row = state.jobs.store().job(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))?;
+    let init = (Phase::Start, rx, row, state);
+    let stream = stream::unfold(init, |(phase, mut rx, row, state)| async move {
+        match phase {
+            Phase::Done => None,
+            Phase::Start => {
+                let ev = if row.status().is_terminal() {
+                    return Some((Ok(final_event(&row)), (Phase::Done, rx, row, state)));
+                } else {
+                    progress_event(&row.id, &row.status, row.progress_done, row.progress_total)
+                };
+                Some((Ok(ev), (Phase::Running, rx, row, state)))
+            }
+            Phase::Running => loop {
+                let next: Option<JobEvent> = match tokio::time::timeout(POLL, rx.recv()).await {
+                    Ok(Ok(ev)) if ev.id == row.id => Some(ev),
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(RecvError::Lagged(_))) | Err(_) => None,
+                    Ok(Err(RecvError::Closed)) => None,
+                };
+                let terminal_event = next.as_ref().is_some_and(|e| e.status.is_terminal());
+                if let Some(ev) = next.filter(|_| !terminal_event) {
+                    if ev.done as i64 == row.progress_done && ev.status.as_str() == row.status {
+                        continue; // nothing new
+                    }
+                    let e = progress_event(&row.id, Status::as_str(ev.status), ev.done as i64, ev.total as i64);
+                    // Remember what was sent, so the periodic re-read does not repeat it.
+                    let mut seen = row;
+                    seen.progress_done = ev.done as i64;
+                    seen.progress_total = ev.total as i64;
+                    seen.status = ev.status.as_str().to_string();
+                    return Some((Ok(e), (Phase::Running, rx, seen, state)));
+                }
+                // A terminal event, a timeout or a lag: read the row itself.
+                let fresh = match state.jobs.store().job(&row.id).await {
+                    Ok(Some(r)) => r,
+                    // Deleted while watching: end the stream.
+                    _ => return None,
+                };
+                if fresh.status().is_terminal() {
+                    return Some((Ok(final_event(&fresh)), (Phase::Done, rx, fresh, state)));
+                }
+                if fresh.progress_done != row.progress_done || fresh.status != row.status {
+                    let e = progress_event(&fresh.id, &fresh.status, fresh.progress_done, fresh.progress_total);
+                    return Some((Ok(e), (Phase::Running, rx, fresh, state)));
+                }
+            },
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive")))
+}

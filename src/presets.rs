@@ -1,0 +1,155 @@
+//! Named paper configurations: `POST /v1/jobs {"preset": NAME, ...overrides}`.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::spec::SpecError;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Preset {
+    pub name: &'static str,
+    /// The figure of Arpit & Bengio (arXiv 1901.03611, v1) it reproduces.
+    pub figure: &'static str,
+    pub description: &'static str,
+    /// The job spec; any field can be overridden in the request.
+    pub spec: Value,
+}
+
+fn paper_network(init: Value, width: usize) -> Value {
+    json!({"input_dim": 500, "depth": 10, "width": width, "init": init, "head": {"classes": 20}})
+}
+
+fn base(network: Value) -> Value {
+    json!({
+        "kind": "norms",
+        "network": network,
+        "samples": 2000,
+        "trials": 1,
+        "input": {"distribution": "gaussian"},
+        "epsilon": 0.15,
+        "delta": 0.05,
+        "seed": 2019,
+        "precision": "f64",
+    })
+}
+
+pub fn presets() -> Vec<Preset> {
+    let he = json!({"scheme": "he", "fan": "out"});
+    let mut wn_naive = paper_network(Value::Null, 2000);
+    wn_naive["weight_norm"] = json!({"gain": "naive", "direction": "gaussian"});
+    let mut wn_derived = paper_network(Value::Null, 2000);
+    wn_derived["weight_norm"] = json!({"gain": "derived", "direction": "gaussian"});
+    let mut sweep = base(json!({
+        "input_dim": 500, "depth": 10, "init": he, "head": {"classes": 20},
+        "widths_to_sweep": [500, 1000, 2000, 4000]
+    }));
+    sweep["kind"] = json!("width_sweep");
+    vec![
+        Preset {
+            name: "arpit2019-fig1",
+            figure: "Figure 1 (He initialization)",
+            description: "One He (fan-out, N(0, 2/n_l)) network, n0 = 500, 10 layers of width 100, 2000 Gaussian inputs. \
+                          The figure shows the forward ratio ||h^l||/||x|| and the gradient ratio staying near 1 at every \
+                          layer, with a spread that grows with depth (std about 0.11 to 0.23).",
+            spec: base(paper_network(he.clone(), 100)),
+        },
+        Preset {
+            name: "arpit2019-fig1-glorot",
+            figure: "Figure 1 (Glorot initialization, as in the paper's scripts)",
+            description: "The same setting with W ~ N(0, 1/n_l). The figure shows the forward ratio decaying by about \
+                          2^(-1/2) per layer (0.70, 0.51, 0.35, ... down to about 0.02 at layer 10).",
+            spec: base(paper_network(json!({"scheme": "glorot_paper"}), 100)),
+        },
+        Preset {
+            name: "arpit2019-fig3-wn-naive",
+            figure: "Figure 3 (weight normalization, naive gain g = 1)",
+            description: "Weight-normalized network, n0 = 500, 10 layers of width 2000, g = 1, Gaussian directions. \
+                          The figure shows the forward ratio at sqrt(2) after layer 1 and shrinking by 2^(-1/2) per \
+                          layer (0.0625 at layer 10); gradient ratios small but flat (about 0.088, 0.044 at layer 1).",
+            spec: base(wn_naive),
+        },
+        Preset {
+            name: "arpit2019-fig4-wn-derived",
+            figure: "Figure 4 (weight normalization, the derived initialization)",
+            description: "The same network with g^l = sqrt(2 n_(l-1) / n_l). The figure shows forward ratios within a few \
+                          percent of 1 (0.95 to 1.01) and gradient ratios 0.96 to 1.01 at every layer.",
+            spec: base(wn_derived),
+        },
+        Preset {
+            name: "arpit2019-fig6",
+            figure: "Figure 6 (the width bound)",
+            description: "He (fan-out) networks of depth 10 at widths 500, 1000, 2000, 4000, 2000 inputs, delta = 0.05. \
+                          The figure shows the pooled deviation |1 - r| falling with width (mean about 0.10-0.14 at 500, \
+                          0.03-0.04 at 4000) beside the bound's guaranteed epsilon 1.950933, 0.743145, 0.325388, 0.152397.",
+            spec: sweep,
+        },
+    ]
+}
+
+/// Deep-merge `overrides` into `base`: objects merge key by key, anything else replaces.
+fn merge(base: &mut Value, overrides: &Value) {
+    match (base, overrides) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// If `body` names a preset, return the preset's spec with the rest of `body` merged over it
+/// (and the preset's name); otherwise `body` unchanged.
+pub fn expand(body: &Value) -> Result<(Value, Option<&'static str>), SpecError> {
+    let Some(obj) = body.as_object() else { return Ok((body.clone(), None)) };
+    let Some(name) = obj.get("preset") else { return Ok((body.clone(), None)) };
+    let all = presets();
+    let names: Vec<&str> = all.iter().map(|p| p.name).collect();
+    let preset = name
+        .as_str()
+        .and_then(|n| all.iter().find(|p| p.name == n))
+        .ok_or_else(|| SpecError::new("preset", format!("unknown preset {name}; allowed: {}", names.join(", "))))?;
+    let overrides: Map<String, Value> = obj.iter().filter(|(k, _)| *k != "preset").map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut spec = preset.spec.clone();
+    // Switching between init and weight norm replaces the other.
+    if let Some(net) = overrides.get("network").and_then(Value::as_object) {
+        if net.contains_key("init") {
+            spec["network"]["weight_norm"] = Value::Null;
+        }
+        if net.contains_key("weight_norm") {
+            spec["network"]["init"] = Value::Null;
+        }
+    }
+    merge(&mut spec, &Value::Object(overrides));
+    Ok((spec, Some(preset.name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{parse_spec, Limits};
+
+    #[test]
+    fn every_preset_is_a_valid_spec() {
+        for p in presets() {
+            parse_spec(&p.spec, &Limits::default()).unwrap_or_else(|e| panic!("{}: {e}", p.name));
+        }
+    }
+
+    #[test]
+    fn overrides_merge_deeply() {
+        let (spec, name) = expand(&json!({"preset": "arpit2019-fig1", "samples": 10, "network": {"width": 50}})).unwrap();
+        assert_eq!(name, Some("arpit2019-fig1"));
+        assert_eq!(spec["samples"], 10);
+        assert_eq!(spec["network"]["width"], 50);
+        assert_eq!(spec["network"]["input_dim"], 500);
+        let e = expand(&json!({"preset": "nope"})).unwrap_err();
+        assert_eq!(e.field, "preset");
+        assert!(e.message.contains("arpit2019-fig6"));
+    }
+}

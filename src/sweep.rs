@@ -1,0 +1,101 @@
+//! Width (x depth) sweeps: one pooled result per grid point, and the empirical frontier
+//! beside every bound's minimal width (theory.md section 5.3).
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::{build_report, Probability};
+use crate::sim::Simulation;
+use crate::spec::{Spec, SweepPoint};
+use crate::stats::DeviationStats;
+use crate::theory::bounds::{evaluate, Bound, BoundInputs};
+
+/// One bound at one grid point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointBound {
+    pub bound: String,
+    /// Epsilon the bound guarantees at this width and depth.
+    pub guaranteed_epsilon: Option<f64>,
+    /// Minimal width the bound requires for the spec's epsilon at this depth.
+    pub min_width: Option<u64>,
+}
+
+/// The pooled result of one sweep point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointReport {
+    pub point: usize,
+    pub width: usize,
+    pub depth: usize,
+    pub seed: u64,
+    pub forward_deviation: DeviationStats,
+    pub gradient_deviation: DeviationStats,
+    #[serde(deserialize_with = "crate::stats::nan_if_null")]
+    pub max_deviation: f64,
+    /// Probability over networks that every layer of every sample stays within 1 +/- epsilon.
+    pub all_within: Probability,
+    pub bounds: Vec<PointBound>,
+}
+
+/// Summarize a finished point simulation (`point_spec` = `spec.point_spec(point)`).
+pub fn point_report(point_spec: &Spec, point: SweepPoint, sim: &Simulation) -> PointReport {
+    let report = build_report(point_spec, sim);
+    let bounds = match BoundInputs::new(point_spec.epsilon, point_spec.delta, point.depth as u32, point_spec.samples as u64) {
+        Ok(inputs) => Bound::ALL
+            .iter()
+            .map(|&b| {
+                let r = evaluate(b, &inputs, Some(point.width as u64));
+                PointBound { bound: b.name().into(), guaranteed_epsilon: r.guaranteed_epsilon, min_width: r.min_width }
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    PointReport {
+        point: point.index,
+        width: point.width,
+        depth: point.depth,
+        seed: point_spec.seed,
+        forward_deviation: report.pooled.forward_deviation,
+        gradient_deviation: report.pooled.gradient_deviation,
+        max_deviation: report.pooled.max_deviation,
+        all_within: report.pooled.all_within,
+        bounds,
+    }
+}
+
+/// Per depth: the smallest swept width whose observed probability of staying within
+/// 1 +/- epsilon reaches 1 - delta (and the Clopper-Pearson lower limit of it), beside each
+/// bound's minimal width.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrontierRow {
+    pub depth: usize,
+    /// Smallest width with observed probability >= 1 - delta (None: no swept width reached it).
+    pub empirical_min_width: Option<usize>,
+    /// Smallest width whose Clopper-Pearson lower limit reaches 1 - delta (a conservative frontier).
+    pub confident_min_width: Option<usize>,
+    pub bounds: Vec<PointBound>,
+}
+
+pub fn frontier(spec: &Spec, points: &[PointReport]) -> Vec<FrontierRow> {
+    let Some(sweep) = &spec.sweep else { return Vec::new() };
+    let target = 1.0 - spec.delta;
+    sweep
+        .depths
+        .iter()
+        .map(|&depth| {
+            let mut at_depth: Vec<&PointReport> = points.iter().filter(|p| p.depth == depth).collect();
+            at_depth.sort_by_key(|p| p.width);
+            let empirical_min_width = at_depth.iter().find(|p| p.all_within.probability >= target).map(|p| p.width);
+            let confident_min_width = at_depth.iter().find(|p| p.all_within.ci_low >= target).map(|p| p.width);
+            let bounds = match BoundInputs::new(spec.epsilon, spec.delta, depth as u32, spec.samples as u64) {
+                Ok(inputs) => Bound::ALL
+                    .iter()
+                    .map(|&b| {
+                        let r = evaluate(b, &inputs, None);
+                        PointBound { bound: b.name().into(), guaranteed_epsilon: None, min_width: r.min_width }
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            FrontierRow { depth, empirical_min_width, confident_min_width, bounds }
+        })
+        .collect()
+}
