@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::report::{build_report, RunReport};
 use crate::sim::{simulate, work_units, Control};
 use crate::spec::{parse_spec, Limits};
-use crate::theory::bounds::{all_bounds, bounds_json, BoundInputs};
+use crate::theory::bounds::{all_bounds, bounds_answer, BoundInputs};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -163,7 +163,7 @@ fn write_table(out: &mut impl Write, r: &RunReport) -> std::io::Result<()> {
         p.all_within.epsilon, p.all_within.successes, p.all_within.trials, p.all_within.ci_low, p.all_within.ci_high
     )?;
     writeln!(out)?;
-    writeln!(out, "{:<11} {:>9} {:>7} {:>11} {:>9}  {}", "bound", "required", "width", "guaranteed", "verdict", "reason")?;
+    writeln!(out, "{:<11} {:>9} {:>7} {:>11} {:>9}  reason", "bound", "required", "width", "guaranteed", "verdict")?;
     for c in &r.bound_checks {
         writeln!(
             out,
@@ -195,7 +195,7 @@ pub fn bounds(args: &BoundsArgs) -> Result<(), CliError> {
     }
     let mut out = std::io::stdout().lock();
     let res = if args.json {
-        serde_json::to_writer_pretty(&mut out, &bounds_json(&inputs, args.width))
+        serde_json::to_writer_pretty(&mut out, &bounds_answer(&inputs, args.width))
             .map_err(std::io::Error::from)
             .and_then(|_| writeln!(out))
     } else {

@@ -138,10 +138,11 @@ pub fn sweep_svg(title: &str, points: &[PointReport]) -> PlotResult {
             .configure_mesh()
             .x_label_formatter(&|v| format!("{v:.0}"))
             .x_desc("width m (log scale)").y_desc("|1 - r| and guaranteed epsilon (log scale)").draw().map_err(err)?;
-        let series: [(&str, RGBColor, Box<dyn Fn(&PointReport) -> f64>); 3] = [
-            ("forward: pooled mean |1 - r|", BLUE, Box::new(|p| p.forward_deviation.mean)),
-            ("forward: pooled max |1 - r|", RGBColor(31, 119, 180), Box::new(|p| p.forward_deviation.max)),
-            ("gradient: pooled mean |1 - r|", RGBColor(255, 127, 14), Box::new(|p| p.gradient_deviation.mean)),
+        type Pick = fn(&PointReport) -> f64;
+        let series: [(&str, RGBColor, Pick); 3] = [
+            ("forward: pooled mean |1 - r|", BLUE, |p| p.forward_deviation.mean),
+            ("forward: pooled max |1 - r|", RGBColor(31, 119, 180), |p| p.forward_deviation.max),
+            ("gradient: pooled mean |1 - r|", RGBColor(255, 127, 14), |p| p.gradient_deviation.mean),
         ];
         for (label, colour, f) in series {
             let line: Vec<(f64, f64)> =

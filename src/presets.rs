@@ -5,13 +5,17 @@ use serde_json::{json, Map, Value};
 
 use crate::spec::SpecError;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Preset {
+    #[schema(value_type = String)]
     pub name: &'static str,
     /// The figure of Arpit & Bengio (arXiv 1901.03611, v1) it reproduces.
+    #[schema(value_type = String)]
     pub figure: &'static str,
+    #[schema(value_type = String)]
     pub description: &'static str,
     /// The job spec; any field can be overridden in the request.
+    #[schema(value_type = Object)]
     pub spec: Value,
 }
 

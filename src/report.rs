@@ -15,7 +15,7 @@ use crate::theory::bounds::{evaluate, Bound, BoundInputs};
 use crate::theory::predict::{predict, LayerPrediction};
 
 /// What produced a result: enough to reproduce it bit for bit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stamp {
     pub seed: u64,
     pub rng: String,
@@ -46,20 +46,20 @@ impl<'de> Deserialize<'de> for Precision {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Within {
     pub forward: f64,
     pub gradient: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AcrossTrials {
     /// Spread of the per-trial mean forward ratio.
     pub forward_mean: Spread,
     pub gradient_mean: Spread,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LayerReport {
     pub layer: usize,
     pub width: usize,
@@ -74,7 +74,7 @@ pub struct LayerReport {
 }
 
 /// Observed probability over trials that every layer of every sample stays within 1 +/- epsilon.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Probability {
     pub epsilon: f64,
     pub trials: u64,
@@ -85,7 +85,7 @@ pub struct Probability {
     pub ci_high: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PooledAcrossTrials {
     pub forward_mean_deviation: Spread,
     pub gradient_mean_deviation: Spread,
@@ -93,7 +93,7 @@ pub struct PooledAcrossTrials {
     pub max_deviation: Spread,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Pooled {
     pub forward: RatioStats,
     pub gradient: RatioStats,
@@ -106,7 +106,7 @@ pub struct Pooled {
     pub across_trials: PooledAcrossTrials,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Holds,
@@ -115,14 +115,14 @@ pub enum Verdict {
     NotApplicable,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MaxDeviation {
     pub forward: f64,
     pub gradient: f64,
 }
 
 /// One bound held against one finished simulation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoundCheck {
     pub bound: String,
     /// Minimal width the bound requires for the spec's epsilon (None: beyond the search limit).

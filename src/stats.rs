@@ -5,7 +5,7 @@ use statrs::distribution::{Beta, ContinuousCDF};
 
 /// Summary of a set of ratios. Undefined values (NaN: a dead network with no output error)
 /// are counted in `undefined` and left out of everything else.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RatioStats {
     pub count: u64,
     pub undefined: u64,
@@ -21,7 +21,7 @@ pub struct RatioStats {
 }
 
 /// Summary of deviations |1 - r|.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviationStats {
     #[serde(deserialize_with = "nan_if_null")]
     pub mean: f64,
@@ -39,7 +39,7 @@ pub fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Err
 }
 
 /// Mean, sample standard deviation, min and max of a handful of values (e.g. across trials).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Spread {
     pub mean: f64,
     pub std: f64,

@@ -10,7 +10,7 @@ use crate::stats::DeviationStats;
 use crate::theory::bounds::{evaluate, Bound, BoundInputs};
 
 /// One bound at one grid point.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PointBound {
     pub bound: String,
     /// Epsilon the bound guarantees at this width and depth.
@@ -20,7 +20,7 @@ pub struct PointBound {
 }
 
 /// The pooled result of one sweep point.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PointReport {
     pub point: usize,
     pub width: usize,
@@ -64,7 +64,7 @@ pub fn point_report(point_spec: &Spec, point: SweepPoint, sim: &Simulation) -> P
 /// Per depth: the smallest swept width whose observed probability of staying within
 /// 1 +/- epsilon reaches 1 - delta (and the Clopper-Pearson lower limit of it), beside each
 /// bound's minimal width.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FrontierRow {
     pub depth: usize,
     /// Smallest width with observed probability >= 1 - delta (None: no swept width reached it).

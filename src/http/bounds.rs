@@ -1,14 +1,23 @@
 //! `GET /v1/bounds`: the synchronous theory calculator.
 
-use axum::extract::State;
 use axum::Json;
-use serde_json::Value;
 
 use super::extract::Params;
-use super::{ApiError, AppState};
-use crate::theory::bounds::{bounds_json, BoundInputs};
+use super::ApiError;
+use crate::theory::bounds::{bounds_answer, BoundInputs, BoundsAnswer};
 
-pub async fn bounds(State(_): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+/// Every bound's minimal width for (epsilon, delta, depth, samples); with `width`, the epsilon
+/// each guarantees there. Synchronous.
+#[utoipa::path(get, path = "/v1/bounds", tag = "theory",
+    params(
+        ("epsilon" = f64, Query, description = "> 0"),
+        ("delta" = f64, Query, description = "in (0, 1)"),
+        ("depth" = u32, Query, description = "L in [1, 100000]"),
+        ("samples" = u64, Query, description = "N in [1, 10^12]"),
+        ("width" = Option<u64>, Query, description = "m in [1, 10^9]"),
+    ),
+    responses((status = 200, body = BoundsAnswer), (status = 400, body = super::schema::ErrorBody), (status = 422, body = super::schema::ErrorBody)))]
+pub async fn bounds(params: Params) -> Result<Json<BoundsAnswer>, ApiError> {
     params.only(&["epsilon", "delta", "depth", "samples", "width"])?;
     let epsilon: f64 = params.require("epsilon", "a finite number > 0")?;
     let delta: f64 = params.require("delta", "a number in the open interval (0, 1)")?;
@@ -23,7 +32,7 @@ pub async fn bounds(State(_): State<AppState>, params: Params) -> Result<Json<Va
     let inputs = BoundInputs::new(epsilon, delta, depth, samples).map_err(|e| ApiError::invalid(e.field, e.message))?;
     // The exact-tail search can take a noticeable fraction of a second at large widths:
     // keep it off the async workers.
-    tokio::task::spawn_blocking(move || Json(bounds_json(&inputs, width)))
+    tokio::task::spawn_blocking(move || Json(bounds_answer(&inputs, width)))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))
 }

@@ -21,7 +21,7 @@ fn progress_event(id: &str, status: &str, done: i64, total: i64) -> Event {
 }
 
 fn final_event(row: &JobRow) -> Event {
-    Event::default().event("status").data(job_view(row).to_string())
+    Event::default().event("status").data(serde_json::to_string(&job_view(row)).unwrap_or_default())
 }
 
 enum Phase {
@@ -30,6 +30,10 @@ enum Phase {
     Done,
 }
 
+/// Server-Sent Events: `progress` events, then one final `status` event with the job; a
+/// finished job gets its final event at once.
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/event-stream", body = String), (status = 404, body = super::schema::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,

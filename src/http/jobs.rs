@@ -4,11 +4,13 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::extract::{JsonBody, Params};
+use super::schema::{BoundChecksPage, ErrorBody, JobList, LayersPage};
 use super::{ApiError, AppState};
-use crate::jobs::job_view;
+use crate::jobs::{job_view, JobView};
+use crate::spec::JobSpecInput;
 use crate::store::{JobRow, ListQuery, Status};
 
 /// Hard cap on `limit` of `GET /v1/jobs`.
@@ -16,6 +18,20 @@ pub const MAX_PAGE: u32 = 100;
 const DEFAULT_PAGE: u32 = 20;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
+/// Submit a job spec, or `{"preset": NAME, ...overrides}`.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
+    request_body(content = JobSpecInput, description = "A job spec (product.md), or {\"preset\": NAME} with any spec fields as overrides"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the original job (200); different body: 409")),
+    responses(
+        (status = 202, description = "Queued; Location: /v1/jobs/{id}", body = JobView),
+        (status = 200, description = "Idempotent replay: the original job", body = JobView),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Token required (WIDTHLAB_TOKENS set)", body = ErrorBody),
+        (status = 409, description = "Idempotency-Key reused with another body", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 422, description = "Invalid spec: names the field and the allowed range", body = ErrorBody),
+        (status = 503, description = "Queue full", body = ErrorBody),
+    ))]
 pub async fn submit(State(state): State<AppState>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let key = match headers.get("idempotency-key") {
         None => None,
@@ -36,7 +52,16 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, JsonBody(
     Ok((status, [(header::LOCATION, location)], Json(job_view(&row))).into_response())
 }
 
-pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<Value>, ApiError> {
+/// List jobs, newest first, with keyset pagination.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
+    params(
+        ("status" = Option<String>, Query, description = "queued | running | succeeded | failed | cancelled"),
+        ("kind" = Option<String>, Query, description = "norms | width_sweep"),
+        ("limit" = Option<u32>, Query, description = "1..=100, default 20"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = JobList), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<JobList>, ApiError> {
     params.only(&["status", "kind", "limit", "cursor"])?;
     let status = match params.get("status") {
         None => None,
@@ -57,17 +82,17 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
     let before_seq: Option<i64> = params.parse("cursor", "a cursor returned as next_cursor by this endpoint")?;
     let rows = state.jobs.store().list_jobs(&ListQuery { status, kind, limit, before_seq }).await?;
     let next_cursor = if rows.len() == limit as usize { rows.last().map(|r| r.seq.to_string()) } else { None };
-    Ok(Json(json!({
-        "jobs": rows.iter().map(job_view).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-    })))
+    Ok(Json(JobList { jobs: rows.iter().map(job_view).collect(), next_cursor }))
 }
 
 async fn find(state: &AppState, id: &str) -> Result<JobRow, ApiError> {
     state.jobs.store().job(id).await?.ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))
 }
 
-pub async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// One job.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
+pub async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
     Ok(Json(job_view(&find(&state, &id).await?)))
 }
 
@@ -148,6 +173,12 @@ pub(super) fn wants_csv(params: &Params) -> Result<bool, ApiError> {
     }
 }
 
+/// Per-layer statistics: JSON, or CSV with a header row (`?format=csv`).
+#[utoipa::path(get, path = "/v1/jobs/{id}/layers", tag = "results",
+    params(("id" = String, Path), ("format" = Option<String>, Query, description = "json (default) | csv")),
+    responses(
+        (status = 200, body = LayersPage, description = "JSON, or text/csv with one row per layer"),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn layers(State(state): State<AppState>, Path(id): Path<String>, params: Params) -> Result<Response, ApiError> {
     let csv = wants_csv(&params)?;
     let job = find(&state, &id).await?;
@@ -161,15 +192,25 @@ pub async fn layers(State(state): State<AppState>, Path(id): Path<String>, param
         )
             .into_response());
     }
-    Ok(Json(json!({"job_id": id, "status": job.status, "layers": layers})).into_response())
+    Ok(Json(LayersPage { job_id: id, status: job.status, layers }).into_response())
 }
 
-pub async fn bound_checks(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// The bound checks stored for a job.
+#[utoipa::path(get, path = "/v1/jobs/{id}/bound-checks", tag = "results", params(("id" = String, Path)),
+    responses((status = 200, body = BoundChecksPage), (status = 404, body = ErrorBody)))]
+pub async fn bound_checks(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<BoundChecksPage>, ApiError> {
     let job = find(&state, &id).await?;
-    let checks = state.jobs.store().bound_checks(&id).await?;
-    Ok(Json(json!({"job_id": id, "status": job.status, "bound_checks": checks})))
+    let bound_checks = state.jobs.store().bound_checks(&id).await?;
+    Ok(Json(BoundChecksPage { job_id: id, status: job.status, bound_checks }))
 }
 
+/// Cancel: a queued job at once (200), a running one at its next layer (202).
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path)),
+    responses(
+        (status = 200, body = JobView, description = "Cancelled"),
+        (status = 202, body = JobView, description = "Cancel requested; the job stops at its next layer"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Already terminal")))]
 pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let row = state.jobs.cancel(&id).await?;
     // A queued job is cancelled at once (200); a running one stops at its next layer (202).
@@ -177,6 +218,12 @@ pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Re
     Ok((status, Json(job_view(&row))).into_response())
 }
 
+/// Delete a finished job and its results.
+#[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Not terminal")))]
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     state.jobs.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)

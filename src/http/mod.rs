@@ -6,6 +6,7 @@ mod error;
 mod events;
 mod extract;
 mod jobs;
+pub mod schema;
 mod views;
 
 use std::future::Future;
@@ -15,9 +16,12 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, MatchedPath, State};
 use axum::http::{Request, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use schema::Health;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -117,27 +121,81 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "widthlab",
+        description = "Simulate deep ReLU networks at initialization and hold the measured norms of signals and \
+                       weight gradients against the width bounds of Arpit & Bengio (2019). Errors are \
+                       {\"error\": {\"code\", \"message\", \"field\"}}. With WIDTHLAB_TOKENS set, POST and DELETE \
+                       need Authorization: Bearer <token>.",
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "jobs", description = "Submit, watch, cancel and delete jobs"),
+        (name = "results", description = "What a finished job holds: layers, bound checks, sweep points, figures"),
+        (name = "theory", description = "Closed-form bounds, no simulation"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every documented route, and the OpenAPI document generated from the same declarations
+/// (a route cannot exist without its entry).
+pub fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    let timed = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(jobs::submit, jobs::list))
+        .routes(routes!(jobs::get_job, jobs::delete))
+        .routes(routes!(jobs::layers))
+        .routes(routes!(jobs::bound_checks))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(views::sweep))
+        .routes(routes!(views::plot))
+        .routes(routes!(bounds::bounds))
+        .routes(routes!(views::list_presets))
+        .routes(routes!(views::index))
+        .routes(routes!(views::metrics))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(openapi_json));
+    // Event streams live as long as their job: no request timeout.
+    let streams = OpenApiRouter::new().routes(routes!(events::events));
+    let (timed, mut doc) = timed.split_for_parts();
+    let (streams, stream_doc) = streams.split_for_parts();
+    doc.merge(stream_doc);
+    (timed, streams, doc)
+}
+
+/// The OpenAPI document, rendered once.
+static OPENAPI: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| documented_routes().2.to_pretty_json().unwrap_or_else(|_| "{}".into()));
+
+/// The OpenAPI 3 document of this API, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, content_type = "application/json", body = Object)))]
+async fn openapi_json() -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI.as_str())
+}
+
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs.max(1));
     let body_limit = state.config.max_body_bytes;
-    let api = Router::new()
-        .route("/v1/jobs", post(jobs::submit).get(jobs::list))
-        .route("/v1/jobs/{id}", get(jobs::get_job).delete(jobs::delete))
-        .route("/v1/jobs/{id}/layers", get(jobs::layers))
-        .route("/v1/jobs/{id}/bound-checks", get(jobs::bound_checks))
-        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/v1/jobs/{id}/sweep", get(views::sweep))
-        .route("/v1/jobs/{id}/plot.svg", get(views::plot))
-        .route("/v1/bounds", get(bounds::bounds))
-        .route("/v1/presets", get(views::list_presets))
-        .route("/", get(views::index))
-        .route("/metrics", get(views::metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
-    // Event streams live as long as their job: no request timeout.
-    let streams = Router::new().route("/v1/jobs/{id}/events", get(events::events));
-    api.merge(streams)
+    let (timed, streams, _) = documented_routes();
+    timed
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .merge(streams)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .layer(axum::middleware::from_fn(record_metrics))
@@ -170,13 +228,21 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
 
-async fn healthz() -> impl IntoResponse {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into(), version: Some(env!("CARGO_PKG_VERSION").into()), error: None })
 }
 
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+/// Readiness: the database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     match state.jobs.store().ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "error": e.to_string()}))),
+        Ok(()) => (StatusCode::OK, Json(Health { status: "ready".into(), version: None, error: None })),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health { status: "unavailable".into(), version: None, error: Some(e.to_string()) }),
+        ),
     }
 }

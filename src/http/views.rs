@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::extract::Params;
 use super::jobs::{to_csv, wants_csv};
+use super::schema::{ErrorBody, PresetList, SweepPage};
 use super::{ApiError, AppState};
 use crate::plot::{map_svg, norms_svg, sweep_svg};
 use crate::presets::presets;
@@ -65,6 +66,10 @@ fn stored_spec(row: &JobRow) -> Option<crate::spec::Spec> {
     parse_spec(&v, &relaxed).ok()
 }
 
+/// The points of a `width_sweep` (stored as each completes) and the frontier; `?format=csv`.
+#[utoipa::path(get, path = "/v1/jobs/{id}/sweep", tag = "results",
+    params(("id" = String, Path), ("format" = Option<String>, Query, description = "json (default) | csv")),
+    responses((status = 200, body = SweepPage), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Not a sweep")))]
 pub async fn sweep(State(state): State<AppState>, Path(id): Path<String>, params: Params) -> Result<Response, ApiError> {
     let csv = wants_csv(&params)?;
     let job = find(&state, &id).await?;
@@ -85,7 +90,7 @@ pub async fn sweep(State(state): State<AppState>, Path(id): Path<String>, params
             .into_response());
     }
     let frontier = stored_spec(&job).map(|s| frontier(&s, &points)).unwrap_or_default();
-    Ok(Json(json!({"job_id": id, "status": job.status, "points": rows, "frontier": frontier})).into_response())
+    Ok(Json(SweepPage { job_id: id, status: job.status, points: rows, frontier }).into_response())
 }
 
 /// A one-line description of a spec for figure titles.
@@ -124,6 +129,11 @@ pub fn spec_title(id: &str, spec: &Value) -> String {
     )
 }
 
+/// The job's figure (SVG): per-layer ratios, deviation vs width, or a width x depth map.
+#[utoipa::path(get, path = "/v1/jobs/{id}/plot.svg", tag = "results", params(("id" = String, Path)),
+    responses(
+        (status = 200, content_type = "image/svg+xml", body = String),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "No results yet")))]
 pub async fn plot(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let job = find(&state, &id).await?;
     let spec: Value = serde_json::from_str(&job.spec).unwrap_or(Value::Null);
@@ -155,8 +165,10 @@ pub async fn plot(State(state): State<AppState>, Path(id): Path<String>) -> Resu
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
 
-pub async fn list_presets() -> Json<Value> {
-    Json(json!({"presets": presets()}))
+/// The named paper configurations.
+#[utoipa::path(get, path = "/v1/presets", tag = "jobs", responses((status = 200, body = PresetList)))]
+pub async fn list_presets() -> Json<PresetList> {
+    Json(PresetList { presets: presets() })
 }
 
 fn html_escape(s: &str) -> String {
@@ -164,6 +176,7 @@ fn html_escape(s: &str) -> String {
 }
 
 /// `GET /`: recent jobs with status and links, for a browser on a lab server.
+#[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, content_type = "text/html", body = String)))]
 pub async fn index(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
     let rows = state.jobs.store().list_jobs(&ListQuery { status: None, kind: None, limit: 50, before_seq: None }).await?;
     let mut body = String::from(
@@ -208,6 +221,8 @@ pub async fn index(State(state): State<AppState>) -> Result<Html<String>, ApiErr
     Ok(Html(body))
 }
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let store = state.jobs.store();
     let by_status = store.count_by_status().await?;

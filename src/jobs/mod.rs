@@ -418,30 +418,78 @@ pub fn summary(report: &RunReport) -> Value {
     })
 }
 
+/// Work done and to do: layer passes (`norms`) or grid points (`width_sweep`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Progress {
+    pub done: i64,
+    pub total: i64,
+}
+
+/// Where a job's results live.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct JobLinks {
+    #[serde(rename = "self")]
+    pub self_: String,
+    pub layers: String,
+    pub bound_checks: String,
+    pub sweep: String,
+    pub events: String,
+    pub plot: String,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct JobView {
+    pub id: String,
+    /// `norms` or `width_sweep`.
+    pub kind: String,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    pub progress: Progress,
+    /// The normalized spec: defaults filled in, the seed drawn if it was missing.
+    #[schema(value_type = Object)]
+    pub spec: Value,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+    /// Headline numbers once succeeded (pooled deviations, verdicts; the frontier for sweeps).
+    #[schema(value_type = Option<Object>)]
+    pub summary: Option<Value>,
+    /// Seed, RNG algorithm, crate version, precision, method.
+    #[schema(value_type = Option<Object>)]
+    pub stamp: Option<Value>,
+    /// 0 for the first run; +1 each time a crash re-queued it.
+    pub attempt: i64,
+    pub cancel_requested: bool,
+    pub links: JobLinks,
+}
+
 /// The job as the API shows it.
-pub fn job_view(row: &JobRow) -> Value {
+pub fn job_view(row: &JobRow) -> JobView {
     let parse = |s: &Option<String>| s.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok());
-    json!({
-        "id": row.id,
-        "kind": row.kind,
-        "status": row.status,
-        "progress": {"done": row.progress_done, "total": row.progress_total},
-        "spec": serde_json::from_str::<Value>(&row.spec).unwrap_or(Value::Null),
-        "created_at": row.created_at,
-        "started_at": row.started_at,
-        "finished_at": row.finished_at,
-        "error": row.error,
-        "summary": parse(&row.summary),
-        "stamp": parse(&row.stamp),
-        "attempt": row.attempt,
-        "cancel_requested": row.cancel_requested != 0,
-        "links": {
-            "self": format!("/v1/jobs/{}", row.id),
-            "layers": format!("/v1/jobs/{}/layers", row.id),
-            "bound_checks": format!("/v1/jobs/{}/bound-checks", row.id),
-            "sweep": format!("/v1/jobs/{}/sweep", row.id),
-            "events": format!("/v1/jobs/{}/events", row.id),
-            "plot": format!("/v1/jobs/{}/plot.svg", row.id),
+    let base = format!("/v1/jobs/{}", row.id);
+    JobView {
+        id: row.id.clone(),
+        kind: row.kind.clone(),
+        status: row.status.clone(),
+        progress: Progress { done: row.progress_done, total: row.progress_total },
+        spec: serde_json::from_str::<Value>(&row.spec).unwrap_or(Value::Null),
+        created_at: row.created_at.clone(),
+        started_at: row.started_at.clone(),
+        finished_at: row.finished_at.clone(),
+        error: row.error.clone(),
+        summary: parse(&row.summary),
+        stamp: parse(&row.stamp),
+        attempt: row.attempt,
+        cancel_requested: row.cancel_requested != 0,
+        links: JobLinks {
+            layers: format!("{base}/layers"),
+            bound_checks: format!("{base}/bound-checks"),
+            sweep: format!("{base}/sweep"),
+            events: format!("{base}/events"),
+            plot: format!("{base}/plot.svg"),
+            self_: base,
         },
-    })
+    }
 }

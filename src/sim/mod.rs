@@ -86,11 +86,10 @@ pub fn simulate(spec: &Spec, ctl: &Control) -> Result<Simulation, Cancelled> {
                 }
                 Ok(())
             };
-            let ratios = match spec.precision {
+            match spec.precision {
                 Precision::F32 => dense::run_trial::<f32>(&spec.network, spec.samples, spec.input, &mut rng, &mut tick),
                 Precision::F64 => dense::run_trial::<f64>(&spec.network, spec.samples, spec.input, &mut rng, &mut tick),
-            };
-            ratios
+            }
         })
         .collect::<Result<Vec<_>, _>>()?;
     (ctl.progress)(total, total);

@@ -9,7 +9,7 @@ mod raw;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-pub use raw::parse_spec;
+pub use raw::{parse_spec, HeadInput, InitInput, InputSpec, JobSpecInput, NetworkInput, WeightNormInput};
 
 /// Proof that a value came out of the parser; only this module can make one.
 #[derive(Debug, Clone, PartialEq)]
@@ -248,7 +248,7 @@ pub enum InputDistribution {
     Sphere,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
     F32,

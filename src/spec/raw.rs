@@ -5,59 +5,69 @@ use serde_json::Value;
 
 use super::*;
 
-#[derive(Deserialize)]
+/// A job spec as submitted (product.md). Every field but `network` has a default.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RawSpec {
+pub struct JobSpecInput {
     kind: Option<String>,
-    network: Option<RawNetwork>,
+    network: Option<NetworkInput>,
     samples: Option<i64>,
     trials: Option<i64>,
-    input: Option<RawInput>,
+    input: Option<InputSpec>,
     epsilon: Option<f64>,
     delta: Option<f64>,
     seed: Option<u64>,
     precision: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The network: `input_dim`, then `depth` + `width` or `widths` (or, for `width_sweep`,
+/// `widths_to_sweep` with `depth` or `depths_to_sweep`), and `init` or `weight_norm`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RawNetwork {
+pub struct NetworkInput {
     input_dim: Option<i64>,
     depth: Option<i64>,
     width: Option<i64>,
     widths: Option<Vec<i64>>,
-    init: Option<RawInit>,
-    weight_norm: Option<RawWeightNorm>,
-    head: Option<RawHead>,
+    init: Option<InitInput>,
+    weight_norm: Option<WeightNormInput>,
+    head: Option<HeadInput>,
     widths_to_sweep: Option<Vec<i64>>,
     depths_to_sweep: Option<Vec<i64>>,
 }
 
-#[derive(Deserialize)]
+/// `scheme`: he (needs `fan`: in | out), glorot, glorot_paper, lecun, orthogonal (`gain`,
+/// default sqrt 2), gaussian (needs `variance`).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RawInit {
+pub struct InitInput {
     scheme: String,
     fan: Option<String>,
     gain: Option<f64>,
     variance: Option<f64>,
 }
 
-#[derive(Deserialize)]
+/// Row-wise weight normalization: `gain` "naive" | "derived" | number; `direction`
+/// "gaussian" | "orthogonal".
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RawWeightNorm {
+pub struct WeightNormInput {
+    #[schema(value_type = Option<Object>)]
     gain: Option<Value>,
     direction: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The softmax cross-entropy head: `classes` (default 20).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RawHead {
+pub struct HeadInput {
     classes: Option<i64>,
 }
 
-#[derive(Deserialize)]
+/// `distribution`: "gaussian" (default) or "sphere".
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RawInput {
+pub struct InputSpec {
     distribution: Option<String>,
 }
 
@@ -98,7 +108,7 @@ pub fn parse_spec(value: &Value, limits: &Limits) -> Result<Spec, SpecError> {
     if !value.is_object() {
         return Err(SpecError::new("", "the job spec must be a JSON object"));
     }
-    let raw: RawSpec = serde_path_to_error::deserialize(value).map_err(|e| {
+    let raw: JobSpecInput = serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
         let field = if field == "." { String::new() } else { field };
         let inner = e.into_inner().to_string();
@@ -138,7 +148,7 @@ fn unused(field: &str, present: bool, why: &str) -> Result<(), SpecError> {
     Ok(())
 }
 
-fn convert(raw: RawSpec, limits: &Limits) -> Result<Spec, SpecError> {
+fn convert(raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
     let kind = match raw.kind.as_deref() {
         None | Some("norms") => Kind::Norms,
         Some("width_sweep") => Kind::WidthSweep,
@@ -185,7 +195,7 @@ fn convert(raw: RawSpec, limits: &Limits) -> Result<Spec, SpecError> {
 
 /// For `width_sweep`: take the grid out of the network (leaving a valid base network of the
 /// first point); for `norms`: refuse the sweep fields.
-fn take_sweep(kind: Kind, net: &mut RawNetwork, limits: &Limits) -> Result<Option<Sweep>, SpecError> {
+fn take_sweep(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Option<Sweep>, SpecError> {
     let list = |field: &str, v: &[i64], hi: usize| -> Result<Vec<usize>, SpecError> {
         if v.is_empty() || v.len() > limits.max_sweep_points {
             return Err(SpecError::new(
@@ -266,7 +276,7 @@ fn check_estimate(spec: &Spec, limits: &Limits) -> Result<(), SpecError> {
     Ok(())
 }
 
-fn convert_network(raw: RawNetwork, limits: &Limits) -> Result<Network, SpecError> {
+fn convert_network(raw: NetworkInput, limits: &Limits) -> Result<Network, SpecError> {
     let input_dim = int_in(
         "network.input_dim",
         raw.input_dim.ok_or_else(|| SpecError::new("network.input_dim", format!("required: an integer in [1, {}]", limits.max_input_dim)))?,
@@ -325,7 +335,7 @@ fn convert_network(raw: RawNetwork, limits: &Limits) -> Result<Network, SpecErro
     Ok(Network { input_dim, widths, weights, classes, _valid: Valid(()) })
 }
 
-fn convert_init(raw: RawInit) -> Result<Init, SpecError> {
+fn convert_init(raw: InitInput) -> Result<Init, SpecError> {
     let scheme = raw.scheme.as_str();
     let why = format!("by scheme {scheme}");
     if scheme != "he" {
@@ -374,7 +384,7 @@ fn convert_init(raw: RawInit) -> Result<Init, SpecError> {
     })
 }
 
-fn convert_weight_norm(raw: RawWeightNorm) -> Result<WeightNorm, SpecError> {
+fn convert_weight_norm(raw: WeightNormInput) -> Result<WeightNorm, SpecError> {
     let gain = match raw.gain {
         None => WeightNormGain::Derived,
         Some(Value::String(s)) if s == "naive" => WeightNormGain::Naive,

@@ -15,7 +15,7 @@ pub const MAX_SEARCH_WIDTH: u64 = 1_000_000_000;
 pub const MAX_EXACT_TAIL_WIDTH: u64 = 20_000_000;
 
 /// The bounds widthlab knows, named as stored in every check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Bound {
     /// The rule of the authors' scripts: `m >= (4/epsilon') ln(4 N L / delta)`.
@@ -111,7 +111,7 @@ pub fn total_tolerance(epsilon_prime: f64, depth: u32) -> f64 {
 }
 
 /// One bound's answer for one set of inputs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BoundReport {
     pub bound: Bound,
     /// Smallest width meeting `epsilon`; `None` if above the search limit (see `note`).
@@ -129,21 +129,41 @@ pub struct BoundReport {
     pub notes: Vec<String>,
 }
 
-/// The calculator's answer as JSON: the inputs and every bound side by side
+/// The inputs of a calculator answer, echoed with the derived quantities.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct BoundsEcho {
+    pub epsilon: f64,
+    pub delta: f64,
+    pub depth: u32,
+    pub samples: u64,
+    pub width: Option<u64>,
+    /// `(1 + epsilon)^(1/L) - 1`.
+    pub epsilon_prime: f64,
+    /// `ln(4 N L / delta)`.
+    pub log_term: f64,
+}
+
+/// The calculator's answer: the inputs and every bound side by side
 /// (`widthlab bounds --json` and `GET /v1/bounds`).
-pub fn bounds_json(inputs: &BoundInputs, width: Option<u64>) -> serde_json::Value {
-    serde_json::json!({
-        "inputs": {
-            "epsilon": inputs.epsilon,
-            "delta": inputs.delta,
-            "depth": inputs.depth,
-            "samples": inputs.samples,
-            "width": width,
-            "epsilon_prime": inputs.epsilon_prime(),
-            "log_term": inputs.log_term(),
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct BoundsAnswer {
+    pub inputs: BoundsEcho,
+    pub bounds: Vec<BoundReport>,
+}
+
+pub fn bounds_answer(inputs: &BoundInputs, width: Option<u64>) -> BoundsAnswer {
+    BoundsAnswer {
+        inputs: BoundsEcho {
+            epsilon: inputs.epsilon,
+            delta: inputs.delta,
+            depth: inputs.depth,
+            samples: inputs.samples,
+            width,
+            epsilon_prime: inputs.epsilon_prime(),
+            log_term: inputs.log_term(),
         },
-        "bounds": all_bounds(inputs, width),
-    })
+        bounds: all_bounds(inputs, width),
+    }
 }
 
 /// Evaluate every bound; `width` adds the guaranteed epsilon at that width.

@@ -48,7 +48,7 @@ fn chi2_cdf(k: u64, x: f64) -> f64 {
 ///
 /// A finite binomial mixture of chi-square tails, summed over the indices carrying the mass.
 pub fn layer_tail(n: u64, t: f64) -> f64 {
-    if n == 0 || !(t >= 0.0) {
+    if n == 0 || t.is_nan() || t < 0.0 {
         return f64::NAN;
     }
     let scale = n as f64 / 2.0; // X > a  <=>  chi^2_K > a n / 2
@@ -182,7 +182,8 @@ mod tests {
         // E sqrt(X) <= sqrt(E X) = 1 under he/out, with the gap about Var X / 8 = 5/(8n).
         let m = mean_layer_norm_ratio(100, 2.0 / 100.0);
         assert!(m < 1.0 && (1.0 - m - 5.0 / 800.0).abs() < 5e-4, "{m}");
-        // n = 1: X = 2 chi^2_K, K in {0, 1}: E sqrt X = sqrt(2)/2 * sqrt(2/pi) * sqrt(2)... check
+        // n = 1: X = 2 chi^2_K with K = 0 or 1 (probability 1/2 each), so
+        // E sqrt X = (1/2) sqrt(2) E|z| = (1/2) sqrt(2) sqrt(2/pi).
         let exact = 0.5 * (2.0f64).sqrt() * (2.0 / std::f64::consts::PI).sqrt();
         assert!(rel(mean_layer_norm_ratio(1, 2.0), exact) < 1e-12);
     }

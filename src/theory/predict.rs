@@ -11,7 +11,7 @@ use super::exact::mean_layer_norm_ratio;
 use crate::spec::{Network, Weights};
 
 /// A prediction for one ratio at one layer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RatioPrediction {
     /// Predicted mean of the ratio.
     pub mean: f64,
@@ -22,10 +22,11 @@ pub struct RatioPrediction {
     /// Whether `mean` and `std` are exact (true) or the square root of the second moment.
     pub exact: bool,
     /// The law or approximation used, in words.
+    #[schema(value_type = String)]
     pub law: &'static str,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LayerPrediction {
     pub forward: RatioPrediction,
     pub gradient: RatioPrediction,
