@@ -31,7 +31,11 @@ impl Stamp {
             rng: crate::sim::rng::RNG_ALGORITHM.to_string(),
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
             precision: spec.precision,
-            method: "dense".into(),
+            method: match spec.engine() {
+                crate::spec::Engine::Dense => "dense".into(),
+                crate::spec::Engine::ExactSingle => "exact_single: chi-square law of one input, computed in f64".into(),
+                crate::spec::Engine::ExactGram => "exact_gram: B x B Gram recursion, computed in f64".into(),
+            },
         }
     }
 }

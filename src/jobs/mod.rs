@@ -320,7 +320,7 @@ impl Jobs {
         let all = self.store.sweep_points(id).await.map_err(|e| format!("reading sweep points: {e}"))?;
         let summary = json!({"points": all.len(), "frontier": frontier(&spec, &all)});
         let mut stamp = Stamp::for_spec(&spec);
-        stamp.method = "dense; point seeds = splitmix64(seed ^ (point + 1) * 0x9E3779B97F4A7C15)".into();
+        stamp.method = format!("{}; point seeds = splitmix64(seed ^ (point + 1) * 0x9E3779B97F4A7C15)", stamp.method);
         let stamp = serde_json::to_value(stamp).unwrap_or(Value::Null);
         self.store.finish_succeeded(id, None, &stamp, &summary).await.map_err(|e| format!("storing results: {e}"))?;
         Ok(Ok(()))

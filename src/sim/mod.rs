@@ -5,6 +5,7 @@
 //! results are collected in trial order, so the output is bit-identical for any thread count.
 
 pub mod dense;
+pub mod exact;
 pub mod real;
 pub mod rng;
 pub mod weights;
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use crate::spec::{Precision, Spec};
+use crate::spec::{Engine, Precision, Spec};
 
 /// The run was cancelled through [`Control::cancelled`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +73,7 @@ pub fn work_units(spec: &Spec) -> u64 {
 pub fn simulate(spec: &Spec, ctl: &Control) -> Result<Simulation, Cancelled> {
     let total = work_units(spec);
     let done = AtomicU64::new(0);
+    let engine = spec.engine();
     let trials = (0..spec.trials)
         .into_par_iter()
         .map(|t| {
@@ -86,9 +88,21 @@ pub fn simulate(spec: &Spec, ctl: &Control) -> Result<Simulation, Cancelled> {
                 }
                 Ok(())
             };
-            match spec.precision {
-                Precision::F32 => dense::run_trial::<f32>(&spec.network, spec.samples, spec.input, &mut rng, &mut tick),
-                Precision::F64 => dense::run_trial::<f64>(&spec.network, spec.samples, spec.input, &mut rng, &mut tick),
+            match (engine, spec.precision) {
+                (Engine::Dense, Precision::F32) => {
+                    dense::run_trial::<f32>(&spec.network, spec.samples, spec.input, &mut rng, &mut tick)
+                }
+                (Engine::Dense, Precision::F64) => {
+                    dense::run_trial::<f64>(&spec.network, spec.samples, spec.input, &mut rng, &mut tick)
+                }
+                (Engine::ExactGram, _) => exact::run_trial_gram(&spec.network, spec.samples, spec.input, &mut rng, &mut tick),
+                (Engine::ExactSingle, _) => {
+                    // O(L) per network: one progress unit per pass, as for the other engines.
+                    for _ in 0..2 * spec.network.depth() {
+                        tick()?;
+                    }
+                    Ok(exact::run_trial_single(&spec.network, spec.input, &mut rng))
+                }
             }
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -248,6 +248,39 @@ pub enum InputDistribution {
     Sphere,
 }
 
+/// How a spec asks to be simulated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Draw every weight matrix and push the batch through it.
+    Dense,
+    /// Sample from the exact law without weight matrices (Gaussian weights only).
+    Exact,
+    /// `exact` where the spec permits it and it is cheaper, `dense` otherwise.
+    Auto,
+}
+
+/// The engine that actually runs (a resolved [`Method`]); recorded in the stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    Dense,
+    /// One input per network: chi-square law, O(L + C) per network.
+    ExactSingle,
+    /// B inputs per network: B x B Gram recursion, O(n B^2 + B^3) per layer.
+    ExactGram,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Dense => "dense",
+            Engine::ExactSingle => "exact_single",
+            Engine::ExactGram => "exact_gram",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
@@ -357,6 +390,8 @@ pub struct Spec {
     pub delta: f64,
     pub seed: u64,
     pub precision: Precision,
+    /// As requested; [`Spec::engine`] is what runs.
+    pub method: Method,
     /// The grid of a `width_sweep` (None for `norms`).
     pub sweep: Option<Sweep>,
     pub(crate) _valid: Valid,
@@ -390,7 +425,73 @@ impl Spec {
             "delta": self.delta,
             "seed": self.seed,
             "precision": self.precision,
+            "method": self.method,
         })
+    }
+
+    /// Why the exact samplers cannot run this spec, if they cannot.
+    pub fn exact_unavailable(&self) -> Option<String> {
+        let net = &self.network;
+        match net.weights {
+            Weights::Plain(init) if init.is_gaussian() => {}
+            Weights::Plain(_) => return Some("the exact samplers need Gaussian weights (not orthogonal)".into()),
+            Weights::Normalized(_) => return Some("the exact samplers need Gaussian weights (no weight norm)".into()),
+        }
+        let narrowest = net.min_width().min(net.input_dim);
+        if self.samples > 1 && self.samples > narrowest {
+            return Some(format!(
+                "the Gram sampler needs samples <= the narrowest layer (including input_dim) = {narrowest}, got {}",
+                self.samples
+            ));
+        }
+        None
+    }
+
+    /// The engine that runs: `auto` takes the exact sampler when permitted and cheaper.
+    pub fn engine(&self) -> Engine {
+        let exact = if self.samples == 1 { Engine::ExactSingle } else { Engine::ExactGram };
+        match self.method {
+            Method::Dense => Engine::Dense,
+            Method::Exact => exact,
+            Method::Auto => {
+                if self.exact_unavailable().is_some() {
+                    Engine::Dense
+                } else if self.engine_work(exact) < self.engine_work(Engine::Dense) {
+                    exact
+                } else {
+                    Engine::Dense
+                }
+            }
+        }
+    }
+
+    /// Work of one trial under `engine`, in floating-point operations (estimates).
+    fn engine_work(&self, engine: Engine) -> f64 {
+        let net = &self.network;
+        let b = self.samples as f64;
+        match engine {
+            Engine::Dense => {
+                let qr: f64 = match net.weights {
+                    Weights::Plain(Init::Orthogonal { .. })
+                    | Weights::Normalized(WeightNorm { direction: Direction::Orthogonal, .. }) => (1..=net.depth())
+                        .map(|l| {
+                            let (i, o) = (net.fan_in(l) as f64, net.widths[l - 1] as f64);
+                            4.0 * i.min(o).powi(2) * i.max(o)
+                        })
+                        .sum(),
+                    _ => 0.0,
+                };
+                net.weight_count() as f64 * (4.0 * b + 12.0) + qr
+            }
+            Engine::ExactSingle => 200.0 * net.depth() as f64 + 50.0 * net.classes as f64,
+            Engine::ExactGram => (1..=net.depth())
+                .map(|l| {
+                    let (i, o) = (net.fan_in(l) as f64, net.widths[l - 1] as f64);
+                    b * b * (6.0 * o + 6.0 * i) + 12.0 * b * (o + i) + 4.0 * b * b * b
+                })
+                .sum::<f64>()
+                + 2.0 * b * b * net.input_dim as f64,
+        }
     }
 
     /// The `norms` spec of one sweep point: uniform width and depth, its own seed
@@ -420,7 +521,20 @@ impl Spec {
     }
 
     fn estimate_one(&self, parallel_trials: usize) -> Estimate {
+        let engine = self.engine();
         let net = &self.network;
+        if engine != Engine::Dense {
+            let n = self.samples as u64;
+            let width_sum: u64 = net.widths.iter().map(|&w| w as u64).sum::<u64>() + net.input_dim as u64;
+            // Gram sampler: every layer's pre-activations and B x B factors, plus a few n x B temporaries.
+            let per_trial = 8 * (n * width_sum + (net.depth() as u64 + 4) * n * n + 4 * n * net.max_width() as u64);
+            let concurrent = parallel_trials.clamp(1, self.trials) as u64;
+            let ratios = 2 * 8 * self.trials as u64 * n * net.depth() as u64;
+            return Estimate {
+                memory_bytes: concurrent.saturating_mul(per_trial).saturating_add(ratios),
+                work_flops: self.trials as f64 * self.engine_work(engine),
+            };
+        }
         let b = self.precision.bytes();
         let n = self.samples as u64;
         let width_sum: u64 = net.widths.iter().map(|&w| w as u64).sum::<u64>() + net.input_dim as u64;
@@ -431,22 +545,9 @@ impl Spec {
             + 8 * n * net.classes as u64 * 3;
         let concurrent = parallel_trials.clamp(1, self.trials) as u64;
         let ratios = 2 * 8 * self.trials as u64 * n * net.depth() as u64;
-        let orthogonal = matches!(net.weights, Weights::Plain(Init::Orthogonal { .. }))
-            || matches!(net.weights, Weights::Normalized(WeightNorm { direction: Direction::Orthogonal, .. }));
-        let per_weight = 4.0 * n as f64 + 12.0;
-        let qr: f64 = if orthogonal {
-            (1..=net.depth())
-                .map(|l| {
-                    let (i, o) = (net.fan_in(l) as f64, net.widths[l - 1] as f64);
-                    4.0 * i.min(o).powi(2) * i.max(o)
-                })
-                .sum()
-        } else {
-            0.0
-        };
         Estimate {
             memory_bytes: concurrent.saturating_mul(per_trial).saturating_add(ratios),
-            work_flops: self.trials as f64 * (net.weight_count() as f64 * per_weight + qr),
+            work_flops: self.trials as f64 * self.engine_work(Engine::Dense),
         }
     }
 }

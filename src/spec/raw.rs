@@ -18,6 +18,8 @@ pub struct JobSpecInput {
     delta: Option<f64>,
     seed: Option<u64>,
     precision: Option<String>,
+    /// "dense", "exact" or "auto" (default): auto takes the exact sampler where permitted and cheaper.
+    method: Option<String>,
 }
 
 /// The network: `input_dim`, then `depth` + `width` or `widths` (or, for `width_sweep`,
@@ -99,6 +101,7 @@ fn allowed(field: &str) -> &'static str {
         "delta" => "a number in the open interval (0, 1)",
         "seed" => "an integer in [0, 2^64 - 1]",
         "precision" => "\"f64\" or \"f32\"",
+        "method" => "\"dense\", \"exact\" or \"auto\"",
         _ => "see the spec format in product.md",
     }
 }
@@ -187,8 +190,26 @@ fn convert(raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
             return Err(SpecError::new("precision", format!("unknown precision {other:?}; allowed: \"f64\" or \"f32\"")))
         }
     };
+    let method = match raw.method.as_deref() {
+        None | Some("auto") => Method::Auto,
+        Some("dense") => Method::Dense,
+        Some("exact") => Method::Exact,
+        Some(other) => {
+            return Err(SpecError::new("method", format!("unknown method {other:?}; allowed: \"dense\", \"exact\" or \"auto\"")))
+        }
+    };
     let seed = raw.seed.unwrap_or_else(rand::random);
-    let spec = Spec { kind, network, samples, trials, input, epsilon, delta, seed, precision, sweep, _valid: Valid(()) };
+    let spec = Spec { kind, network, samples, trials, input, epsilon, delta, seed, precision, method, sweep, _valid: Valid(()) };
+    if method == Method::Exact {
+        // A sweep needs every point to qualify; its widest constraint is the narrowest point.
+        let points: Vec<Spec> = match &spec.sweep {
+            Some(sw) => sw.points().into_iter().map(|p| spec.point_spec(p)).collect(),
+            None => vec![spec.clone()],
+        };
+        if let Some(why) = points.iter().find_map(Spec::exact_unavailable) {
+            return Err(SpecError::new("method", format!("\"exact\" is not available for this spec: {why}; use \"dense\" or \"auto\"")));
+        }
+    }
     check_estimate(&spec, limits)?;
     Ok(spec)
 }
