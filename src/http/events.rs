@@ -54,6 +54,9 @@ pub async fn events(
                 Some((Ok(ev), (Phase::Running, rx, row, state)))
             }
             Phase::Running => loop {
+                if state.jobs.is_shutting_down() {
+                    return None; // the server is stopping: end the stream
+                }
                 let next: Option<JobEvent> = match tokio::time::timeout(POLL, rx.recv()).await {
                     Ok(Ok(ev)) if ev.id == row.id => Some(ev),
                     Ok(Ok(_)) => continue,

@@ -80,8 +80,11 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
         return Err(ApiError::invalid("limit", format!("must be an integer in [1, {MAX_PAGE}], got {limit}")));
     }
     let before_seq: Option<i64> = params.parse("cursor", "a cursor returned as next_cursor by this endpoint")?;
-    let rows = state.jobs.store().list_jobs(&ListQuery { status, kind, limit, before_seq }).await?;
-    let next_cursor = if rows.len() == limit as usize { rows.last().map(|r| r.seq.to_string()) } else { None };
+    // One row more than the page tells whether another page exists.
+    let mut rows = state.jobs.store().list_jobs(&ListQuery { status, kind, limit: limit + 1, before_seq }).await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|r| r.seq.to_string()) } else { None };
     Ok(Json(JobList { jobs: rows.iter().map(job_view).collect(), next_cursor }))
 }
 

@@ -87,7 +87,14 @@ impl Application {
         let jobs = self.state.jobs.clone();
         let worker = tokio::spawn(jobs.clone().run_worker());
         let app = router(self.state);
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        // On the signal, stop the jobs first: event streams then end and running work goes back
+        // to the queue, so the graceful shutdown of the server cannot wait on a long stream.
+        let stopping = jobs.clone();
+        let signal = async move {
+            shutdown.await;
+            stopping.begin_shutdown();
+        };
+        axum::serve(self.listener, app).with_graceful_shutdown(signal).await?;
         jobs.shutdown(SHUTDOWN_GRACE).await;
         worker.abort();
         Ok(())

@@ -79,6 +79,8 @@ pub struct Jobs {
     running: Mutex<HashMap<String, Arc<AtomicBool>>>,
     shutdown: Arc<AtomicBool>,
     stopped: Notify,
+    /// Serializes the queue-length check and the insert of `submit`.
+    submit_lock: tokio::sync::Mutex<()>,
     events: broadcast::Sender<JobEvent>,
 }
 
@@ -105,6 +107,7 @@ impl Jobs {
             running: Mutex::new(HashMap::new()),
             shutdown: Arc::new(AtomicBool::new(false)),
             stopped: Notify::new(),
+            submit_lock: tokio::sync::Mutex::new(()),
             events,
         }))
     }
@@ -126,6 +129,9 @@ impl Jobs {
     pub async fn submit(&self, body: &Value, idempotency_key: Option<&str>) -> Result<(JobRow, bool), JobError> {
         let spec = parse_spec(body, &self.config.limits)?;
         let hash = body_hash(body);
+        // One submission at a time from here to the insert: the queue limit holds under
+        // concurrent requests (this process is the only writer of new jobs).
+        let _guard = self.submit_lock.lock().await;
         if let Some(key) = idempotency_key {
             if let Some(existing) = self.store.job_by_idempotency_key(key).await? {
                 return if existing.spec_hash == hash { Ok((existing, false)) } else { Err(JobError::IdempotencyConflict) };
@@ -247,6 +253,13 @@ impl Jobs {
         tracing::info!(job = %id, attempt = job.attempt, kind = spec.kind.as_str(), "job started");
         let cancel = Arc::new(AtomicBool::new(job.cancel_requested != 0));
         self.lock_running().insert(id.clone(), cancel.clone());
+        // A cancel that arrived between the claim and the registration above found no flag:
+        // it is in the row, so read it again now that the flag is visible to `cancel`.
+        if let Ok(Some(row)) = self.store.job(&id).await {
+            if row.cancel_requested != 0 {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        }
         let started = std::time::Instant::now();
         let outcome = match spec.kind {
             Kind::Norms => self.run_norms(&id, spec, &cancel).await,
@@ -383,11 +396,20 @@ impl Jobs {
         }
     }
 
-    /// Stop: no new claims; running jobs stop at the next layer and go back to the queue.
-    /// Waits up to `grace` for them.
-    pub async fn shutdown(&self, grace: Duration) {
+    /// Start stopping: no new claims, running jobs stop at their next layer (and go back to
+    /// the queue), event streams end. Returns at once.
+    pub fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::Relaxed);
         self.stopped.notify_waiters();
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Stop (see [`Jobs::begin_shutdown`]) and wait up to `grace` for running jobs.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.begin_shutdown();
         let all = self.config.max_running.max(1) as u32;
         match tokio::time::timeout(grace, self.slots.acquire_many(all)).await {
             Ok(Ok(permits)) => permits.forget(),

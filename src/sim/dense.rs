@@ -4,10 +4,11 @@
 //! A^l = H^{l-1} (W^l)^T. Errors D^l = dloss/dA^l are (B x n_l). Per-sample weight gradients
 //! are never formed: their Frobenius norms come from row norms (theory.md section 1).
 
-use ndarray::linalg::general_mat_mul;
+use faer::Par;
 use ndarray::{Array2, ArrayView2, Zip};
 use rand::Rng;
 
+use super::gemm::gemm;
 use super::real::Real;
 use super::rng::TrialRng;
 use super::weights::{draw_layer, fill_gaussian};
@@ -47,10 +48,10 @@ fn mask_by<T: Real>(d: &mut Array2<T>, h: &Array2<T>) {
 
 /// The softmax cross-entropy head: returns E = p - t (B x C) for output weights `w_out`
 /// (C x n_L) and random probability-vector targets drawn from `rng`.
-fn head_error<T: Real>(h_last: &Array2<T>, w_out: &Array2<T>, rng: &mut TrialRng) -> Array2<T> {
+fn head_error<T: Real>(h_last: &Array2<T>, w_out: &Array2<T>, rng: &mut TrialRng, par: Par) -> Array2<T> {
     let (b, c) = (h_last.nrows(), w_out.nrows());
     let mut z = Array2::<T>::zeros((b, c));
-    general_mat_mul(T::one(), h_last, &w_out.t(), T::zero(), &mut z);
+    gemm(T::one(), h_last.view(), w_out.t(), z.view_mut(), par);
     let mut e = Array2::<T>::zeros((b, c));
     let mut p = vec![0.0f64; c];
     let mut t = vec![0.0f64; c];
@@ -80,6 +81,7 @@ pub fn run_trial<T: Real>(
     samples: usize,
     input: InputDistribution,
     rng: &mut TrialRng,
+    par: Par,
     tick: &mut dyn FnMut() -> Result<(), Cancelled>,
 ) -> Result<TrialRatios, Cancelled> {
     let (b, depth) = (samples, net.depth());
@@ -109,7 +111,7 @@ pub fn run_trial<T: Real>(
         let mut wl = Array2::<T>::zeros((fan_out, fan_in));
         draw_layer(&net.weights, fan_in, fan_out, rng, &mut wl, &mut scratch);
         let mut a = Array2::<T>::zeros((b, fan_out));
-        general_mat_mul(T::one(), &h[l - 1], &wl.t(), T::zero(), &mut a);
+        gemm(T::one(), h[l - 1].view(), wl.t(), a.view_mut(), par);
         let n2 = relu_rows_norm2(&mut a);
         for (s, v) in n2.iter().enumerate() {
             forward[(l - 1) * b + s] = v.sqrt() / x_norm[s];
@@ -122,9 +124,9 @@ pub fn run_trial<T: Real>(
 
     let mut w_out = Array2::<T>::zeros((net.classes, net.widths[depth - 1]));
     fill_gaussian(w_out.view_mut(), 1.0, rng);
-    let e = head_error(&h[depth], &w_out, rng);
+    let e = head_error(&h[depth], &w_out, rng, par);
     let mut d = Array2::<T>::zeros((b, net.widths[depth - 1]));
-    general_mat_mul(T::one(), &e, &w_out, T::zero(), &mut d);
+    gemm(T::one(), e.view(), w_out.view(), d.view_mut(), par);
     mask_by(&mut d, &h[depth]);
     let d_last: Vec<f64> = rows_norm2(d.view()).into_iter().map(f64::sqrt).collect();
 
@@ -153,7 +155,7 @@ pub fn run_trial<T: Real>(
         let wl = w.pop().expect("one weight matrix per layer");
         if l > 1 {
             let mut prev = Array2::<T>::zeros((b, fan_in));
-            general_mat_mul(T::one(), &d, &wl, T::zero(), &mut prev);
+            gemm(T::one(), d.view(), wl.view(), prev.view_mut(), par);
             mask_by(&mut prev, &h[l - 1]);
             d = prev;
         }

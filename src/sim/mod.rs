@@ -6,6 +6,7 @@
 
 pub mod dense;
 pub mod exact;
+pub mod gemm;
 pub mod real;
 pub mod rng;
 pub mod weights;
@@ -73,7 +74,10 @@ pub fn work_units(spec: &Spec) -> u64 {
 pub fn simulate(spec: &Spec, ctl: &Control) -> Result<Simulation, Cancelled> {
     let total = work_units(spec);
     let done = AtomicU64::new(0);
+    // Reports go out under a lock and only forwards, so listeners see a monotone count.
+    let reported = std::sync::Mutex::new(0u64);
     let engine = spec.engine();
+    let par = gemm::par_for(spec.trials);
     let trials = (0..spec.trials)
         .into_par_iter()
         .map(|t| {
@@ -84,16 +88,20 @@ pub fn simulate(spec: &Spec, ctl: &Control) -> Result<Simulation, Cancelled> {
                 }
                 let d = done.fetch_add(1, Ordering::Relaxed);
                 if d > 0 {
-                    (ctl.progress)(d, total);
+                    let mut last = reported.lock().unwrap_or_else(|p| p.into_inner());
+                    if d > *last {
+                        *last = d;
+                        (ctl.progress)(d, total);
+                    }
                 }
                 Ok(())
             };
             match (engine, spec.precision) {
                 (Engine::Dense, Precision::F32) => {
-                    dense::run_trial::<f32>(&spec.network, spec.samples, spec.input, &mut rng, &mut tick)
+                    dense::run_trial::<f32>(&spec.network, spec.samples, spec.input, &mut rng, par, &mut tick)
                 }
                 (Engine::Dense, Precision::F64) => {
-                    dense::run_trial::<f64>(&spec.network, spec.samples, spec.input, &mut rng, &mut tick)
+                    dense::run_trial::<f64>(&spec.network, spec.samples, spec.input, &mut rng, par, &mut tick)
                 }
                 (Engine::ExactGram, _) => exact::run_trial_gram(&spec.network, spec.samples, spec.input, &mut rng, &mut tick),
                 (Engine::ExactSingle, _) => {

@@ -6,7 +6,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// A float the dense engine can use for matrices; statistics are always kept in f64.
-pub trait Real: LinalgScalar + Float + Send + Sync + std::fmt::Debug + 'static {
+pub trait Real: LinalgScalar + Float + faer::traits::ComplexField + Send + Sync + std::fmt::Debug + 'static {
     fn of(x: f64) -> Self;
     fn f64(self) -> f64;
     /// One standard normal draw. The f32 draw is the f64 draw rounded (as rand_distr does),

@@ -106,10 +106,12 @@ pub struct ListQuery<'a> {
     pub before_seq: Option<i64>,
 }
 
+/// RFC 3339 UTC with exactly six fractional digits, so timestamps sort as strings.
 pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    time::OffsetDateTime::now_utc().format(FORMAT).unwrap_or_default()
 }
 
 #[derive(Clone)]

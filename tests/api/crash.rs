@@ -1,0 +1,242 @@
+//! The real binary as a child process: kill -9 mid-job and SIGTERM, then restart on the same
+//! database.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// A job of a few seconds at 2 threads (about 4 s on the reference machine): long enough to be
+/// killed mid-run, short enough to run twice.
+fn crash_spec(seed: u64) -> Value {
+    json!({
+        "network": {"input_dim": 200, "depth": 10, "width": 200, "init": {"scheme": "he", "fan": "out"}},
+        "samples": 128,
+        "trials": 700,
+        "seed": seed
+    })
+}
+
+/// A `widthlab serve` child process, killed (SIGKILL) and reaped when dropped.
+struct Server {
+    child: Child,
+    address: String,
+    client: reqwest::Client,
+}
+
+impl Server {
+    fn start(db: &Path, log: &Path) -> Server {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_widthlab"));
+        // Only the flags below configure it (no tokens or limits from the environment).
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("WIDTHLAB_") {
+                command.env_remove(k);
+            }
+        }
+        let mut child = command
+            .args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
+            .arg(db)
+            .args(["--threads", "2", "--max-running", "1"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start widthlab serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the child never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let mut server = Server { child, address: String::new(), client: reqwest::Client::new() };
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the server printed its address");
+        let address = line
+            .trim()
+            .strip_prefix("widthlab listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        assert!(address.starts_with("http://127.0.0.1:"), "{address}");
+        server.address = address;
+        server
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    async fn submit(&self, spec: &Value) -> String {
+        let r = self.client.post(format!("{}/v1/jobs", self.address)).json(spec).send().await.expect("POST");
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let r = self.client.get(format!("{}{path}", self.address)).send().await.expect("GET");
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        r.json().await.unwrap()
+    }
+
+    async fn wait_for(&self, id: &str, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        wait_for(&self.client, &self.address, id, timeout, what, pred).await
+    }
+
+    async fn wait_until_running(&self, id: &str) -> Value {
+        self.wait_for(id, Duration::from_secs(20), "running with progress", |j| {
+            j["status"] == "running" && j["progress"]["done"].as_u64().unwrap_or(0) > 0
+        })
+        .await
+    }
+
+    async fn wait_succeeded(&self, id: &str, timeout: Duration) -> Value {
+        let job = self.wait_for(id, timeout, "a terminal status", |j| TERMINAL.contains(&j["status"].as_str().unwrap_or(""))).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        job
+    }
+
+    /// Wait for the process to exit by itself; `None` on timeout.
+    fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+async fn stored_row(db: &Path, id: &str) -> widthlab::store::JobRow {
+    let store = widthlab::store::Store::connect(db.to_str().unwrap()).await.expect("open the database");
+    store.job(id).await.expect("read").expect("the job is stored")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_job_then_restart_completes_it_with_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.db");
+    let log = dir.path().join("server.log");
+    let mut server = Server::start(&db, &log);
+
+    // A finished job before the crash.
+    let first = server.submit(&small_spec(91)).await;
+    let first_done = server.wait_succeeded(&first, Duration::from_secs(30)).await;
+    let first_layers = server.get(&format!("/v1/jobs/{first}/layers")).await;
+    let first_checks = server.get(&format!("/v1/jobs/{first}/bound-checks")).await;
+    assert_eq!(first_layers["layers"].as_array().unwrap().len(), 4);
+
+    // A long job, killed mid-run.
+    let long = server.submit(&crash_spec(92)).await;
+    let running = server.wait_until_running(&long).await;
+    let total = running["progress"]["total"].as_u64().unwrap();
+    assert!(running["progress"]["done"].as_u64().unwrap() < total, "the job finished before the kill: {running}");
+    server.kill9();
+
+    // The crash left it running in the database.
+    let row = stored_row(&db, &long).await;
+    assert_eq!(row.status, "running");
+    assert_eq!(row.attempt, 0);
+
+    let server = Server::start(&db, &log);
+    let start = Instant::now();
+    let done = server.wait_succeeded(&long, Duration::from_secs(60)).await;
+    eprintln!("the crash-test job ran again in {:?}", start.elapsed());
+    assert_eq!(done["attempt"], 1, "re-queued once by crash recovery: {done}");
+    assert_eq!(done["progress"]["done"], done["progress"]["total"]);
+    assert_eq!(done["stamp"]["seed"], 92);
+    let layers = server.get(&format!("/v1/jobs/{long}/layers")).await;
+    assert_eq!(layers["layers"].as_array().unwrap().len(), 10);
+
+    // The finished job is intact.
+    assert_eq!(server.get(&format!("/v1/jobs/{first}")).await, first_done);
+    assert_eq!(server.get(&format!("/v1/jobs/{first}/layers")).await, first_layers);
+    assert_eq!(server.get(&format!("/v1/jobs/{first}/bound-checks")).await, first_checks);
+    assert_eq!(list_all(&server.client, &server.address).await.len(), 2);
+    drop(server);
+
+    // The same numbers as an uninterrupted run of the same spec, computed here.
+    let (want, want_checks) = tokio::task::spawn_blocking(move || expected_results(&done["spec"])).await.unwrap();
+    assert_same_json(&layers["layers"], &Value::Array(want), "layers");
+    let _ = want_checks;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_cleanly_and_the_running_job_finishes_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("term.db");
+    let log = dir.path().join("server.log");
+    let mut server = Server::start(&db, &log);
+    let long = server.submit(&crash_spec(93)).await;
+    let queued = server.submit(&small_spec(94)).await;
+    server.wait_until_running(&long).await;
+
+    let sent = Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    let rc = unsafe { libc::kill(server.pid(), libc::SIGTERM) };
+    assert_eq!(rc, 0, "kill(SIGTERM) failed");
+    let status = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(10)));
+    let status = status.unwrap_or_else(|| panic!("no exit within 10 s of SIGTERM; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default()));
+    assert!(status.success(), "exit status {status:?}; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    eprintln!("exited {:?} after SIGTERM", sent.elapsed());
+
+    // The running job was put back in the queue (not left for crash recovery).
+    let row = stored_row(&db, &long).await;
+    assert_eq!(row.status, "queued");
+    assert_eq!(row.attempt, 0);
+    assert_eq!(stored_row(&db, &queued).await.status, "queued");
+    drop(server);
+
+    let server = Server::start(&db, &log);
+    let done = server.wait_succeeded(&long, Duration::from_secs(60)).await;
+    assert_eq!(done["attempt"], 0, "a graceful re-queue is not a crash retry: {done}");
+    server.wait_succeeded(&queued, Duration::from_secs(30)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_even_with_an_open_event_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sse.db");
+    let log = dir.path().join("server.log");
+    let mut server = Server::start(&db, &log);
+    let long = server.submit(&long_spec(95)).await;
+    server.wait_until_running(&long).await;
+
+    // A client watching the job's events.
+    let mut stream = server.client.get(format!("{}/v1/jobs/{long}/events", server.address)).send().await.expect("GET events");
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await.expect("a first event").expect("read");
+    assert!(first.is_some_and(|c| String::from_utf8_lossy(&c).contains("progress")));
+    let watcher = tokio::spawn(async move { while let Ok(Some(_)) = stream.chunk().await {} });
+
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
+    let exited = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(10)));
+    watcher.abort();
+    assert!(exited.is_some(), "still running 10 s after SIGTERM with an event stream open");
+    assert_eq!(stored_row(&db, &long).await.status, "queued");
+}

@@ -1,0 +1,190 @@
+//! Job states over time: cancel (queued and running), delete, terminal states that never change,
+//! and in-process graceful shutdown.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_queued_and_running_jobs() {
+    let app = spawn_app().await; // max_running 1
+    let running = app.submit(&long_spec(41)).await;
+    let running_id = running["id"].as_str().unwrap().to_string();
+    app.wait_until_running(&running_id).await;
+    let queued = app.submit(&small_spec(42)).await;
+    let queued_id = queued["id"].as_str().unwrap().to_string();
+    let next = app.submit(&small_spec(43)).await;
+    let next_id = next["id"].as_str().unwrap().to_string();
+    assert_eq!(app.job(&queued_id).await["status"], "queued");
+
+    // Neither can be deleted yet.
+    for id in [&running_id, &queued_id] {
+        let err = error_of(app.delete(id).await, StatusCode::CONFLICT).await;
+        assert_eq!(err["code"], "wrong_state", "{id}");
+    }
+
+    // A queued job is cancelled at once.
+    let r = app.cancel(&queued_id).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let cancelled: Value = r.json().await.unwrap();
+    assert_eq!(cancelled["id"], queued_id.as_str());
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(cancelled["finished_at"].is_string());
+    assert_eq!(app.job(&queued_id).await["status"], "cancelled");
+    // Cancelling again: it is terminal.
+    let err = error_of(app.cancel(&queued_id).await, StatusCode::CONFLICT).await;
+    assert_eq!(err["code"], "wrong_state");
+
+    // A running job: 202, flagged, and cancelled at its next layer.
+    let r = app.cancel(&running_id).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let flagged: Value = r.json().await.unwrap();
+    assert_eq!(flagged["cancel_requested"], true);
+    assert_eq!(flagged["status"], "running");
+    let done = app.wait_for_status(&running_id, "cancelled", Duration::from_secs(10)).await;
+    assert_eq!(done["cancel_requested"], true);
+    assert!(done["finished_at"].is_string());
+    assert!(done["summary"].is_null() && done["stamp"].is_null(), "a cancelled job has no results: {done}");
+    let (_, layers) = app.layers(&running_id).await;
+    assert_eq!(layers["layers"], json!([]));
+    let err = error_of(app.cancel(&running_id).await, StatusCode::CONFLICT).await;
+    assert_eq!(err["code"], "wrong_state");
+
+    // The queue moves on: the cancelled queued job never runs, the next one does.
+    let next_done = app.wait_for_status(&next_id, "succeeded", Duration::from_secs(30)).await;
+    assert!(next_done["started_at"].is_string());
+    let q = app.job(&queued_id).await;
+    assert_eq!(q["status"], "cancelled");
+    assert!(q["started_at"].is_null(), "a job cancelled while queued was started: {q}");
+
+    let (_, page) = app.get_json("/v1/jobs?status=cancelled").await;
+    let mut ids: Vec<&str> = page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    ids.sort();
+    let mut want = vec![running_id.as_str(), queued_id.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminal_states_never_change() {
+    let app = spawn_app().await;
+    let job = app.submit(&small_spec(51)).await;
+    let id = job["id"].as_str().unwrap();
+    let done = app.wait_for_status(id, "succeeded", Duration::from_secs(30)).await;
+    let err = error_of(app.cancel(id).await, StatusCode::CONFLICT).await;
+    assert_eq!(err["code"], "wrong_state");
+    let after = app.job(id).await;
+    assert_eq!(after, done, "a refused cancel changed a finished job");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_removes_a_finished_job_and_only_it() {
+    let app = spawn_app().await;
+    let keep = app.submit(&small_spec(61)).await;
+    let gone = app.submit(&small_spec(62)).await;
+    let (keep_id, gone_id) = (keep["id"].as_str().unwrap(), gone["id"].as_str().unwrap());
+    app.wait_for_status(keep_id, "succeeded", Duration::from_secs(30)).await;
+    app.wait_for_status(gone_id, "succeeded", Duration::from_secs(30)).await;
+    let (_, keep_layers) = app.layers(keep_id).await;
+    assert_eq!(keep_layers["layers"].as_array().unwrap().len(), 4);
+
+    let r = app.delete(gone_id).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(r.text().await.unwrap().is_empty());
+    for path in [format!("/v1/jobs/{gone_id}"), format!("/v1/jobs/{gone_id}/layers"), format!("/v1/jobs/{gone_id}/bound-checks")] {
+        let err = error_of(app.get(&path).await, StatusCode::NOT_FOUND).await;
+        assert_eq!(err["code"], "not_found", "{path}");
+    }
+    let err = error_of(app.delete(gone_id).await, StatusCode::NOT_FOUND).await;
+    assert_eq!(err["code"], "not_found");
+    let ids: Vec<Value> = app.all_jobs().await.iter().map(|j| j["id"].clone()).collect();
+    assert_eq!(ids, vec![keep["id"].clone()]);
+    // The other job's results are intact.
+    let (_, after) = app.layers(keep_id).await;
+    assert_eq!(after, keep_layers);
+    let (status, checks) = app.get_json(&format!("/v1/jobs/{keep_id}/bound-checks")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(checks["bound_checks"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_a_cancelled_job() {
+    let app = spawn_app().await;
+    let long = app.submit(&long_spec(71)).await;
+    let id = long["id"].as_str().unwrap();
+    app.wait_until_running(id).await;
+    assert_eq!(app.cancel(id).await.status(), StatusCode::ACCEPTED);
+    app.wait_for_status(id, "cancelled", Duration::from_secs(10)).await;
+    assert_eq!(app.delete(id).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.get_job(id).await.status(), StatusCode::NOT_FOUND);
+    assert!(app.all_jobs().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_shutdown_requeues_the_running_job_and_a_restart_finishes_it() {
+    let app = spawn_app().await;
+    // A job that runs for a few seconds.
+    let spec = json!({
+        "network": {"input_dim": 200, "depth": 10, "width": 200, "init": {"scheme": "he", "fan": "out"}},
+        "samples": 128, "trials": 200, "seed": 81
+    });
+    let job = app.submit(&spec).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    app.wait_until_running(&id).await;
+    let dir = app.db_dir();
+    let db_path = app.db_path.clone();
+    let stopped_at = std::time::Instant::now();
+    app.shutdown().await;
+    assert!(stopped_at.elapsed() < Duration::from_secs(10), "shutdown took {:?}", stopped_at.elapsed());
+
+    // The job went back to the queue, not left running for crash recovery.
+    let store = widthlab::store::Store::connect(db_path.to_str().unwrap()).await.unwrap();
+    let row = store.job(&id).await.unwrap().expect("the job is still stored");
+    assert_eq!(row.status, "queued", "after a graceful shutdown the running job is re-queued");
+    assert_eq!(row.attempt, 0);
+    assert_eq!(row.progress_done, 0);
+    assert!(row.started_at.is_none());
+    drop(store);
+
+    let app = spawn_app_in(dir, |_| {}).await;
+    let done = app.wait_for_status(&id, "succeeded", Duration::from_secs(60)).await;
+    assert_eq!(done["attempt"], 0, "a graceful re-queue is not a crash retry");
+    let (_, layers) = app.layers(&id).await;
+    let (want, _) = expected_results(&done["spec"]);
+    assert_same_json(&layers["layers"], &Value::Array(want), "layers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_right_after_submit_is_never_lost() {
+    // Cancel each job as soon as it is accepted, while the worker is claiming it: whether the
+    // cancel lands before or after the claim, the job must end cancelled, never succeeded.
+    let app = spawn_app().await;
+    let spec = |seed| {
+        json!({
+            "network": {"input_dim": 200, "depth": 10, "width": 200, "init": {"scheme": "he", "fan": "out"}},
+            "samples": 128, "trials": 60, "seed": seed
+        })
+    };
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let job = app.submit(&spec(1000 + i)).await;
+        let id = job["id"].as_str().unwrap().to_string();
+        let r = app.cancel(&id).await;
+        let code = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert!(code == StatusCode::OK || code == StatusCode::ACCEPTED, "{code}: {body}");
+        assert_eq!(body["cancel_requested"] == true || body["status"] == "cancelled", true, "{body}");
+        let done = app.wait_for(&id, Duration::from_secs(30), "a terminal status", |j| {
+            TERMINAL.contains(&j["status"].as_str().unwrap_or(""))
+        })
+        .await;
+        ids.push((id, code, done["status"].clone(), done["cancel_requested"].clone()));
+    }
+    let lost: Vec<_> = ids.iter().filter(|(_, _, s, _)| *s != "cancelled").collect();
+    let accepted = ids.iter().filter(|(_, c, _, _)| *c == StatusCode::ACCEPTED).count();
+    eprintln!("{accepted} of {} cancels hit a running job", ids.len());
+    assert!(lost.is_empty(), "cancelled jobs that ran to the end (id, cancel answer, final status, cancel_requested): {lost:?}");
+}

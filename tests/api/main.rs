@@ -1,0 +1,12 @@
+//! Black-box tests of the HTTP service: a real server on port 0, talked to over a real socket.
+//!
+//! In-process servers (`helpers::spawn_app`) for the HTTP contract; the real binary as a child
+//! process (`crash.rs`) for kill -9 and SIGTERM.
+
+mod bounds;
+mod crash;
+mod errors;
+mod helpers;
+mod jobs;
+mod lifecycle;
+mod results;
