@@ -6,6 +6,7 @@
 mod bounds;
 mod crash;
 mod errors;
+mod features;
 mod helpers;
 mod jobs;
 mod lifecycle;
