@@ -109,7 +109,7 @@ pub fn run_trial<T: Real>(
         tick()?;
         let (fan_in, fan_out) = (net.fan_in(l), net.widths[l - 1]);
         let mut wl = Array2::<T>::zeros((fan_out, fan_in));
-        draw_layer(&net.weights, fan_in, fan_out, rng, &mut wl, &mut scratch);
+        draw_layer(&net.weights, fan_in, fan_out, rng, &mut wl, &mut scratch, matches!(par, Par::Rayon(_)));
         let mut a = Array2::<T>::zeros((b, fan_out));
         gemm(T::one(), h[l - 1].view(), wl.t(), a.view_mut(), par);
         let n2 = relu_rows_norm2(&mut a);

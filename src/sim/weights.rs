@@ -14,6 +14,35 @@ pub fn fill_gaussian<T: Real>(mut out: ArrayViewMut2<T>, variance: f64, rng: &mu
     }
 }
 
+/// Rows of a weight matrix drawn from one sub-stream.
+const ROWS_PER_STREAM: usize = 32;
+
+/// Fill a standard-layout `out` with i.i.d. N(0, variance) entries from sub-streams: one key is
+/// drawn from `rng`, and every block of [`ROWS_PER_STREAM`] rows gets its own generator seeded
+/// from (key, block). The blocks are fixed by the shape alone, so the numbers are the same
+/// whether the blocks run in parallel (`parallel`) or in order.
+pub fn fill_gaussian_blocks<T: Real>(out: &mut Array2<T>, variance: f64, rng: &mut TrialRng, parallel: bool) {
+    use rand::{Rng, SeedableRng};
+    use rayon::prelude::*;
+    let key: u64 = rng.random();
+    let sd = variance.sqrt();
+    let cols = out.ncols().max(1);
+    let Some(data) = out.as_slice_mut() else {
+        return fill_gaussian(out.view_mut(), variance, rng);
+    };
+    let fill = |(block, chunk): (usize, &mut [T])| {
+        let mut sub = TrialRng::seed_from_u64(super::rng::splitmix64(key ^ super::rng::splitmix64(block as u64)));
+        for x in chunk.iter_mut() {
+            *x = T::of(sd * T::standard_normal(&mut sub).f64());
+        }
+    };
+    if parallel {
+        data.par_chunks_mut(ROWS_PER_STREAM * cols).enumerate().for_each(fill);
+    } else {
+        data.chunks_mut(ROWS_PER_STREAM * cols).enumerate().for_each(fill);
+    }
+}
+
 /// Rows of `g` (k x n, k <= n) replaced by an orthonormal basis of their span, in order
 /// (classical Gram-Schmidt with one re-orthogonalization pass). Applied to a Gaussian matrix
 /// this is the Q of a QR with positive diagonal, hence Haar-distributed.
@@ -67,6 +96,7 @@ pub fn draw_layer<T: Real>(
     rng: &mut TrialRng,
     out: &mut Array2<T>,
     scratch: &mut Array2<f64>,
+    parallel: bool,
 ) {
     if out.dim() != (fan_out, fan_in) {
         *out = Array2::zeros((fan_out, fan_in));
@@ -74,11 +104,15 @@ pub fn draw_layer<T: Real>(
     let view = out.slice_mut(s![.., ..]);
     match *weights {
         Weights::Plain(Init::Orthogonal { gain }) => fill_orthogonal(view, gain, rng, scratch),
-        Weights::Plain(init) => fill_gaussian(view, init.variance(fan_in, fan_out), rng),
+        Weights::Plain(init) => {
+            drop(view);
+            fill_gaussian_blocks(out, init.variance(fan_in, fan_out), rng, parallel)
+        }
         Weights::Normalized(WeightNorm { gain, direction }) => {
+            drop(view);
             let g = WeightNorm { gain, direction }.gain(fan_in, fan_out);
             match direction {
-                Direction::Gaussian => fill_gaussian(out.view_mut(), 1.0, rng),
+                Direction::Gaussian => fill_gaussian_blocks(out, 1.0, rng, parallel),
                 Direction::Orthogonal => fill_orthogonal(out.view_mut(), 1.0, rng, scratch),
             }
             normalize_rows(out.view_mut(), g);
@@ -125,12 +159,24 @@ mod tests {
     }
 
     #[test]
+    fn block_streams_do_not_depend_on_parallelism() {
+        let mut a = Array2::<f64>::zeros((100, 70));
+        let mut b = Array2::<f64>::zeros((100, 70));
+        fill_gaussian_blocks(&mut a, 2.0, &mut trial_rng(9, 1), false);
+        fill_gaussian_blocks(&mut b, 2.0, &mut trial_rng(9, 1), true);
+        assert_eq!(a, b);
+        // and the entries have the variance asked for (7000 draws: SE of the variance 0.034)
+        let var = a.iter().map(|x| x * x).sum::<f64>() / a.len() as f64;
+        assert!((var - 2.0).abs() < 5.0 * 2.0 * (2.0f64 / 7000.0).sqrt(), "{var}");
+    }
+
+    #[test]
     fn weight_norm_rows_have_the_gain() {
         let mut rng = trial_rng(5, 0);
         let mut w = Array2::<f32>::zeros((0, 0));
         let mut scratch = Array2::zeros((0, 0));
         let wn = Weights::Normalized(WeightNorm { gain: crate::spec::WeightNormGain::Fixed(3.0), direction: Direction::Gaussian });
-        draw_layer(&wn, 40, 30, &mut rng, &mut w, &mut scratch);
+        draw_layer(&wn, 40, 30, &mut rng, &mut w, &mut scratch, false);
         for row in w.rows() {
             let n: f64 = row.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
             assert!((n - 3.0).abs() < 1e-5);
