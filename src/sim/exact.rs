@@ -66,7 +66,8 @@ pub fn run_trial_single(net: &Network, input: InputDistribution, rng: &mut Trial
     active[0] = net.input_dim as u64;
     let mut forward = vec![0.0; depth];
     for l in 1..=depth {
-        let k = half_binomial(net.widths[l - 1] as u64, rng);
+        // After a dead layer (h = 0) every pre-activation is 0: no unit is active.
+        let k = if norm2[l - 1] > 0.0 { half_binomial(net.widths[l - 1] as u64, rng) } else { 0 };
         active[l] = k;
         norm2[l] = norm2[l - 1] * net.weight_variance(l) * chi2(k, rng);
         forward[l - 1] = (norm2[l] / x2).sqrt();
