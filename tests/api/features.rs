@@ -73,7 +73,18 @@ async fn fig6_sweep_stores_the_guaranteed_epsilons_and_deviations_fall_with_widt
         assert!((got - want).abs() <= 5e-7, "width {}: {got} vs {want}", p["width"]);
     }
     let dev: Vec<f64> = points.iter().map(|p| p["forward_deviation"]["mean"].as_f64().unwrap()).collect();
-    assert!(dev.windows(2).all(|w| w[1] < w[0]), "pooled forward mean deviation must fall with width: {dev:?}");
+    // One network per point (the paper's figure): each point carries that network's own drift,
+    // of the same order as the deviation itself (sqrt(5/m) per layer), so neighbouring widths
+    // can swap. The trend is what the figure shows: |1 - r| ~ m^(-1/2), i.e. a log-log slope of
+    // -1/2 and a factor 2.8 from 500 to 4000. Asserted: the fitted slope lies in [-0.85, -0.25]
+    // and the deviation at 4000 is below half of that at 500.
+    let xs: Vec<f64> = widths.iter().map(|&w| (w as f64).ln()).collect();
+    let ys: Vec<f64> = dev.iter().map(|d| d.ln()).collect();
+    let (mx, my) = (xs.iter().sum::<f64>() / 4.0, ys.iter().sum::<f64>() / 4.0);
+    let slope = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum::<f64>()
+        / xs.iter().map(|x| (x - mx) * (x - mx)).sum::<f64>();
+    assert!((-0.85..=-0.25).contains(&slope), "log-log slope {slope}, deviations {dev:?}");
+    assert!(dev[3] < dev[0] / 2.0, "pooled forward mean deviation must fall with width: {dev:?}");
     // theory.md section 8: about 0.03-0.04 at m = 4000 in the paper's setting; the pooled mean
     // over 20000 ratios has negligible sampling error, network noise is of order 10-20%.
     assert!(dev[3] > 0.015 && dev[3] < 0.05, "{dev:?}");
