@@ -29,7 +29,13 @@ async fn main() -> anyhow::Result<()> {
         "network": {"input_dim": 1000, "depth": 20, "width": 1000, "init": {"scheme": "he", "fan": "out"}},
         "samples": 512, "trials": 64, "seed": 1
     });
-    let job: Value = client.post(format!("{base}/v1/jobs")).json(&spec).send().await?.json().await?;
+    let job: Value = client
+        .post(format!("{base}/v1/jobs"))
+        .json(&spec)
+        .send()
+        .await?
+        .json()
+        .await?;
     let id = job["id"].as_str().unwrap_or_default().to_string();
     loop {
         let j: Value = client.get(format!("{base}/v1/jobs/{id}")).send().await?.json().await?;

@@ -26,7 +26,10 @@ fn spec(input_dim: usize, depth: usize, width: usize, samples: usize, precision:
 
 fn trial(c: &mut Criterion) {
     let mut group = c.benchmark_group("trial");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10));
     for (n0, depth, width, samples) in [(500, 10, 1000, 256), (512, 50, 512, 128)] {
         for precision in ["f32", "f64"] {
             let s = spec(n0, depth, width, samples, precision);

@@ -30,8 +30,10 @@ fn spec_for(workload: &str, precision: &str, method: &str, seed: u64) -> Option<
         "gram_l10" => (net(4000, 10, 4000), 64, 1, "norms"),
         _ => return None,
     };
-    Some(json!({"kind": kind, "network": network, "samples": samples, "trials": trials, "seed": seed,
-                "precision": precision, "method": method, "epsilon": 0.15, "delta": 0.05}))
+    Some(
+        json!({"kind": kind, "network": network, "samples": samples, "trials": trials, "seed": seed,
+                "precision": precision, "method": method, "epsilon": 0.15, "delta": 0.05}),
+    )
 }
 
 /// Floating-point operations of one dense trial's matrix products (forward and backward).
@@ -57,7 +59,11 @@ fn main() {
     let (workload, precision) = (args[1].as_str(), args[2].as_str());
     let reps: usize = args[3].parse().unwrap_or(3);
     let method = args.get(4).map_or("dense", String::as_str);
-    let limits = Limits { max_memory_bytes: 16 << 30, max_work: f64::INFINITY, ..Limits::default() };
+    let limits = Limits {
+        max_memory_bytes: 16 << 30,
+        max_work: f64::INFINITY,
+        ..Limits::default()
+    };
     let mut seconds = Vec::new();
     let mut engine = String::new();
     let mut flops = 0.0;

@@ -58,7 +58,10 @@ pub struct CliError {
 
 impl CliError {
     fn usage(message: impl Into<String>) -> Self {
-        Self { message: message.into(), code: 2 }
+        Self {
+            message: message.into(),
+            code: 2,
+        }
     }
 }
 
@@ -69,17 +72,30 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         std::fs::read_to_string(&args.spec)
             .map_err(|e| CliError::usage(format!("reading {}: {e}", args.spec.display())))?
     };
-    let value: Value =
-        serde_json::from_str(&text).map_err(|e| CliError::usage(format!("{}: not valid JSON: {e}", args.spec.display())))?;
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    let limits = Limits { parallel_trials: threads, ..Limits::default() };
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::usage(format!("{}: not valid JSON: {e}", args.spec.display())))?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let limits = Limits {
+        parallel_trials: threads,
+        ..Limits::default()
+    };
     let spec = parse_spec(&value, &limits).map_err(|e| CliError::usage(format!("invalid spec: {e}")))?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
-        .map_err(|e| CliError { message: format!("starting {threads} threads: {e}"), code: 1 })?;
+        .map_err(|e| CliError {
+            message: format!("starting {threads} threads: {e}"),
+            code: 1,
+        })?;
 
-    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(work_units(&spec)) };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(work_units(&spec))
+    };
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} layer passes, eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -87,17 +103,28 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let progress = |done: u64, _total: u64| bar.set_position(done);
     let interrupted = AtomicBool::new(false);
     let cancelled = || interrupted.load(Ordering::Relaxed);
-    let ctl = Control { progress: &progress, cancelled: &cancelled };
-    let sim = pool.install(|| simulate(&spec, &ctl)).map_err(|_| CliError { message: "cancelled".into(), code: 130 })?;
+    let ctl = Control {
+        progress: &progress,
+        cancelled: &cancelled,
+    };
+    let sim = pool.install(|| simulate(&spec, &ctl)).map_err(|_| CliError {
+        message: "cancelled".into(),
+        code: 130,
+    })?;
     bar.finish_and_clear();
     let report = build_report(&spec, &sim);
     let mut out = std::io::stdout().lock();
     let written = if args.json {
-        serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from).and_then(|_| writeln!(out))
+        serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|_| writeln!(out))
     } else {
         write_table(&mut out, &report)
     };
-    written.map_err(|e| CliError { message: format!("writing output: {e}"), code: 1 })
+    written.map_err(|e| CliError {
+        message: format!("writing output: {e}"),
+        code: 1,
+    })
 }
 
 fn write_table(out: &mut impl Write, r: &RunReport) -> std::io::Result<()> {
@@ -120,8 +147,20 @@ fn write_table(out: &mut impl Write, r: &RunReport) -> std::io::Result<()> {
     writeln!(
         out,
         "{:>5} {:>7} {:>10} | {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} | {:>8} {:>8} {:>9} | {:>6} {:>6}",
-        "layer", "width", "variance", "fwd mean", "fwd std", "fwd p05", "fwd p95", "pred mean", "pred std",
-        "grad mean", "grad std", "pred mean", "in f", "in g"
+        "layer",
+        "width",
+        "variance",
+        "fwd mean",
+        "fwd std",
+        "fwd p05",
+        "fwd p95",
+        "pred mean",
+        "pred std",
+        "grad mean",
+        "grad std",
+        "pred mean",
+        "in f",
+        "in g"
     )?;
     for l in &r.layers {
         writeln!(
@@ -163,7 +202,11 @@ fn write_table(out: &mut impl Write, r: &RunReport) -> std::io::Result<()> {
         p.all_within.epsilon, p.all_within.successes, p.all_within.trials, p.all_within.ci_low, p.all_within.ci_high
     )?;
     writeln!(out)?;
-    writeln!(out, "{:<11} {:>9} {:>7} {:>11} {:>9}  reason", "bound", "required", "width", "guaranteed", "verdict")?;
+    writeln!(
+        out,
+        "{:<11} {:>9} {:>7} {:>11} {:>9}  reason",
+        "bound", "required", "width", "guaranteed", "verdict"
+    )?;
     for c in &r.bound_checks {
         writeln!(
             out,
@@ -172,7 +215,10 @@ fn write_table(out: &mut impl Write, r: &RunReport) -> std::io::Result<()> {
             c.required_width.map_or("-".into(), |w| w.to_string()),
             c.actual_width,
             c.guaranteed_epsilon.map_or("-".into(), |g| format!("{g:.6}")),
-            serde_json::to_value(c.verdict).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+            serde_json::to_value(c.verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default(),
             c.reason
         )?;
     }
@@ -180,7 +226,10 @@ fn write_table(out: &mut impl Write, r: &RunReport) -> std::io::Result<()> {
 }
 
 fn compact_widths(widths: &Value) -> String {
-    let ws: Vec<u64> = widths.as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+    let ws: Vec<u64> = widths
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
     match ws.first() {
         Some(&w) if ws.iter().all(|&x| x == w) => format!("{}x{}", ws.len(), w),
         _ => format!("{ws:?}"),
@@ -201,7 +250,10 @@ pub fn bounds(args: &BoundsArgs) -> Result<(), CliError> {
     } else {
         write_bounds_table(&mut out, &inputs, args.width)
     };
-    res.map_err(|e| CliError { message: format!("writing output: {e}"), code: 1 })
+    res.map_err(|e| CliError {
+        message: format!("writing output: {e}"),
+        code: 1,
+    })
 }
 
 fn write_bounds_table(out: &mut impl Write, inputs: &BoundInputs, width: Option<u64>) -> std::io::Result<()> {
@@ -216,7 +268,11 @@ fn write_bounds_table(out: &mut impl Write, inputs: &BoundInputs, width: Option<
         inputs.log_term()
     )?;
     let g_head = width.map_or(String::new(), |m| format!("guaranteed epsilon at m={m}"));
-    writeln!(out, "{:<11} {:>12} {:>14}  {}", "bound", "min_width", "unrounded", g_head)?;
+    writeln!(
+        out,
+        "{:<11} {:>12} {:>14}  {}",
+        "bound", "min_width", "unrounded", g_head
+    )?;
     for b in all_bounds(inputs, width) {
         writeln!(
             out,
@@ -236,14 +292,19 @@ pub fn probe(url: &str) -> Result<(), CliError> {
     use std::net::{TcpStream, ToSocketAddrs};
     use std::time::Duration;
     let fail = |m: String| CliError { message: m, code: 1 };
-    let rest = url.strip_prefix("http://").ok_or_else(|| CliError::usage("--url must start with http://"))?;
-    let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| CliError::usage("--url must start with http://"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
     let addr = host
         .to_socket_addrs()
         .map_err(|e| fail(format!("resolving {host}: {e}")))?
         .next()
         .ok_or_else(|| fail(format!("no address for {host}")))?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| fail(format!("{addr}: {e}")))?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| fail(format!("{addr}: {e}")))?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| fail(e.to_string()))?;
     let mut head = [0u8; 12];

@@ -25,10 +25,18 @@ pub struct Config {
     #[arg(long = "max-body-bytes", env = "WIDTHLAB_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
     /// Per-request timeout in seconds (event streams excepted).
-    #[arg(long = "request-timeout-secs", env = "WIDTHLAB_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(
+        long = "request-timeout-secs",
+        env = "WIDTHLAB_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
     pub request_timeout_secs: u64,
     /// Memory a single job may use, in MiB (estimated before it runs; 422 above).
-    #[arg(long = "max-job-memory-mib", env = "WIDTHLAB_MAX_JOB_MEMORY_MIB", default_value_t = 4096)]
+    #[arg(
+        long = "max-job-memory-mib",
+        env = "WIDTHLAB_MAX_JOB_MEMORY_MIB",
+        default_value_t = 4096
+    )]
     pub max_job_memory_mib: u64,
     /// Work a single job may do, in floating-point operations (estimated; 422 above).
     #[arg(long = "max-job-flops", env = "WIDTHLAB_MAX_JOB_FLOPS", default_value_t = 2e14)]
@@ -62,7 +70,9 @@ impl std::str::FromStr for Token {
 
 impl Config {
     pub fn threads(&self) -> usize {
-        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
     }
 
     pub fn limits(&self) -> Limits {

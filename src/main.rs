@@ -39,7 +39,10 @@ enum Command {
 
 fn serve(config: Config) -> Result<(), cli::CliError> {
     widthlab::telemetry::init();
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| cli::CliError { message: format!("starting tokio: {e}"), code: 1 })?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| cli::CliError {
+        message: format!("starting tokio: {e}"),
+        code: 1,
+    })?;
     runtime
         .block_on(async {
             let app = Application::build(config).await?;
@@ -49,7 +52,10 @@ fn serve(config: Config) -> Result<(), cli::CliError> {
             tracing::info!(%addr, "listening");
             app.run_until_stopped().await
         })
-        .map_err(|e| cli::CliError { message: format!("{e:#}"), code: 1 })
+        .map_err(|e| cli::CliError {
+            message: format!("{e:#}"),
+            code: 1,
+        })
 }
 
 fn main() {

@@ -9,7 +9,9 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 /// Upper bounds of request-duration buckets, seconds.
-const REQUEST_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+const REQUEST_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 /// Upper bounds of job-duration buckets, seconds.
 const JOB_BUCKETS: [f64; 10] = [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 7200.0];
 
@@ -40,7 +42,11 @@ impl Histogram {
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {c}");
         }
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
         let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
         let _ = writeln!(out, "{name}_count{braces} {}", self.count);
     }
@@ -66,8 +72,13 @@ fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
 /// Record one HTTP request. `route` is the matched route template (bounded cardinality).
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
     with(|r| {
-        *r.requests.entry((route.to_string(), method.to_string(), status)).or_default() += 1;
-        r.request_seconds.entry(route.to_string()).or_default().observe(&REQUEST_BUCKETS, elapsed.as_secs_f64());
+        *r.requests
+            .entry((route.to_string(), method.to_string(), status))
+            .or_default() += 1;
+        r.request_seconds
+            .entry(route.to_string())
+            .or_default()
+            .observe(&REQUEST_BUCKETS, elapsed.as_secs_f64());
     });
 }
 
@@ -101,7 +112,12 @@ pub fn render(jobs_by_status: &[(String, i64)], queue_length: i64) -> String {
         out.push_str("# HELP widthlab_http_request_duration_seconds HTTP request durations by route.\n");
         out.push_str("# TYPE widthlab_http_request_duration_seconds histogram\n");
         for (route, h) in &r.request_seconds {
-            h.render(&mut out, "widthlab_http_request_duration_seconds", &format!("route=\"{}\"", escape(route)), &REQUEST_BUCKETS);
+            h.render(
+                &mut out,
+                "widthlab_http_request_duration_seconds",
+                &format!("route=\"{}\"", escape(route)),
+                &REQUEST_BUCKETS,
+            );
         }
         out.push_str("# HELP widthlab_jobs_submitted_total Jobs accepted by POST /v1/jobs since start.\n");
         out.push_str("# TYPE widthlab_jobs_submitted_total counter\n");

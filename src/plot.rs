@@ -62,15 +62,24 @@ fn layer_panel(
         .label("p05 - p95 over samples")
         .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], BLUE.mix(0.18).filled()));
     chart
-        .draw_series(LineSeries::new(layers.iter().filter_map(|l| Some((x(l), get(l, "mean")?))), BLUE.stroke_width(2)))
+        .draw_series(LineSeries::new(
+            layers.iter().filter_map(|l| Some((x(l), get(l, "mean")?))),
+            BLUE.stroke_width(2),
+        ))
         .map_err(err)?
         .label("measured mean")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     chart
-        .draw_series(layers.iter().filter_map(|l| Some(Circle::new((x(l), get(l, "mean")?), 3, BLUE.filled()))))
+        .draw_series(
+            layers
+                .iter()
+                .filter_map(|l| Some(Circle::new((x(l), get(l, "mean")?), 3, BLUE.filled()))),
+        )
         .map_err(err)?;
-    let predicted: Vec<(f64, f64)> =
-        layers.iter().filter_map(|l| Some((x(l), num(l, &format!("/predicted/{ratio}/mean"))?))).collect();
+    let predicted: Vec<(f64, f64)> = layers
+        .iter()
+        .filter_map(|l| Some((x(l), num(l, &format!("/predicted/{ratio}/mean"))?)))
+        .collect();
     chart
         .draw_series(LineSeries::new(predicted, BLACK.stroke_width(1)))
         .map_err(err)?
@@ -95,14 +104,23 @@ pub fn norms_svg(title: &str, layers: &[Value]) -> PlotResult {
         let root = root.titled(title, ("sans-serif", 16)).map_err(err)?;
         let (left, right) = root.split_horizontally(WIDE.0 / 2);
         layer_panel(&left, layers, "forward", "||h^l|| / ||x||")?;
-        layer_panel(&right, layers, "gradient", "||delta^l|| ||h^(l-1)|| / (||x|| ||delta^L||)")?;
+        layer_panel(
+            &right,
+            layers,
+            "gradient",
+            "||delta^l|| ||h^(l-1)|| / (||x|| ||delta^L||)",
+        )?;
         root.present().map_err(err)?;
     }
     Ok(svg)
 }
 
 fn guaranteed(p: &PointReport, bound: &str) -> Option<f64> {
-    p.bounds.iter().find(|b| b.bound == bound).and_then(|b| b.guaranteed_epsilon).filter(|g| g.is_finite())
+    p.bounds
+        .iter()
+        .find(|b| b.bound == bound)
+        .and_then(|b| b.guaranteed_epsilon)
+        .filter(|g| g.is_finite())
 }
 
 /// The figure of a single-depth sweep: pooled deviation vs width (log axis) with each bound's
@@ -114,10 +132,19 @@ pub fn sweep_svg(title: &str, points: &[PointReport]) -> PlotResult {
         (Some(a), Some(b)) => (a.width as f64, b.width as f64),
         _ => (1.0, 10.0),
     };
-    let (wmin, wmax) = if wmin == wmax { (wmin / 2.0, wmax * 2.0) } else { (wmin / 1.15, wmax * 1.15) };
+    let (wmin, wmax) = if wmin == wmax {
+        (wmin / 2.0, wmax * 2.0)
+    } else {
+        (wmin / 1.15, wmax * 1.15)
+    };
     let mut values: Vec<f64> = Vec::new();
     for p in &pts {
-        values.extend([p.forward_deviation.mean, p.forward_deviation.max, p.gradient_deviation.mean, p.max_deviation]);
+        values.extend([
+            p.forward_deviation.mean,
+            p.forward_deviation.max,
+            p.gradient_deviation.mean,
+            p.max_deviation,
+        ]);
         values.extend(p.bounds.iter().filter_map(|b| b.guaranteed_epsilon));
     }
     values.retain(|v| v.is_finite() && *v > 0.0);
@@ -137,25 +164,40 @@ pub fn sweep_svg(title: &str, points: &[PointReport]) -> PlotResult {
         chart
             .configure_mesh()
             .x_label_formatter(&|v| format!("{v:.0}"))
-            .x_desc("width m (log scale)").y_desc("|1 - r| and guaranteed epsilon (log scale)").draw().map_err(err)?;
+            .x_desc("width m (log scale)")
+            .y_desc("|1 - r| and guaranteed epsilon (log scale)")
+            .draw()
+            .map_err(err)?;
         type Pick = fn(&PointReport) -> f64;
         let series: [(&str, RGBColor, Pick); 3] = [
             ("forward: pooled mean |1 - r|", BLUE, |p| p.forward_deviation.mean),
-            ("forward: pooled max |1 - r|", RGBColor(31, 119, 180), |p| p.forward_deviation.max),
-            ("gradient: pooled mean |1 - r|", RGBColor(255, 127, 14), |p| p.gradient_deviation.mean),
+            ("forward: pooled max |1 - r|", RGBColor(31, 119, 180), |p| {
+                p.forward_deviation.max
+            }),
+            ("gradient: pooled mean |1 - r|", RGBColor(255, 127, 14), |p| {
+                p.gradient_deviation.mean
+            }),
         ];
         for (label, colour, f) in series {
-            let line: Vec<(f64, f64)> =
-                pts.iter().map(|p| (p.width as f64, f(p))).filter(|(_, y)| y.is_finite() && *y > 0.0).collect();
+            let line: Vec<(f64, f64)> = pts
+                .iter()
+                .map(|p| (p.width as f64, f(p)))
+                .filter(|(_, y)| y.is_finite() && *y > 0.0)
+                .collect();
             chart
                 .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))
                 .map_err(err)?
                 .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
-            chart.draw_series(line.into_iter().map(|xy| Circle::new(xy, 3, colour.filled()))).map_err(err)?;
+            chart
+                .draw_series(line.into_iter().map(|xy| Circle::new(xy, 3, colour.filled())))
+                .map_err(err)?;
         }
         for (bound, colour) in ["arpit2019", "exact_tail", "chernoff"].into_iter().zip(BOUND_COLOURS) {
-            let line: Vec<(f64, f64)> = pts.iter().filter_map(|p| Some((p.width as f64, guaranteed(p, bound)?))).collect();
+            let line: Vec<(f64, f64)> = pts
+                .iter()
+                .filter_map(|p| Some((p.width as f64, guaranteed(p, bound)?)))
+                .collect();
             chart
                 .draw_series(DashedLineSeries::new(line, 6, 4, colour.stroke_width(2)))
                 .map_err(err)?
@@ -204,8 +246,14 @@ pub fn map_svg(title: &str, points: &[PointReport], frontier: &[FrontierRow]) ->
             .disable_mesh()
             .x_labels(widths.len())
             .y_labels(depths.len())
-            .x_label_formatter(&move |v| wl.get(v.round().max(0.0) as usize).map_or(String::new(), |w| w.to_string()))
-            .y_label_formatter(&move |v| dl.get(v.round().max(0.0) as usize).map_or(String::new(), |d| d.to_string()))
+            .x_label_formatter(&move |v| {
+                wl.get(v.round().max(0.0) as usize)
+                    .map_or(String::new(), |w| w.to_string())
+            })
+            .y_label_formatter(&move |v| {
+                dl.get(v.round().max(0.0) as usize)
+                    .map_or(String::new(), |d| d.to_string())
+            })
             .x_desc("width m (swept values)")
             .y_desc("depth L")
             .draw()
@@ -215,7 +263,10 @@ pub fn map_svg(title: &str, points: &[PointReport], frontier: &[FrontierRow]) ->
                 let (x, y) = (wi(p.width)?, di(p.depth)?);
                 let q = p.all_within.probability.clamp(0.0, 1.0);
                 let colour = RGBColor((255.0 * (1.0 - q)) as u8, (90.0 + 130.0 * q) as u8, 90);
-                Some(Rectangle::new([(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)], colour.mix(0.75).filled()))
+                Some(Rectangle::new(
+                    [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)],
+                    colour.mix(0.75).filled(),
+                ))
             }))
             .map_err(err)?
             .label("cell colour: observed P(all within 1 +/- epsilon), red 0 .. green 1")
@@ -246,7 +297,9 @@ pub fn map_svg(title: &str, points: &[PointReport], frontier: &[FrontierRow]) ->
             .map_err(err)?
             .label("empirical frontier (smallest width meeting epsilon, delta)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
-        chart.draw_series(empirical.into_iter().map(|xy| Circle::new(xy, 5, BLACK.filled()))).map_err(err)?;
+        chart
+            .draw_series(empirical.into_iter().map(|xy| Circle::new(xy, 5, BLACK.filled())))
+            .map_err(err)?;
         for (bound, colour) in ["arpit2019", "exact_tail", "chernoff"].into_iter().zip(BOUND_COLOURS) {
             let line: Vec<(f64, f64)> = frontier
                 .iter()

@@ -110,15 +110,28 @@ fn merge(base: &mut Value, overrides: &Value) {
 /// If `body` names a preset, return the preset's spec with the rest of `body` merged over it
 /// (and the preset's name); otherwise `body` unchanged.
 pub fn expand(body: &Value) -> Result<(Value, Option<&'static str>), SpecError> {
-    let Some(obj) = body.as_object() else { return Ok((body.clone(), None)) };
-    let Some(name) = obj.get("preset") else { return Ok((body.clone(), None)) };
+    let Some(obj) = body.as_object() else {
+        return Ok((body.clone(), None));
+    };
+    let Some(name) = obj.get("preset") else {
+        return Ok((body.clone(), None));
+    };
     let all = presets();
     let names: Vec<&str> = all.iter().map(|p| p.name).collect();
     let preset = name
         .as_str()
         .and_then(|n| all.iter().find(|p| p.name == n))
-        .ok_or_else(|| SpecError::new("preset", format!("unknown preset {name}; allowed: {}", names.join(", "))))?;
-    let overrides: Map<String, Value> = obj.iter().filter(|(k, _)| *k != "preset").map(|(k, v)| (k.clone(), v.clone())).collect();
+        .ok_or_else(|| {
+            SpecError::new(
+                "preset",
+                format!("unknown preset {name}; allowed: {}", names.join(", ")),
+            )
+        })?;
+    let overrides: Map<String, Value> = obj
+        .iter()
+        .filter(|(k, _)| *k != "preset")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mut spec = preset.spec.clone();
     // Switching between init and weight norm replaces the other.
     if let Some(net) = overrides.get("network").and_then(Value::as_object) {
@@ -147,7 +160,8 @@ mod tests {
 
     #[test]
     fn overrides_merge_deeply() {
-        let (spec, name) = expand(&json!({"preset": "arpit2019-fig1", "samples": 10, "network": {"width": 50}})).unwrap();
+        let (spec, name) =
+            expand(&json!({"preset": "arpit2019-fig1", "samples": 10, "network": {"width": 50}})).unwrap();
         assert_eq!(name, Some("arpit2019-fig1"));
         assert_eq!(spec["samples"], 10);
         assert_eq!(spec["network"]["width"], 50);

@@ -175,7 +175,14 @@ fn probability_within(max_dev: &[f64], epsilon: f64) -> Probability {
     let trials = max_dev.len() as u64;
     let successes = max_dev.iter().filter(|d| **d <= epsilon).count() as u64;
     let (ci_low, ci_high) = clopper_pearson(successes, trials, 0.05);
-    Probability { epsilon, trials, successes, probability: successes as f64 / trials as f64, ci_low, ci_high }
+    Probability {
+        epsilon,
+        trials,
+        successes,
+        probability: successes as f64 / trials as f64,
+        ci_low,
+        ci_high,
+    }
 }
 
 fn per_trial(sim: &Simulation, f: impl Fn(usize) -> f64) -> Vec<f64> {
@@ -187,8 +194,12 @@ pub fn build_report(spec: &Spec, sim: &Simulation) -> RunReport {
     let predictions = predict(net);
     let mut layers = Vec::with_capacity(net.depth());
     for (l, predicted) in (1..=net.depth()).zip(predictions) {
-        let fwd: Vec<f64> = (0..sim.trials.len()).flat_map(|t| sim.forward(t, l).iter().copied()).collect();
-        let grad: Vec<f64> = (0..sim.trials.len()).flat_map(|t| sim.gradient(t, l).iter().copied()).collect();
+        let fwd: Vec<f64> = (0..sim.trials.len())
+            .flat_map(|t| sim.forward(t, l).iter().copied())
+            .collect();
+        let grad: Vec<f64> = (0..sim.trials.len())
+            .flat_map(|t| sim.gradient(t, l).iter().copied())
+            .collect();
         let across_trials = AcrossTrials {
             forward_mean: spread(&per_trial(sim, |t| ratio_stats(sim.forward(t, l).to_vec()).mean)),
             gradient_mean: spread(&per_trial(sim, |t| ratio_stats(sim.gradient(t, l).to_vec()).mean)),
@@ -230,8 +241,18 @@ pub fn build_report(spec: &Spec, sim: &Simulation) -> RunReport {
         forward_deviation,
         gradient_deviation,
     };
-    let bound_checks = Bound::ALL.iter().map(|&b| bound_check(b, spec, &pooled, &max_dev)).collect();
-    RunReport { spec: spec.to_json(), variance_rule: net.variance_rule(), stamp: Stamp::for_spec(spec), layers, pooled, bound_checks }
+    let bound_checks = Bound::ALL
+        .iter()
+        .map(|&b| bound_check(b, spec, &pooled, &max_dev))
+        .collect();
+    RunReport {
+        spec: spec.to_json(),
+        variance_rule: net.variance_rule(),
+        stamp: Stamp::for_spec(spec),
+        layers,
+        pooled,
+        bound_checks,
+    }
 }
 
 /// Hold one bound against the simulation. The claim tested is the bound's own at this width:
@@ -278,7 +299,10 @@ pub fn bound_check(bound: Bound, spec: &Spec, pooled: &Pooled, max_dev: &[f64]) 
     } else if below {
         check.verdict = Verdict::Vacuous;
         check.reason = match report.min_width {
-            Some(r) => format!("width {actual_width} is below the {r} this bound requires for epsilon {}", spec.epsilon),
+            Some(r) => format!(
+                "width {actual_width} is below the {r} this bound requires for epsilon {}",
+                spec.epsilon
+            ),
             None => "the required width is beyond the search limit".into(),
         };
     } else if let Some(g) = report.guaranteed_epsilon {

@@ -82,7 +82,19 @@ pub fn ratio_stats(mut values: Vec<f64>) -> RatioStats {
     let undefined = sort_defined(&mut values);
     if values.is_empty() {
         let nan = f64::NAN;
-        return RatioStats { count: 0, undefined, mean: nan, std: nan, min: nan, max: nan, p01: nan, p05: nan, p50: nan, p95: nan, p99: nan };
+        return RatioStats {
+            count: 0,
+            undefined,
+            mean: nan,
+            std: nan,
+            min: nan,
+            max: nan,
+            p01: nan,
+            p05: nan,
+            p50: nan,
+            p95: nan,
+            p99: nan,
+        };
     }
     let (mean, std) = mean_std(&values);
     RatioStats {
@@ -104,10 +116,20 @@ pub fn deviation_stats(ratios: &[f64]) -> DeviationStats {
     let mut dev: Vec<f64> = ratios.iter().map(|r| (1.0 - r).abs()).collect();
     sort_defined(&mut dev);
     if dev.is_empty() {
-        return DeviationStats { mean: f64::NAN, std: f64::NAN, p95: f64::NAN, max: f64::NAN };
+        return DeviationStats {
+            mean: f64::NAN,
+            std: f64::NAN,
+            p95: f64::NAN,
+            max: f64::NAN,
+        };
     }
     let (mean, std) = mean_std(&dev);
-    DeviationStats { mean, std, p95: quantile(&dev, 0.95), max: dev[dev.len() - 1] }
+    DeviationStats {
+        mean,
+        std,
+        p95: quantile(&dev, 0.95),
+        max: dev[dev.len() - 1],
+    }
 }
 
 pub fn spread(values: &[f64]) -> Spread {

@@ -38,12 +38,21 @@ pub struct PointReport {
 /// Summarize a finished point simulation (`point_spec` = `spec.point_spec(point)`).
 pub fn point_report(point_spec: &Spec, point: SweepPoint, sim: &Simulation) -> PointReport {
     let report = build_report(point_spec, sim);
-    let bounds = match BoundInputs::new(point_spec.epsilon, point_spec.delta, point.depth as u32, point_spec.samples as u64) {
+    let bounds = match BoundInputs::new(
+        point_spec.epsilon,
+        point_spec.delta,
+        point.depth as u32,
+        point_spec.samples as u64,
+    ) {
         Ok(inputs) => Bound::ALL
             .iter()
             .map(|&b| {
                 let r = evaluate(b, &inputs, Some(point.width as u64));
-                PointBound { bound: b.name().into(), guaranteed_epsilon: r.guaranteed_epsilon, min_width: r.min_width }
+                PointBound {
+                    bound: b.name().into(),
+                    guaranteed_epsilon: r.guaranteed_epsilon,
+                    min_width: r.min_width,
+                }
             })
             .collect(),
         Err(_) => Vec::new(),
@@ -83,19 +92,31 @@ pub fn frontier(spec: &Spec, points: &[PointReport]) -> Vec<FrontierRow> {
         .map(|&depth| {
             let mut at_depth: Vec<&PointReport> = points.iter().filter(|p| p.depth == depth).collect();
             at_depth.sort_by_key(|p| p.width);
-            let empirical_min_width = at_depth.iter().find(|p| p.all_within.probability >= target).map(|p| p.width);
+            let empirical_min_width = at_depth
+                .iter()
+                .find(|p| p.all_within.probability >= target)
+                .map(|p| p.width);
             let confident_min_width = at_depth.iter().find(|p| p.all_within.ci_low >= target).map(|p| p.width);
             let bounds = match BoundInputs::new(spec.epsilon, spec.delta, depth as u32, spec.samples as u64) {
                 Ok(inputs) => Bound::ALL
                     .iter()
                     .map(|&b| {
                         let r = evaluate(b, &inputs, None);
-                        PointBound { bound: b.name().into(), guaranteed_epsilon: None, min_width: r.min_width }
+                        PointBound {
+                            bound: b.name().into(),
+                            guaranteed_epsilon: None,
+                            min_width: r.min_width,
+                        }
                     })
                     .collect(),
                 Err(_) => Vec::new(),
             };
-            FrontierRow { depth, empirical_min_width, confident_min_width, bounds }
+            FrontierRow {
+                depth,
+                empirical_min_width,
+                confident_min_width,
+                bounds,
+            }
         })
         .collect()
 }

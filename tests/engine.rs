@@ -60,7 +60,7 @@ enum Ratio {
     Gradient,
 }
 
-fn layer<'a>(sim: &'a Simulation, which: Ratio, t: usize, l: usize) -> &'a [f64] {
+fn layer(sim: &Simulation, which: Ratio, t: usize, l: usize) -> &[f64] {
     match which {
         Ratio::Forward => sim.forward(t, l),
         Ratio::Gradient => sim.gradient(t, l),
@@ -72,7 +72,10 @@ fn trial_means(sim: &Simulation, which: Ratio, l: usize, f: impl Fn(f64) -> f64)
     (0..sim.trials.len())
         .map(|t| {
             let v = layer(sim, which, t, l);
-            assert!(v.iter().all(|r| r.is_finite()), "non-finite ratio in trial {t} layer {l}");
+            assert!(
+                v.iter().all(|r| r.is_finite()),
+                "non-finite ratio in trial {t} layer {l}"
+            );
             v.iter().map(|&r| f(r)).sum::<f64>() / v.len() as f64
         })
         .collect()
@@ -80,7 +83,9 @@ fn trial_means(sim: &Simulation, which: Ratio, l: usize, f: impl Fn(f64) -> f64)
 
 /// Every value of layer l pooled over trials and samples.
 fn pooled(sim: &Simulation, which: Ratio, l: usize) -> Vec<f64> {
-    (0..sim.trials.len()).flat_map(|t| layer(sim, which, t, l).iter().copied()).collect()
+    (0..sim.trials.len())
+        .flat_map(|t| layer(sim, which, t, l).iter().copied())
+        .collect()
 }
 
 /// Standard error of the pooled mean of a per-sample statistic u(r): the cluster SE (sd of the
@@ -108,7 +113,11 @@ fn moments(sim: &Simulation, which: Ratio, l: usize) -> Moments {
     let m1 = pooled_se(sim, which, l, |r| r);
     let m2 = pooled_se(sim, which, l, |r| r * r);
     let var_se = pooled_se(sim, which, l, |r| r * r - 2.0 * m1.0 * r).1;
-    Moments { m1, m2, var: (m2.0 - m1.0 * m1.0, var_se) }
+    Moments {
+        m1,
+        m2,
+        var: (m2.0 - m1.0 * m1.0, var_se),
+    }
 }
 
 /// Ratio E r(l) / E r(l-1) estimated by the ratio of pooled means, with its delta-method SE
@@ -133,7 +142,10 @@ fn assert_close(what: &str, got: f64, want: f64, tol: f64) {
 
 #[track_caller]
 fn assert_rel(what: &str, got: f64, want: f64, rel: f64) {
-    assert!(((got - want) / want).abs() <= rel, "{what}: got {got:.15e}, want {want:.15e} (rel {rel:e})");
+    assert!(
+        ((got - want) / want).abs() <= rel,
+        "{what}: got {got:.15e}, want {want:.15e} (rel {rel:e})"
+    );
 }
 
 fn he_out(input_dim: usize, depth: usize, width: usize) -> Value {
@@ -193,8 +205,18 @@ fn he_out_layer_factors_follow_the_exact_law() {
     // SE of mean r^4: sqrt((E r^8 - (E r^4)^2) / N).
     assert_close("E r_f(L)^4", mean(&r4), e4, Z * ((e8 - e4 * e4) / big_n).sqrt());
     // The same number in the library's closed form, and theory.md's reference value.
-    assert_rel("fourth moment", widthlab::theory::exact::fourth_moment_he_out(&[n; 3]), e4, 1e-12);
-    assert_rel("fourth moment m=100 L=10", widthlab::theory::exact::fourth_moment_he_out(&[100; 10]), 1.628895, 1e-6);
+    assert_rel(
+        "fourth moment",
+        widthlab::theory::exact::fourth_moment_he_out(&[n; 3]),
+        e4,
+        1e-12,
+    );
+    assert_rel(
+        "fourth moment m=100 L=10",
+        widthlab::theory::exact::fourth_moment_he_out(&[100; 10]),
+        1.628895,
+        1e-6,
+    );
 }
 
 /// Check the exact per-layer predictions of the report (mean, std, mean square) against a run
@@ -209,15 +231,30 @@ fn check_exact_forward_predictions(spec: &Spec, sim: &Simulation, report: &RunRe
         assert_close(&format!("layer {l} mean r_f"), m.m1.0, p.mean, Z * m.m1.1);
         assert_close(&format!("layer {l} mean r_f^2"), m.m2.0, p.mean_square, Z * m.m2.1);
         let std = p.std.expect("exact law gives a std");
-        assert_rel(&format!("layer {l} std^2 = ms - mean^2"), std * std, p.mean_square - p.mean * p.mean, 1e-9);
+        assert_rel(
+            &format!("layer {l} std^2 = ms - mean^2"),
+            std * std,
+            p.mean_square - p.mean * p.mean,
+            1e-9,
+        );
         // SE of the std: delta method, SE(var) / (2 std).
-        assert_close(&format!("layer {l} std r_f"), m.var.0.sqrt(), std, Z * m.var.1 / (2.0 * std));
+        assert_close(
+            &format!("layer {l} std r_f"),
+            m.var.0.sqrt(),
+            std,
+            Z * m.var.1 / (2.0 * std),
+        );
         // The report's pooled statistics are those of the raw ratios.
         let all = pooled(sim, Ratio::Forward, l);
         assert_eq!(lr.forward.count, all.len() as u64);
         assert_rel(&format!("layer {l} report mean"), lr.forward.mean, mean(&all), 1e-12);
         assert_rel(&format!("layer {l} report std"), lr.forward.std, var(&all).sqrt(), 1e-9);
-        assert_rel(&format!("layer {l} weight variance"), lr.weight_variance, spec.network.weight_variance(l), 0.0);
+        assert_rel(
+            &format!("layer {l} weight variance"),
+            lr.weight_variance,
+            spec.network.weight_variance(l),
+            0.0,
+        );
     }
 }
 
@@ -231,7 +268,12 @@ fn exact_forward_prediction_he_out() {
         let p = &report.layers[l - 1].predicted.forward;
         assert_rel(&format!("predicted mean layer {l}"), p.mean, f.powi(l as i32), 1e-9);
         assert_rel(&format!("predicted ms layer {l}"), p.mean_square, 1.0, 1e-12);
-        assert_rel("weight variance 2/n_l", report.layers[l - 1].weight_variance, 0.02, 1e-15);
+        assert_rel(
+            "weight variance 2/n_l",
+            report.layers[l - 1].weight_variance,
+            0.02,
+            1e-15,
+        );
     }
     check_exact_forward_predictions(&spec, &sim, &report);
 }
@@ -247,13 +289,28 @@ fn exact_forward_prediction_he_in_nonuniform_widths() {
     let report = build_report(&spec, &sim);
     // Var 2/n_{l-1}: the squared norm scales by n_l / n_{l-1}, so E r_f(l)^2 = n_l / n_0.
     // Exact means from scipy (product of E sqrt(sigma^2 chi^2_K) per layer).
-    let means = [1.399_410_970_054_013_4, 0.782_329_277_675_600_5, 1.552_390_445_255_960_7, 1.080_429_266_319_076_7];
+    let means = [
+        1.399_410_970_054_013_4,
+        0.782_329_277_675_600_5,
+        1.552_390_445_255_960_7,
+        1.080_429_266_319_076_7,
+    ];
     for (l, (&w, &m)) in widths.iter().zip(&means).enumerate() {
         let p = &report.layers[l].predicted.forward;
         assert_rel(&format!("predicted mean layer {}", l + 1), p.mean, m, 1e-9);
-        assert_rel(&format!("predicted ms layer {}", l + 1), p.mean_square, w as f64 / 30.0, 1e-12);
+        assert_rel(
+            &format!("predicted ms layer {}", l + 1),
+            p.mean_square,
+            w as f64 / 30.0,
+            1e-12,
+        );
         let fan_in = if l == 0 { 30 } else { widths[l - 1] };
-        assert_rel("weight variance 2/n_{l-1}", report.layers[l].weight_variance, 2.0 / fan_in as f64, 1e-15);
+        assert_rel(
+            "weight variance 2/n_{l-1}",
+            report.layers[l].weight_variance,
+            2.0 / fan_in as f64,
+            1e-15,
+        );
     }
     check_exact_forward_predictions(&spec, &sim, &report);
 }
@@ -273,8 +330,18 @@ fn glorot_paper_decays_by_the_exact_factor() {
     let factor: f64 = 0.702_674_592_009_462_1;
     for l in 1..=10 {
         let p = &report.layers[l - 1].predicted.forward;
-        assert_rel(&format!("predicted mean layer {l}"), p.mean, factor.powi(l as i32), 1e-9);
-        assert_rel(&format!("predicted ms layer {l}"), p.mean_square, 0.5f64.powi(l as i32), 1e-12);
+        assert_rel(
+            &format!("predicted mean layer {l}"),
+            p.mean,
+            factor.powi(l as i32),
+            1e-9,
+        );
+        assert_rel(
+            &format!("predicted ms layer {l}"),
+            p.mean_square,
+            0.5f64.powi(l as i32),
+            1e-12,
+        );
     }
     check_exact_forward_predictions(&spec, &sim, &report);
     for l in 2..=10 {
@@ -312,7 +379,11 @@ fn he_out_gradient_second_moment_is_one_with_a_two_class_head() {
         assert_close(&format!("layer {l} E r_g^2"), m.m2.0, p.mean_square, Z * m.m2.1);
         // predicted.mean is sqrt(E r^2): the mean of r lies below it by the Jensen gap
         // Var(r) / (sqrt(E r^2) + E r) <= Var(r); tolerance = that gap + 5 cluster SE.
-        assert!(m.m1.0 <= p.mean + Z * m.m1.1, "layer {l}: mean r_g {} above sqrt(E r^2)", m.m1.0);
+        assert!(
+            m.m1.0 <= p.mean + Z * m.m1.1,
+            "layer {l}: mean r_g {} above sqrt(E r^2)",
+            m.m1.0
+        );
         assert_close(&format!("layer {l} mean r_g"), m.m1.0, p.mean, m.var.0 + Z * m.m1.1);
     }
     // At l = L the gradient ratio is a pure forward ratio: r_g(L) = ||h^{L-1}|| / ||x||.
@@ -356,12 +427,27 @@ fn weight_norm_paper_setting() {
         let fwd_ref = sqrt2 * 0.5f64.powf((l as f64 - 1.0) / 2.0);
         let p = &naive_report.layers[l - 1].predicted.forward;
         assert!(!p.exact);
-        assert_rel(&format!("naive predicted ms layer {l}"), p.mean_square, fwd_ref * fwd_ref, 1e-12);
+        assert_rel(
+            &format!("naive predicted ms layer {l}"),
+            p.mean_square,
+            fwd_ref * fwd_ref,
+            1e-12,
+        );
         let f = moments(&naive, Ratio::Forward, l);
         // Cluster SE of the pooled mean of r_f^2 (16 networks).
-        assert_close(&format!("naive layer {l} E r_f^2"), f.m2.0, fwd_ref * fwd_ref, Z * f.m2.1);
+        assert_close(
+            &format!("naive layer {l} E r_f^2"),
+            f.m2.0,
+            fwd_ref * fwd_ref,
+            Z * f.m2.1,
+        );
         // Mean of r: 5 cluster SE plus the Jensen gap sqrt(E r^2) - E r <= Var(r) / sqrt(E r^2).
-        assert_close(&format!("naive layer {l} mean r_f"), f.m1.0, fwd_ref, Z * f.m1.1 + f.var.0 / fwd_ref);
+        assert_close(
+            &format!("naive layer {l} mean r_f"),
+            f.m1.0,
+            fwd_ref,
+            Z * f.m1.1 + f.var.0 / fwd_ref,
+        );
 
         // --- naive, gradient: 2^{-3.5} = 0.0884 for l >= 2, 2^{-4.5} = 0.0442 at l = 1 ---
         let grad_ref = if l == 1 { 0.5f64.powf(4.5) } else { 0.5f64.powf(3.5) };
@@ -373,7 +459,12 @@ fn weight_norm_paper_setting() {
         // (E||z||^2 = C ||h^L||^2, E||delta^L||^2 ~ (m/2)||e||^2), so at most (L - l) C / m
         // relative in r, to first order. Tolerance: that + Jensen gap + 5 cluster SE.
         let head = grad_ref * (depth - l) as f64 * 20.0 / m as f64;
-        assert_close(&format!("naive layer {l} mean r_g"), g.m1.0, grad_ref, Z * g.m1.1 + g.var.0 / grad_ref + head);
+        assert_close(
+            &format!("naive layer {l} mean r_g"),
+            g.m1.0,
+            grad_ref,
+            Z * g.m1.1 + g.var.0 / grad_ref + head,
+        );
 
         // --- derived: the same directions (same seed) scaled by g_l = sqrt(2 n_{l-1}/n_l), so
         // the forward ratios are the naive ones times prod_{k<=l} g_k, up to rounding. ---
@@ -387,16 +478,31 @@ fn weight_norm_paper_setting() {
         let f = moments(&derived, Ratio::Forward, l);
         // Cluster SE, plus the Jensen gap for the mean of r (E r_f^2 = 1 exactly).
         assert_close(&format!("derived layer {l} E r_f^2"), f.m2.0, 1.0, Z * f.m2.1);
-        assert_close(&format!("derived layer {l} mean r_f"), f.m1.0, 1.0, Z * f.m1.1 + f.var.0);
+        assert_close(
+            &format!("derived layer {l} mean r_f"),
+            f.m1.0,
+            1.0,
+            Z * f.m1.1 + f.var.0,
+        );
         // Derived gradient, 2-class head (no head bias at first order): E r_g^2 = 1 up to the
         // fixed-norm-row corrections of order 1/m per layer (the -1 in the mask fraction
         // (K-1)/(n-1), the a_i^2 term of the v-gradient), allowed as 2/m per layer below l.
         let p = &derived_report.layers[l - 1].predicted.gradient;
-        assert_rel(&format!("derived predicted gradient ms layer {l}"), p.mean_square, 1.0, 1e-12);
+        assert_rel(
+            &format!("derived predicted gradient ms layer {l}"),
+            p.mean_square,
+            1.0,
+            1e-12,
+        );
         let g = moments(&derived, Ratio::Gradient, l);
         let rows = 2.0 * (depth - l + 1) as f64 / m as f64;
         assert_close(&format!("derived layer {l} E r_g^2"), g.m2.0, 1.0, Z * g.m2.1 + rows);
-        assert_close(&format!("derived layer {l} mean r_g"), g.m1.0, 1.0, Z * g.m1.1 + g.var.0 + rows);
+        assert_close(
+            &format!("derived layer {l} mean r_g"),
+            g.m1.0,
+            1.0,
+            Z * g.m1.1 + g.var.0 + rows,
+        );
     }
 }
 
@@ -422,7 +528,10 @@ fn results_are_bit_identical_for_any_thread_count() {
                 pool.install(|| simulate(&spec, &Control::none())).unwrap()
             })
             .collect();
-        assert!(sims[0].trials.iter().all(|t| t.forward.iter().chain(&t.gradient).all(|r| r.is_finite())));
+        assert!(sims[0]
+            .trials
+            .iter()
+            .all(|t| t.forward.iter().chain(&t.gradient).all(|r| r.is_finite())));
         assert!(sims[0] == sims[1], "1 vs 2 threads differ for {v}");
         // Distinct trials are distinct networks.
         assert_ne!(sims[0].trials[0], sims[0].trials[1]);
@@ -440,7 +549,12 @@ fn f32_agrees_with_f64_for_the_same_seed() {
     let (_, b) = run(f32_spec);
     let worst = |f: fn(&widthlab::sim::TrialRatios) -> &Vec<f64>| {
         (0..2)
-            .flat_map(|t| f(&a.trials[t]).iter().zip(f(&b.trials[t])).map(|(x, y)| ((x - y) / x).abs()))
+            .flat_map(|t| {
+                f(&a.trials[t])
+                    .iter()
+                    .zip(f(&b.trials[t]))
+                    .map(|(x, y)| ((x - y) / x).abs())
+            })
             .fold(0.0f64, f64::max)
     };
     let (fwd, grad) = (worst(|t| &t.forward), worst(|t| &t.gradient));
@@ -460,9 +574,11 @@ fn f32_agrees_with_f64_for_the_same_seed() {
 #[test]
 fn orthogonal_second_moment_and_sphere_inputs() {
     let widths = [80usize, 80, 40, 60];
-    let net = json!({"input_dim": 50, "widths": widths, "init": {"scheme": "orthogonal", "gain": std::f64::consts::SQRT_2}});
+    let net =
+        json!({"input_dim": 50, "widths": widths, "init": {"scheme": "orthogonal", "gain": std::f64::consts::SQRT_2}});
     let (spec, gauss) = run(json!({"network": net, "samples": 2, "trials": 2000, "seed": 81}));
-    let (_, sphere) = run(json!({"network": net, "samples": 2, "trials": 2000, "seed": 82, "input": {"distribution": "sphere"}}));
+    let (_, sphere) =
+        run(json!({"network": net, "samples": 2, "trials": 2000, "seed": 82, "input": {"distribution": "sphere"}}));
     let report = build_report(&spec, &gauss);
     let want = [1.0, 1.0, 0.5, 0.5];
     for l in 1..=4 {
@@ -474,10 +590,30 @@ fn orthogonal_second_moment_and_sphere_inputs() {
         let s = moments(&sphere, Ratio::Forward, l);
         // Cluster SE for each run; the two runs are independent, so their difference has SE
         // sqrt(se_a^2 + se_b^2).
-        assert_close(&format!("gaussian inputs layer {l} E r_f^2"), g.m2.0, want[l - 1], Z * g.m2.1);
-        assert_close(&format!("sphere inputs layer {l} E r_f^2"), s.m2.0, want[l - 1], Z * s.m2.1);
-        assert_close(&format!("sphere - gaussian layer {l} mean r_f"), s.m1.0 - g.m1.0, 0.0, Z * g.m1.1.hypot(s.m1.1));
-        assert_close(&format!("sphere - gaussian layer {l} var r_f"), s.var.0 - g.var.0, 0.0, Z * g.var.1.hypot(s.var.1));
+        assert_close(
+            &format!("gaussian inputs layer {l} E r_f^2"),
+            g.m2.0,
+            want[l - 1],
+            Z * g.m2.1,
+        );
+        assert_close(
+            &format!("sphere inputs layer {l} E r_f^2"),
+            s.m2.0,
+            want[l - 1],
+            Z * s.m2.1,
+        );
+        assert_close(
+            &format!("sphere - gaussian layer {l} mean r_f"),
+            s.m1.0 - g.m1.0,
+            0.0,
+            Z * g.m1.1.hypot(s.m1.1),
+        );
+        assert_close(
+            &format!("sphere - gaussian layer {l} var r_f"),
+            s.var.0 - g.var.0,
+            0.0,
+            Z * g.var.1.hypot(s.var.1),
+        );
     }
     // Layer 1 widens (50 -> 80): W has orthonormal columns times sqrt(2), so ||W x|| = sqrt(2)||x||
     // and r_f(1)^2 = 2 x (share of ||Wx||^2 on positive coordinates) lies in [0, 2].
@@ -512,7 +648,12 @@ fn bound_check_verdicts() {
         assert!(c["reason"].as_str().unwrap().contains("below"), "{c}");
     }
     // epsilon(100) = (1 + (4/100) ln(4NL/delta))^10 - 1 = 90.8172605282758 (scipy).
-    assert_rel("arpit2019 guaranteed epsilon", checks[0]["guaranteed_epsilon"].as_f64().unwrap(), 90.817_260_528_275_8, 1e-9);
+    assert_rel(
+        "arpit2019 guaranteed epsilon",
+        checks[0]["guaranteed_epsilon"].as_f64().unwrap(),
+        90.817_260_528_275_8,
+        1e-9,
+    );
     // epsilon >= 1: the lower side of the claim is vacuous whatever the width.
     let checks = bound_checks(he(2.0));
     for (c, want) in checks.iter().zip([493u64, 2179, 2700]) {
@@ -543,10 +684,16 @@ fn cancellation_stops_the_run() {
         let reported = Mutex::new(Vec::new());
         let progress = |d: u64, t: u64| reported.lock().unwrap().push((d, t));
         let cancelled = || polls.fetch_add(1, Ordering::SeqCst) >= after;
-        let ctl = Control { progress: &progress, cancelled: &cancelled };
+        let ctl = Control {
+            progress: &progress,
+            cancelled: &cancelled,
+        };
         assert_eq!(simulate(&spec, &ctl), Err(Cancelled), "cancel after {after} polls");
         let total = widthlab::sim::work_units(&spec);
-        assert!(reported.lock().unwrap().iter().all(|&(d, t)| t == total && d < total), "no completion reported");
+        assert!(
+            reported.lock().unwrap().iter().all(|&(d, t)| t == total && d < total),
+            "no completion reported"
+        );
     }
 }
 
@@ -563,7 +710,10 @@ fn progress_counts_every_unit_up_to_the_total() {
             polls.fetch_add(1, Ordering::SeqCst);
             false
         };
-        let ctl = Control { progress: &progress, cancelled: &cancelled };
+        let ctl = Control {
+            progress: &progress,
+            cancelled: &cancelled,
+        };
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let sim = pool.install(|| simulate(&spec, &ctl)).unwrap();
         assert_eq!(sim.trials.len(), 5);
@@ -571,7 +721,11 @@ fn progress_counts_every_unit_up_to_the_total() {
         assert_eq!(polls.load(Ordering::SeqCst) as u64, total);
         let reported = reported.into_inner().unwrap();
         assert!(reported.iter().all(|&(_, t)| t == total));
-        assert_eq!(*reported.last().unwrap(), (total, total), "{threads} threads: last report is completion");
+        assert_eq!(
+            *reported.last().unwrap(),
+            (total, total),
+            "{threads} threads: last report is completion"
+        );
         let done: Vec<u64> = reported.iter().map(|&(d, _)| d).collect();
         if threads == 1 {
             // One thread: strictly increasing by one unit, 1, 2, ..., total.

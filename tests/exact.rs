@@ -63,7 +63,7 @@ enum Ratio {
     Gradient,
 }
 
-fn layer<'a>(sim: &'a Simulation, which: Ratio, t: usize, l: usize) -> &'a [f64] {
+fn layer(sim: &Simulation, which: Ratio, t: usize, l: usize) -> &[f64] {
     match which {
         Ratio::Forward => sim.forward(t, l),
         Ratio::Gradient => sim.gradient(t, l),
@@ -73,7 +73,10 @@ fn layer<'a>(sim: &'a Simulation, which: Ratio, t: usize, l: usize) -> &'a [f64]
 /// Sample 0 of every network at layer l: independent draws of the one-sample law.
 fn first_samples(sim: &Simulation, which: Ratio, l: usize) -> Vec<f64> {
     let v: Vec<f64> = (0..sim.trials.len()).map(|t| layer(sim, which, t, l)[0]).collect();
-    assert!(v.iter().all(|r| r.is_finite()), "non-finite {which:?} ratio at layer {l}");
+    assert!(
+        v.iter().all(|r| r.is_finite()),
+        "non-finite {which:?} ratio at layer {l}"
+    );
     v
 }
 
@@ -83,7 +86,10 @@ fn pooled_mean_se(sim: &Simulation, which: Ratio, l: usize, u: impl Fn(f64) -> f
     let per_trial: Vec<f64> = (0..sim.trials.len())
         .map(|t| {
             let v = layer(sim, which, t, l);
-            assert!(v.iter().all(|r| r.is_finite()), "non-finite {which:?} ratio in trial {t} layer {l}");
+            assert!(
+                v.iter().all(|r| r.is_finite()),
+                "non-finite {which:?} ratio in trial {t} layer {l}"
+            );
             v.iter().map(|&r| u(r)).sum::<f64>() / v.len() as f64
         })
         .collect();
@@ -155,7 +161,12 @@ fn compare(label: &str, a: &Simulation, b: &Simulation) -> Vec<Row> {
             });
         }
     }
-    eprintln!("{label}: networks {} vs {}, samples/network {}", a.trials.len(), b.trials.len(), a.samples);
+    eprintln!(
+        "{label}: networks {} vs {}, samples/network {}",
+        a.trials.len(),
+        b.trials.len(),
+        a.samples
+    );
     for r in &rows {
         eprintln!(
             "  {:<8?} l={} KS {:.4} (crit {:.4}){}  mean {:.4}+-{:.4} vs {:.4}+-{:.4} ({:.2} SE)",
@@ -178,7 +189,14 @@ fn compare(label: &str, a: &Simulation, b: &Simulation) -> Vec<Row> {
 #[track_caller]
 fn assert_same_law(label: &str, rows: &[Row]) {
     for r in rows {
-        assert!(!r.ks_rejects(), "{label}: {:?} layer {}: KS {:.4} > critical {:.4}", r.which, r.layer, r.ks, r.crit);
+        assert!(
+            !r.ks_rejects(),
+            "{label}: {:?} layer {}: KS {:.4} > critical {:.4}",
+            r.which,
+            r.layer,
+            r.ks,
+            r.crit
+        );
         assert!(
             r.mean_z() <= Z,
             "{label}: {:?} layer {}: means {:.5} vs {:.5} differ by {:.2} combined SE",
@@ -249,7 +267,10 @@ fn single_sampler_matches_dense_in_distribution() {
     let v = json!({"network": he_out(50, 5, 40), "samples": 1, "trials": SINGLE_TRIALS, "seed": 4});
     let exact = run_with(&v, "exact", Engine::ExactSingle);
     assert_top_gradient_is_forward(&exact);
-    assert_same_law("single he/out", &compare("single he/out: dense vs exact", dense, &exact));
+    assert_same_law(
+        "single he/out",
+        &compare("single he/out: dense vs exact", dense, &exact),
+    );
 }
 
 /// (c) One input per network, sphere inputs (||x|| = 1: the head's softmax sees a ~sqrt(n0)
@@ -268,7 +289,10 @@ fn single_sampler_matches_dense_sphere_inputs_nonuniform_he_in() {
     let dense = run_with(&vd, "dense", Engine::Dense);
     let exact = run_with(&ve, "exact", Engine::ExactSingle);
     assert_top_gradient_is_forward(&exact);
-    assert_same_law("single sphere he/in", &compare("single sphere he/in [60,25,80,40]: dense vs exact", &dense, &exact));
+    assert_same_law(
+        "single sphere he/in",
+        &compare("single sphere he/in [60,25,80,40]: dense vs exact", &dense, &exact),
+    );
 }
 
 /// Networks of the Gram comparisons: 6000 per run, KS critical value 1.949 sqrt(2/6000) = 0.0356.
@@ -285,7 +309,10 @@ fn gram_sampler_matches_dense_in_distribution() {
     let dense = run_with(&v(7), "dense", Engine::Dense);
     let exact = run_with(&v(8), "exact", Engine::ExactGram);
     assert_top_gradient_is_forward(&exact);
-    assert_same_law("gram he/out", &compare("gram he/out B=8: dense vs exact", &dense, &exact));
+    assert_same_law(
+        "gram he/out",
+        &compare("gram he/out B=8: dense vs exact", &dense, &exact),
+    );
 }
 
 /// (c) B = 8, non-uniform widths with he fan-in, Gaussian inputs.
@@ -299,7 +326,10 @@ fn gram_sampler_matches_dense_nonuniform_he_in() {
     };
     let dense = run_with(&v(9), "dense", Engine::Dense);
     let exact = run_with(&v(10), "exact", Engine::ExactGram);
-    assert_same_law("gram he/in", &compare("gram he/in [50,30,70,40] B=8: dense vs exact", &dense, &exact));
+    assert_same_law(
+        "gram he/in",
+        &compare("gram he/in [50,30,70,40] B=8: dense vs exact", &dense, &exact),
+    );
 }
 
 /// (c) B = 6, glorot_paper (N(0, 1/n_l): the norm decays by ~2^{-1/2} per layer), sphere
@@ -314,7 +344,10 @@ fn gram_sampler_matches_dense_glorot_paper_sphere() {
     };
     let dense = run_with(&v(11), "dense", Engine::Dense);
     let exact = run_with(&v(12), "exact", Engine::ExactGram);
-    assert_same_law("gram glorot_paper sphere", &compare("gram glorot_paper sphere B=6: dense vs exact", &dense, &exact));
+    assert_same_law(
+        "gram glorot_paper sphere",
+        &compare("gram glorot_paper sphere B=6: dense vs exact", &dense, &exact),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,25 +360,50 @@ fn assert_second_moments(label: &str, sim: &Simulation, want: &[f64]) {
     for (l, &w) in (1..=sim.depth).zip(want) {
         // SE: cluster SE of the pooled mean of r_f^2 (i.i.d. SE when samples = 1).
         let (m, se) = pooled_mean_se(sim, Ratio::Forward, l, |r| r * r);
-        eprintln!("{label} layer {l}: E r_f^2 = {m:.5} +- {se:.5}, want {w:.5} ({:.2} SE)", (m - w).abs() / se);
-        assert!((m - w).abs() <= Z * se, "{label} layer {l}: E r_f^2 = {m:.5}, want {w:.5} +- {:.5}", Z * se);
+        eprintln!(
+            "{label} layer {l}: E r_f^2 = {m:.5} +- {se:.5}, want {w:.5} ({:.2} SE)",
+            (m - w).abs() / se
+        );
+        assert!(
+            (m - w).abs() <= Z * se,
+            "{label} layer {l}: E r_f^2 = {m:.5}, want {w:.5} +- {:.5}",
+            Z * se
+        );
     }
 }
 
 #[test]
 fn exact_second_moments_he_out_and_gaussian() {
-    let single = run_with(&json!({"network": he_out(50, 5, 40), "samples": 1, "trials": 20_000, "seed": 21}), "exact", Engine::ExactSingle);
+    let single = run_with(
+        &json!({"network": he_out(50, 5, 40), "samples": 1, "trials": 20_000, "seed": 21}),
+        "exact",
+        Engine::ExactSingle,
+    );
     assert_second_moments("single he/out", &single, &[1.0; 5]);
-    let gram = run_with(&json!({"network": he_out(60, 5, 40), "samples": 8, "trials": 4000, "seed": 22}), "exact", Engine::ExactGram);
+    let gram = run_with(
+        &json!({"network": he_out(60, 5, 40), "samples": 8, "trials": 4000, "seed": 22}),
+        "exact",
+        Engine::ExactGram,
+    );
     assert_second_moments("gram he/out", &gram, &[1.0; 5]);
 
     // Gaussian N(0, 0.06) in every layer: E r_f(l)^2 = prod_{k<=l} 0.03 n_k.
     let widths = [50usize, 30, 70, 40];
-    let want: Vec<f64> = (1..=4).map(|l| widths[..l].iter().map(|&n| 0.06 * n as f64 / 2.0).product()).collect();
+    let want: Vec<f64> = (1..=4)
+        .map(|l| widths[..l].iter().map(|&n| 0.06 * n as f64 / 2.0).product())
+        .collect();
     let net = json!({"input_dim": 60, "widths": widths, "init": {"scheme": "gaussian", "variance": 0.06}});
-    let single = run_with(&json!({"network": net, "samples": 1, "trials": 20_000, "seed": 23}), "exact", Engine::ExactSingle);
+    let single = run_with(
+        &json!({"network": net, "samples": 1, "trials": 20_000, "seed": 23}),
+        "exact",
+        Engine::ExactSingle,
+    );
     assert_second_moments("single gaussian 0.06", &single, &want);
-    let gram = run_with(&json!({"network": net, "samples": 8, "trials": 4000, "seed": 24}), "exact", Engine::ExactGram);
+    let gram = run_with(
+        &json!({"network": net, "samples": 8, "trials": 4000, "seed": 24}),
+        "exact",
+        Engine::ExactGram,
+    );
     assert_second_moments("gram gaussian 0.06", &gram, &want);
 }
 
@@ -365,9 +423,20 @@ fn negative_control_wrong_variance_is_detected() {
         "samples": 1, "trials": SINGLE_TRIALS, "seed": 31
     });
     let exact = run_with(&v, "exact", Engine::ExactSingle);
-    let rows = compare("NEGATIVE wrong variance: dense he/out vs exact 2.3/width", dense, &exact);
+    let rows = compare(
+        "NEGATIVE wrong variance: dense he/out vs exact 2.3/width",
+        dense,
+        &exact,
+    );
     for r in &rows {
-        assert!(r.ks_rejects(), "{:?} layer {}: KS {:.4} <= critical {:.4}: wrong variance not detected", r.which, r.layer, r.ks, r.crit);
+        assert!(
+            r.ks_rejects(),
+            "{:?} layer {}: KS {:.4} <= critical {:.4}: wrong variance not detected",
+            r.which,
+            r.layer,
+            r.ks,
+            r.crit
+        );
     }
 }
 
@@ -381,15 +450,38 @@ fn negative_control_classes_change_the_gradient_only() {
     let dense = dense_single_reference();
     let mut net = he_out(50, 5, 40);
     net["head"] = json!({"classes": 2});
-    let exact = run_with(&json!({"network": net, "samples": 1, "trials": SINGLE_TRIALS, "seed": 32}), "exact", Engine::ExactSingle);
+    let exact = run_with(
+        &json!({"network": net, "samples": 1, "trials": SINGLE_TRIALS, "seed": 32}),
+        "exact",
+        Engine::ExactSingle,
+    );
     let rows = compare("NEGATIVE classes: dense 20 classes vs exact 2 classes", dense, &exact);
     for r in &rows {
         let differs = r.which == Ratio::Gradient && r.layer < dense.depth;
         if differs {
-            assert!(r.ks_rejects(), "gradient layer {}: KS {:.4} <= critical {:.4}: head change not detected", r.layer, r.ks, r.crit);
+            assert!(
+                r.ks_rejects(),
+                "gradient layer {}: KS {:.4} <= critical {:.4}: head change not detected",
+                r.layer,
+                r.ks,
+                r.crit
+            );
         } else {
-            assert!(!r.ks_rejects(), "{:?} layer {}: KS {:.4} > critical {:.4} for an unchanged law", r.which, r.layer, r.ks, r.crit);
-            assert!(r.mean_z() <= Z, "{:?} layer {}: means differ by {:.2} SE for an unchanged law", r.which, r.layer, r.mean_z());
+            assert!(
+                !r.ks_rejects(),
+                "{:?} layer {}: KS {:.4} > critical {:.4} for an unchanged law",
+                r.which,
+                r.layer,
+                r.ks,
+                r.crit
+            );
+            assert!(
+                r.mean_z() <= Z,
+                "{:?} layer {}: means differ by {:.2} SE for an unchanged law",
+                r.which,
+                r.layer,
+                r.mean_z()
+            );
         }
     }
 }
@@ -419,7 +511,8 @@ fn auto_picks_the_cheapest_permitted_engine() {
     assert!(costly.exact_unavailable().is_none());
     assert_eq!(costly.engine(), Engine::Dense);
     let orth = json!({"input_dim": 50, "depth": 3, "width": 40, "init": {"scheme": "orthogonal"}});
-    let wn = json!({"input_dim": 50, "depth": 3, "width": 40, "weight_norm": {"gain": "derived", "direction": "gaussian"}});
+    let wn =
+        json!({"input_dim": 50, "depth": 3, "width": 40, "weight_norm": {"gain": "derived", "direction": "gaussian"}});
     for samples in [1, 4] {
         assert_eq!(engine(spec_of(orth.clone(), samples, "auto")), Engine::Dense);
         assert_eq!(engine(spec_of(wn.clone(), samples, "auto")), Engine::Dense);
@@ -433,7 +526,8 @@ fn auto_picks_the_cheapest_permitted_engine() {
 fn exact_is_refused_where_it_does_not_apply() {
     let refused = |v: Value| parse_spec(&v, &Limits::default()).expect_err(&format!("should be refused: {v}"));
     let orth = json!({"input_dim": 50, "depth": 3, "width": 40, "init": {"scheme": "orthogonal"}});
-    let wn = json!({"input_dim": 50, "depth": 3, "width": 40, "weight_norm": {"gain": "naive", "direction": "gaussian"}});
+    let wn =
+        json!({"input_dim": 50, "depth": 3, "width": 40, "weight_norm": {"gain": "naive", "direction": "gaussian"}});
     let cases = [
         spec_of(orth.clone(), 1, "exact"),
         spec_of(orth, 4, "exact"),
@@ -442,7 +536,11 @@ fn exact_is_refused_where_it_does_not_apply() {
         // samples 41 > min width 40.
         spec_of(he_out(50, 3, 40), 41, "exact"),
         // samples 41 > width 40 of one narrow layer only.
-        spec_of(json!({"input_dim": 50, "widths": [80, 40, 80], "init": {"scheme": "he", "fan": "out"}}), 41, "exact"),
+        spec_of(
+            json!({"input_dim": 50, "widths": [80, 40, 80], "init": {"scheme": "he", "fan": "out"}}),
+            41,
+            "exact",
+        ),
         // samples 21 > input_dim 20 (widths are wide enough).
         spec_of(he_out(20, 3, 40), 21, "exact"),
         // A sweep qualifies only if every point does: width 10 < 16 samples.
@@ -454,8 +552,14 @@ fn exact_is_refused_where_it_does_not_apply() {
         assert_eq!(e.field, "method", "{v}: {e}");
     }
     // The boundary is allowed: samples = min(width, input_dim).
-    assert_eq!(parse(&spec_of(he_out(50, 3, 40), 40, "exact")).engine(), Engine::ExactGram);
-    assert_eq!(parse(&spec_of(he_out(20, 3, 40), 20, "exact")).engine(), Engine::ExactGram);
+    assert_eq!(
+        parse(&spec_of(he_out(50, 3, 40), 40, "exact")).engine(),
+        Engine::ExactGram
+    );
+    assert_eq!(
+        parse(&spec_of(he_out(20, 3, 40), 20, "exact")).engine(),
+        Engine::ExactGram
+    );
     // An unknown method names the field too.
     assert_eq!(refused(spec_of(he_out(50, 3, 40), 1, "magic")).field, "method");
 }
@@ -466,13 +570,23 @@ fn stamp_names_the_engine() {
         (spec_of(he_out(50, 3, 40), 1, "auto"), "exact_single"),
         (spec_of(he_out(50, 3, 40), 4, "exact"), "exact_gram"),
         (spec_of(he_out(50, 3, 40), 4, "dense"), "dense"),
-        (spec_of(json!({"input_dim": 50, "depth": 3, "width": 40, "init": {"scheme": "orthogonal"}}), 1, "auto"), "dense"),
+        (
+            spec_of(
+                json!({"input_dim": 50, "depth": 3, "width": 40, "init": {"scheme": "orthogonal"}}),
+                1,
+                "auto",
+            ),
+            "dense",
+        ),
     ];
     for (v, want) in cases {
         let spec = parse(&v);
         let sim = simulate(&spec, &Control::none()).unwrap();
         let method = build_report(&spec, &sim).stamp.method;
-        assert!(method.starts_with(want), "{v}: stamp.method {method:?} should start with {want:?}");
+        assert!(
+            method.starts_with(want),
+            "{v}: stamp.method {method:?} should start with {want:?}"
+        );
         if want == "dense" {
             assert_eq!(method, "dense");
         }
@@ -505,8 +619,14 @@ fn max_rel_diff(a: &Simulation, b: &Simulation, which: Ratio) -> f64 {
 #[test]
 fn exact_samplers_accept_both_precisions() {
     for (v, engine) in [
-        (json!({"network": he_out(50, 5, 40), "samples": 1, "trials": 200, "seed": 51}), Engine::ExactSingle),
-        (json!({"network": he_out(60, 5, 40), "samples": 8, "trials": 50, "seed": 52}), Engine::ExactGram),
+        (
+            json!({"network": he_out(50, 5, 40), "samples": 1, "trials": 200, "seed": 51}),
+            Engine::ExactSingle,
+        ),
+        (
+            json!({"network": he_out(60, 5, 40), "samples": 8, "trials": 50, "seed": 52}),
+            Engine::ExactGram,
+        ),
     ] {
         let sims: Vec<Simulation> = ["f32", "f64"]
             .iter()
@@ -516,7 +636,10 @@ fn exact_samplers_accept_both_precisions() {
                 run_with(&v, "exact", engine)
             })
             .collect();
-        let (fwd, grad) = (max_rel_diff(&sims[0], &sims[1], Ratio::Forward), max_rel_diff(&sims[0], &sims[1], Ratio::Gradient));
+        let (fwd, grad) = (
+            max_rel_diff(&sims[0], &sims[1], Ratio::Forward),
+            max_rel_diff(&sims[0], &sims[1], Ratio::Gradient),
+        );
         eprintln!("{engine:?}: f32 vs f64 max relative difference forward {fwd:e}, gradient {grad:e}");
         assert!(fwd <= 1e-5, "{engine:?}: forward f32 vs f64 differ by {fwd:e}");
         assert!(grad <= 1e-5, "{engine:?}: gradient f32 vs f64 differ by {grad:e}");
@@ -537,7 +660,10 @@ fn dense_f32_forward_agrees_with_f64() {
             run_with(&v, "dense", Engine::Dense)
         })
         .collect();
-    let (fwd, grad) = (max_rel_diff(&sims[0], &sims[1], Ratio::Forward), max_rel_diff(&sims[0], &sims[1], Ratio::Gradient));
+    let (fwd, grad) = (
+        max_rel_diff(&sims[0], &sims[1], Ratio::Forward),
+        max_rel_diff(&sims[0], &sims[1], Ratio::Gradient),
+    );
     eprintln!("dense: f32 vs f64 max relative difference forward {fwd:e}, gradient {grad:e}");
     assert!(fwd > 0.0, "f32 run identical to f64: was it run in f32 at all?");
     assert!(fwd <= 1e-5, "dense forward f32 vs f64 differ by {fwd:e}");
@@ -567,16 +693,24 @@ fn exact_results_are_bit_identical_for_any_thread_count() {
                 pool.install(|| simulate(&spec, &Control::none())).unwrap()
             })
             .collect();
-        assert!(sims[0].trials.iter().all(|t| t.forward.iter().chain(&t.gradient).all(|r| r.is_finite())));
+        assert!(sims[0]
+            .trials
+            .iter()
+            .all(|t| t.forward.iter().chain(&t.gradient).all(|r| r.is_finite())));
         // Bitwise: compare the f64 bit patterns, not just values.
         let bits = |s: &Simulation| -> Vec<u64> {
-            s.trials.iter().flat_map(|t| t.forward.iter().chain(&t.gradient).map(|r| r.to_bits())).collect()
+            s.trials
+                .iter()
+                .flat_map(|t| t.forward.iter().chain(&t.gradient).map(|r| r.to_bits()))
+                .collect()
         };
         assert_eq!(bits(&sims[0]), bits(&sims[1]), "1 vs 2 threads differ for {v}");
-        assert_ne!(sims[0].trials[0], sims[0].trials[1], "distinct trials are distinct networks");
+        assert_ne!(
+            sims[0].trials[0], sims[0].trials[1],
+            "distinct trials are distinct networks"
+        );
     }
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Edge case: tiny widths, where whole networks die (every unit of a layer off) and the Gram
@@ -587,7 +721,10 @@ fn exact_results_are_bit_identical_for_any_thread_count() {
 fn first_samples_with_dead(sim: &Simulation, which: Ratio, l: usize) -> (Vec<f64>, usize) {
     let all: Vec<f64> = (0..sim.trials.len()).map(|t| layer(sim, which, t, l)[0]).collect();
     let alive: Vec<f64> = all.iter().copied().filter(|r| !r.is_nan()).collect();
-    assert!(alive.iter().all(|r| r.is_finite()), "infinite {which:?} ratio at layer {l}");
+    assert!(
+        alive.iter().all(|r| r.is_finite()),
+        "infinite {which:?} ratio at layer {l}"
+    );
     let dead = all.len() - alive.len();
     (alive, dead)
 }
@@ -601,10 +738,18 @@ fn compare_tiny(label: &str, dense: &Simulation, exact: &Simulation) {
     for l in 1..=dense.depth {
         let (fd, _) = first_samples_with_dead(dense, Ratio::Forward, l);
         let (fe, _) = first_samples_with_dead(exact, Ratio::Forward, l);
-        assert_eq!((fd.len(), fe.len()), (dense.trials.len(), exact.trials.len()), "forward ratios are never NaN");
+        assert_eq!(
+            (fd.len(), fe.len()),
+            (dense.trials.len(), exact.trials.len()),
+            "forward ratios are never NaN"
+        );
         let (ks, crit) = (ks_statistic(&fd, &fe), ks_critical(fd.len(), fe.len()));
         let zeros = |v: &[f64]| v.iter().filter(|r| **r == 0.0).count() as f64 / v.len() as f64;
-        eprintln!("  Forward  l={l} KS {ks:.4} (crit {crit:.4}); share 0: {:.4} vs {:.4}", zeros(&fd), zeros(&fe));
+        eprintln!(
+            "  Forward  l={l} KS {ks:.4} (crit {crit:.4}); share 0: {:.4} vs {:.4}",
+            zeros(&fd),
+            zeros(&fe)
+        );
         assert!(ks <= crit, "{label}: forward layer {l}: KS {ks:.4} > {crit:.4}");
 
         let (gd, dead_d) = first_samples_with_dead(dense, Ratio::Gradient, l);
@@ -614,7 +759,10 @@ fn compare_tiny(label: &str, dense: &Simulation, exact: &Simulation) {
         let se = (pd * (1.0 - pd) / n + pe * (1.0 - pe) / exact.trials.len() as f64).sqrt();
         let (ks, crit) = (ks_statistic(&gd, &ge), ks_critical(gd.len(), ge.len()));
         eprintln!("  Gradient l={l} KS {ks:.4} (crit {crit:.4}) on live samples; dead {pd:.4} vs {pe:.4} (SE {se:.4})");
-        assert!((pd - pe).abs() <= Z * se, "{label}: layer {l}: dead share {pd:.4} vs {pe:.4}");
+        assert!(
+            (pd - pe).abs() <= Z * se,
+            "{label}: layer {l}: dead share {pd:.4} vs {pe:.4}"
+        );
         assert!(ks <= crit, "{label}: gradient layer {l}: KS {ks:.4} > {crit:.4}");
     }
 }
@@ -632,7 +780,3 @@ fn tiny_widths_dead_networks_and_rank_deficient_grams() {
     let exact = run_with(&v(74), "exact", Engine::ExactGram);
     compare_tiny("tiny gram, widths 3, B = 2", &dense, &exact);
 }
-
-
-
-

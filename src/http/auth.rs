@@ -15,7 +15,12 @@ use crate::config::Token;
 /// and checks every token, so timing reveals neither which token matched nor its length.
 pub fn token_matches(tokens: &[Token], presented: &str) -> bool {
     let p = Sha256::digest(presented.as_bytes());
-    tokens.iter().fold(subtle::Choice::from(0u8), |acc, t| acc | Sha256::digest(t.0.as_bytes()).ct_eq(&p)).into()
+    tokens
+        .iter()
+        .fold(subtle::Choice::from(0u8), |acc, t| {
+            acc | Sha256::digest(t.0.as_bytes()).ct_eq(&p)
+        })
+        .into()
 }
 
 pub async fn require_token(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {

@@ -3,6 +3,9 @@
 use axum::Json;
 
 use super::extract::Params;
+
+/// Calculator computations running at once.
+static BOUNDS_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 use super::ApiError;
 use crate::theory::bounds::{bounds_answer, BoundInputs, BoundsAnswer};
 
@@ -26,12 +29,19 @@ pub async fn bounds(params: Params) -> Result<Json<BoundsAnswer>, ApiError> {
     let width: Option<u64> = params.parse("width", "an integer in [1, 10^9]")?;
     if let Some(w) = width {
         if !(1..=1_000_000_000).contains(&w) {
-            return Err(ApiError::invalid("width", format!("must be an integer in [1, 10^9], got {w}")));
+            return Err(ApiError::invalid(
+                "width",
+                format!("must be an integer in [1, 10^9], got {w}"),
+            ));
         }
     }
     let inputs = BoundInputs::new(epsilon, delta, depth, samples).map_err(|e| ApiError::invalid(e.field, e.message))?;
-    // The exact-tail search can take a noticeable fraction of a second at large widths:
-    // keep it off the async workers.
+    // The exact-tail search takes up to a few seconds at extreme inputs: it runs off the async
+    // workers, and at most two at a time (the rest wait, within the request timeout).
+    let _permit = BOUNDS_SLOTS
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(move || Json(bounds_answer(&inputs, width)))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))

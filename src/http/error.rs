@@ -86,10 +86,15 @@ impl IntoResponse for ApiError {
         let body = json!({"error": {"code": self.code(), "message": message, "field": self.field()}});
         let mut response = (self.status_code(), Json(body)).into_response();
         if matches!(self, ApiError::Unauthorized) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"widthlab\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"widthlab\""),
+            );
         }
         if matches!(self, ApiError::QueueFull(_)) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
         }
         response
     }
@@ -128,7 +133,10 @@ impl From<BytesRejection> for ApiError {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(0)
         } else {
-            ApiError::BadRequest { field: None, message: format!("could not read the request body: {}", r.body_text()) }
+            ApiError::BadRequest {
+                field: None,
+                message: format!("could not read the request body: {}", r.body_text()),
+            }
         }
     }
 }

@@ -17,11 +17,15 @@ use crate::store::{JobRow, Status};
 const POLL: Duration = Duration::from_secs(1);
 
 fn progress_event(id: &str, status: &str, done: i64, total: i64) -> Event {
-    Event::default().event("progress").data(json!({"id": id, "status": status, "done": done, "total": total}).to_string())
+    Event::default()
+        .event("progress")
+        .data(json!({"id": id, "status": status, "done": done, "total": total}).to_string())
 }
 
 fn final_event(row: &JobRow) -> Event {
-    Event::default().event("status").data(serde_json::to_string(&job_view(row)).unwrap_or_default())
+    Event::default()
+        .event("status")
+        .data(serde_json::to_string(&job_view(row)).unwrap_or_default())
 }
 
 enum Phase {
@@ -40,7 +44,12 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     // Subscribe before reading the row, so nothing between the two is lost.
     let rx = state.jobs.subscribe();
-    let row = state.jobs.store().job(&id).await?.ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))?;
+    let row = state
+        .jobs
+        .store()
+        .job(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))?;
     let init = (Phase::Start, rx, row, state);
     let stream = stream::unfold(init, |(phase, mut rx, row, state)| async move {
         match phase {

@@ -25,9 +25,13 @@ impl FromRequest<AppState> for JsonBody {
             }
         })?;
         if bytes.is_empty() {
-            return Err(ApiError::MalformedJson("the request body is empty; send a JSON job spec".into()));
+            return Err(ApiError::MalformedJson(
+                "the request body is empty; send a JSON job spec".into(),
+            ));
         }
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::MalformedJson(e.to_string()))
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::MalformedJson(e.to_string()))
     }
 }
 
@@ -41,7 +45,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         Query::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| Params(q))
-            .map_err(|e| ApiError::BadRequest { field: None, message: format!("bad query string: {}", e.body_text()) })
+            .map_err(|e| ApiError::BadRequest {
+                field: None,
+                message: format!("bad query string: {}", e.body_text()),
+            })
     }
 }
 
@@ -73,6 +80,7 @@ impl Params {
     }
 
     pub fn require<T: std::str::FromStr>(&self, name: &str, allowed: &str) -> Result<T, ApiError> {
-        self.parse(name, allowed)?.ok_or_else(|| ApiError::invalid(name, format!("required; allowed: {allowed}")))
+        self.parse(name, allowed)?
+            .ok_or_else(|| ApiError::invalid(name, format!("required; allowed: {allowed}")))
     }
 }

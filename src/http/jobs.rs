@@ -32,16 +32,22 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
         (status = 422, description = "Invalid spec: names the field and the allowed range", body = ErrorBody),
         (status = 503, description = "Queue full", body = ErrorBody),
     ))]
-pub async fn submit(State(state): State<AppState>, headers: HeaderMap, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+pub async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
-            let k = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY).ok_or_else(|| {
-                ApiError::BadRequest {
+            let k = v
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+                .ok_or_else(|| ApiError::BadRequest {
                     field: Some("Idempotency-Key".into()),
                     message: format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
-                }
-            })?;
+                })?;
             Some(k.to_string())
         }
     };
@@ -66,30 +72,62 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
     let status = match params.get("status") {
         None => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
-            ApiError::invalid("status", format!("unknown status {s:?}; allowed: queued, running, succeeded, failed, cancelled"))
+            ApiError::invalid(
+                "status",
+                format!("unknown status {s:?}; allowed: queued, running, succeeded, failed, cancelled"),
+            )
         })?),
     };
     let kind = params.get("kind");
     if let Some(k) = kind {
         if k != "norms" && k != "width_sweep" {
-            return Err(ApiError::invalid("kind", format!("unknown kind {k:?}; allowed: norms, width_sweep")));
+            return Err(ApiError::invalid(
+                "kind",
+                format!("unknown kind {k:?}; allowed: norms, width_sweep"),
+            ));
         }
     }
-    let limit: u32 = params.parse("limit", &format!("an integer in [1, {MAX_PAGE}]"))?.unwrap_or(DEFAULT_PAGE);
+    let limit: u32 = params
+        .parse("limit", &format!("an integer in [1, {MAX_PAGE}]"))?
+        .unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid("limit", format!("must be an integer in [1, {MAX_PAGE}], got {limit}")));
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be an integer in [1, {MAX_PAGE}], got {limit}"),
+        ));
     }
     let before_seq: Option<i64> = params.parse("cursor", "a cursor returned as next_cursor by this endpoint")?;
     // One row more than the page tells whether another page exists.
-    let mut rows = state.jobs.store().list_jobs(&ListQuery { status, kind, limit: limit + 1, before_seq }).await?;
+    let mut rows = state
+        .jobs
+        .store()
+        .list_jobs(&ListQuery {
+            status,
+            kind,
+            limit: limit + 1,
+            before_seq,
+        })
+        .await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| r.seq.to_string()) } else { None };
-    Ok(Json(JobList { jobs: rows.iter().map(job_view).collect(), next_cursor }))
+    let next_cursor = if more {
+        rows.last().map(|r| r.seq.to_string())
+    } else {
+        None
+    };
+    Ok(Json(JobList {
+        jobs: rows.iter().map(job_view).collect(),
+        next_cursor,
+    }))
 }
 
 async fn find(state: &AppState, id: &str) -> Result<JobRow, ApiError> {
-    state.jobs.store().job(id).await?.ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))
+    state
+        .jobs
+        .store()
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))
 }
 
 /// One job.
@@ -141,7 +179,10 @@ const LAYER_COLUMNS: &[&str] = &[
 /// `/` replaced by `_`. Missing or null values are empty cells.
 pub(super) fn to_csv(rows: &[Value], columns: &[&str]) -> String {
     let mut out = String::new();
-    let header: Vec<String> = columns.iter().map(|c| c.trim_start_matches('/').replace('/', "_")).collect();
+    let header: Vec<String> = columns
+        .iter()
+        .map(|c| c.trim_start_matches('/').replace('/', "_"))
+        .collect();
     out.push_str(&header.join(","));
     out.push('\n');
     for row in rows {
@@ -172,7 +213,10 @@ pub(super) fn wants_csv(params: &Params) -> Result<bool, ApiError> {
     match params.get("format") {
         None | Some("json") => Ok(false),
         Some("csv") => Ok(true),
-        Some(other) => Err(ApiError::invalid("format", format!("unknown format {other:?}; allowed: json, csv"))),
+        Some(other) => Err(ApiError::invalid(
+            "format",
+            format!("unknown format {other:?}; allowed: json, csv"),
+        )),
     }
 }
 
@@ -182,7 +226,11 @@ pub(super) fn wants_csv(params: &Params) -> Result<bool, ApiError> {
     responses(
         (status = 200, body = LayersPage, description = "JSON, or text/csv with one row per layer"),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn layers(State(state): State<AppState>, Path(id): Path<String>, params: Params) -> Result<Response, ApiError> {
+pub async fn layers(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
     let csv = wants_csv(&params)?;
     let job = find(&state, &id).await?;
     let layers = state.jobs.store().layers(&id).await?;
@@ -190,21 +238,36 @@ pub async fn layers(State(state): State<AppState>, Path(id): Path<String>, param
         let body = to_csv(&layers, LAYER_COLUMNS);
         let disposition = format!("inline; filename=\"widthlab-{id}-layers.csv\"");
         return Ok((
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)],
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (header::CONTENT_DISPOSITION, disposition),
+            ],
             body,
         )
             .into_response());
     }
-    Ok(Json(LayersPage { job_id: id, status: job.status, layers }).into_response())
+    Ok(Json(LayersPage {
+        job_id: id,
+        status: job.status,
+        layers,
+    })
+    .into_response())
 }
 
 /// The bound checks stored for a job.
 #[utoipa::path(get, path = "/v1/jobs/{id}/bound-checks", tag = "results", params(("id" = String, Path)),
     responses((status = 200, body = BoundChecksPage), (status = 404, body = ErrorBody)))]
-pub async fn bound_checks(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<BoundChecksPage>, ApiError> {
+pub async fn bound_checks(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BoundChecksPage>, ApiError> {
     let job = find(&state, &id).await?;
     let bound_checks = state.jobs.store().bound_checks(&id).await?;
-    Ok(Json(BoundChecksPage { job_id: id, status: job.status, bound_checks }))
+    Ok(Json(BoundChecksPage {
+        job_id: id,
+        status: job.status,
+        bound_checks,
+    }))
 }
 
 /// Cancel: a queued job at once (200), a running one at its next layer (202).
@@ -217,7 +280,11 @@ pub async fn bound_checks(State(state): State<AppState>, Path(id): Path<String>)
 pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let row = state.jobs.cancel(&id).await?;
     // A queued job is cancelled at once (200); a running one stops at its next layer (202).
-    let status = if row.status().is_terminal() { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let status = if row.status().is_terminal() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     Ok((status, Json(job_view(&row))).into_response())
 }
 

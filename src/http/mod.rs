@@ -71,7 +71,14 @@ impl Application {
         }
         let listener = TcpListener::bind(&config.bind).await?;
         let port = listener.local_addr()?.port();
-        Ok(Application { listener, state: AppState { jobs, config: Arc::new(config) }, port })
+        Ok(Application {
+            listener,
+            state: AppState {
+                jobs,
+                config: Arc::new(config),
+            },
+            port,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -193,7 +200,10 @@ static OPENAPI: std::sync::LazyLock<String> =
 /// The OpenAPI 3 document of this API, generated from the code.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, content_type = "application/json", body = Object)))]
 async fn openapi_json() -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI.as_str())
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI.as_str(),
+    )
 }
 
 pub fn router(state: AppState) -> Router {
@@ -223,7 +233,10 @@ pub fn router(state: AppState) -> Router {
 
 /// Count every request by matched route, method and status, with its duration.
 async fn record_metrics(req: Request<axum::body::Body>, next: axum::middleware::Next) -> axum::response::Response {
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let method = req.method().to_string();
     let start = std::time::Instant::now();
     let response = next.run(req).await;
@@ -238,7 +251,11 @@ async fn not_found() -> ApiError {
 /// Liveness.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into(), version: Some(env!("CARGO_PKG_VERSION").into()), error: None })
+    Json(Health {
+        status: "ok".into(),
+        version: Some(env!("CARGO_PKG_VERSION").into()),
+        error: None,
+    })
 }
 
 /// Readiness: the database answers.
@@ -246,10 +263,21 @@ async fn healthz() -> Json<Health> {
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     match state.jobs.store().ping().await {
-        Ok(()) => (StatusCode::OK, Json(Health { status: "ready".into(), version: None, error: None })),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ready".into(),
+                version: None,
+                error: None,
+            }),
+        ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health { status: "unavailable".into(), version: None, error: Some(e.to_string()) }),
+            Json(Health {
+                status: "unavailable".into(),
+                version: None,
+                error: Some(e.to_string()),
+            }),
         ),
     }
 }

@@ -17,7 +17,12 @@ use crate::store::{JobRow, ListQuery};
 use crate::sweep::frontier;
 
 async fn find(state: &AppState, id: &str) -> Result<JobRow, ApiError> {
-    state.jobs.store().job(id).await?.ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))
+    state
+        .jobs
+        .store()
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))
 }
 
 const SWEEP_COLUMNS: &[&str] = &[
@@ -62,7 +67,11 @@ fn point_json(p: &crate::sweep::PointReport) -> Value {
 /// Parse a stored (normalized) spec; limits are not the question here, only the shape.
 fn stored_spec(row: &JobRow) -> Option<crate::spec::Spec> {
     let v: Value = serde_json::from_str(&row.spec).ok()?;
-    let relaxed = Limits { max_memory_bytes: u64::MAX, max_work: f64::INFINITY, ..Limits::default() };
+    let relaxed = Limits {
+        max_memory_bytes: u64::MAX,
+        max_work: f64::INFINITY,
+        ..Limits::default()
+    };
     parse_spec(&v, &relaxed).ok()
 }
 
@@ -70,13 +79,20 @@ fn stored_spec(row: &JobRow) -> Option<crate::spec::Spec> {
 #[utoipa::path(get, path = "/v1/jobs/{id}/sweep", tag = "results",
     params(("id" = String, Path), ("format" = Option<String>, Query, description = "json (default) | csv")),
     responses((status = 200, body = SweepPage), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Not a sweep")))]
-pub async fn sweep(State(state): State<AppState>, Path(id): Path<String>, params: Params) -> Result<Response, ApiError> {
+pub async fn sweep(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
     let csv = wants_csv(&params)?;
     let job = find(&state, &id).await?;
     if job.kind != "width_sweep" {
         return Err(ApiError::Conflict {
             code: "wrong_kind",
-            message: format!("job {id} is a {} job; sweep points exist for width_sweep jobs (see /layers)", job.kind),
+            message: format!(
+                "job {id} is a {} job; sweep points exist for width_sweep jobs (see /layers)",
+                job.kind
+            ),
         });
     }
     let points = state.jobs.store().sweep_points(&id).await?;
@@ -84,26 +100,42 @@ pub async fn sweep(State(state): State<AppState>, Path(id): Path<String>, params
     if csv {
         let disposition = format!("inline; filename=\"widthlab-{id}-sweep.csv\"");
         return Ok((
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, disposition)],
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (header::CONTENT_DISPOSITION, disposition),
+            ],
             to_csv(&rows, SWEEP_COLUMNS),
         )
             .into_response());
     }
     let frontier = stored_spec(&job).map(|s| frontier(&s, &points)).unwrap_or_default();
-    Ok(Json(SweepPage { job_id: id, status: job.status, points: rows, frontier }).into_response())
+    Ok(Json(SweepPage {
+        job_id: id,
+        status: job.status,
+        points: rows,
+        frontier,
+    })
+    .into_response())
 }
 
 /// A one-line description of a spec for figure titles.
 pub fn spec_title(id: &str, spec: &Value) -> String {
     let net = &spec["network"];
     let weights = if net["weight_norm"].is_object() {
-        format!("weight norm (gain {}, {})", net["weight_norm"]["gain"], net["weight_norm"]["direction"].as_str().unwrap_or(""))
+        format!(
+            "weight norm (gain {}, {})",
+            net["weight_norm"]["gain"],
+            net["weight_norm"]["direction"].as_str().unwrap_or("")
+        )
     } else {
         let init = &net["init"];
         let mut s = init["scheme"].as_str().unwrap_or("?").to_string();
         for k in ["fan", "gain", "variance"] {
             if !init[k].is_null() {
-                s.push_str(&format!(" {k}={}", init[k].as_str().map_or(init[k].to_string(), String::from)));
+                s.push_str(&format!(
+                    " {k}={}",
+                    init[k].as_str().map_or(init[k].to_string(), String::from)
+                ));
             }
         }
         s
@@ -114,7 +146,11 @@ pub fn spec_title(id: &str, spec: &Value) -> String {
         None => format!(
             "widths {} depths {}",
             net["widths_to_sweep"],
-            if net["depths_to_sweep"].is_null() { net["depth"].to_string() } else { net["depths_to_sweep"].to_string() }
+            if net["depths_to_sweep"].is_null() {
+                net["depth"].to_string()
+            } else {
+                net["depths_to_sweep"].to_string()
+            }
         ),
     };
     format!(
@@ -172,13 +208,25 @@ pub async fn list_presets() -> Json<PresetList> {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// `GET /`: recent jobs with status and links, for a browser on a lab server.
 #[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, content_type = "text/html", body = String)))]
 pub async fn index(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
-    let rows = state.jobs.store().list_jobs(&ListQuery { status: None, kind: None, limit: 50, before_seq: None }).await?;
+    let rows = state
+        .jobs
+        .store()
+        .list_jobs(&ListQuery {
+            status: None,
+            kind: None,
+            limit: 50,
+            before_seq: None,
+        })
+        .await?;
     let mut body = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>widthlab</title>\
          <meta http-equiv=\"refresh\" content=\"10\">\

@@ -134,7 +134,11 @@ impl Jobs {
         let _guard = self.submit_lock.lock().await;
         if let Some(key) = idempotency_key {
             if let Some(existing) = self.store.job_by_idempotency_key(key).await? {
-                return if existing.spec_hash == hash { Ok((existing, false)) } else { Err(JobError::IdempotencyConflict) };
+                return if existing.spec_hash == hash {
+                    Ok((existing, false))
+                } else {
+                    Err(JobError::IdempotencyConflict)
+                };
             }
         }
         let queued = self.store.count_queued().await?;
@@ -168,11 +172,22 @@ impl Jobs {
 
     /// Cancel a job: queued jobs at once, running ones at the next layer boundary.
     pub async fn cancel(&self, id: &str) -> Result<JobRow, JobError> {
-        let before = self.store.job(id).await?.ok_or_else(|| JobError::NotFound(id.to_string()))?;
+        let before = self
+            .store
+            .job(id)
+            .await?
+            .ok_or_else(|| JobError::NotFound(id.to_string()))?;
         if before.status().is_terminal() {
-            return Err(JobError::WrongState { id: id.to_string(), status: before.status().as_str() });
+            return Err(JobError::WrongState {
+                id: id.to_string(),
+                status: before.status().as_str(),
+            });
         }
-        let row = self.store.request_cancel(id).await?.ok_or_else(|| JobError::NotFound(id.to_string()))?;
+        let row = self
+            .store
+            .request_cancel(id)
+            .await?
+            .ok_or_else(|| JobError::NotFound(id.to_string()))?;
         if let Some(flag) = self.lock_running().get(id) {
             flag.store(true, Ordering::Relaxed);
         }
@@ -182,9 +197,16 @@ impl Jobs {
 
     /// Delete a terminal job and its results.
     pub async fn delete(&self, id: &str) -> Result<(), JobError> {
-        let row = self.store.job(id).await?.ok_or_else(|| JobError::NotFound(id.to_string()))?;
+        let row = self
+            .store
+            .job(id)
+            .await?
+            .ok_or_else(|| JobError::NotFound(id.to_string()))?;
         if !row.status().is_terminal() || !self.store.delete_terminal(id).await? {
-            return Err(JobError::WrongState { id: id.to_string(), status: row.status().as_str() });
+            return Err(JobError::WrongState {
+                id: id.to_string(),
+                status: row.status().as_str(),
+            });
         }
         Ok(())
     }
@@ -208,7 +230,9 @@ impl Jobs {
             if self.shutdown.load(Ordering::Relaxed) {
                 break;
             }
-            let Ok(permit) = self.slots.clone().acquire_owned().await else { break };
+            let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                break;
+            };
             if self.shutdown.load(Ordering::Relaxed) {
                 break;
             }
@@ -289,7 +313,9 @@ impl Jobs {
     async fn run_norms(&self, id: &str, spec: Spec, cancel: &Arc<AtomicBool>) -> Outcome {
         let stamp = serde_json::to_value(Stamp::for_spec(&spec)).unwrap_or(Value::Null);
         let computed = self
-            .compute(id, cancel, None, move |ctl| simulate(&spec, ctl).map(|sim| build_report(&spec, &sim)))
+            .compute(id, cancel, None, move |ctl| {
+                simulate(&spec, ctl).map(|sim| build_report(&spec, &sim))
+            })
             .await?;
         let report = match computed {
             Ok(r) => r,
@@ -307,7 +333,11 @@ impl Jobs {
     async fn run_sweep(&self, id: &str, spec: Spec, cancel: &Arc<AtomicBool>) -> Outcome {
         let points = spec.sweep.as_ref().map(|s| s.points()).unwrap_or_default();
         let total = points.len() as u64;
-        let stored = self.store.sweep_points(id).await.map_err(|e| format!("reading sweep points: {e}"))?;
+        let stored = self
+            .store
+            .sweep_points(id)
+            .await
+            .map_err(|e| format!("reading sweep points: {e}"))?;
         let mut done: Vec<usize> = stored.iter().map(|p| p.point).collect();
         for point in points {
             if done.contains(&point.index) {
@@ -324,18 +354,36 @@ impl Jobs {
                 Ok(r) => r,
                 Err(c) => return Ok(Err(c)),
             };
-            self.store.put_sweep_point(id, &report).await.map_err(|e| format!("storing sweep point: {e}"))?;
+            self.store
+                .put_sweep_point(id, &report)
+                .await
+                .map_err(|e| format!("storing sweep point: {e}"))?;
             done.push(point.index);
             let n = done.len() as u64;
             let _ = self.store.set_progress(id, n, total).await;
-            let _ = self.events.send(JobEvent { id: id.to_string(), status: Status::Running, done: n, total });
+            let _ = self.events.send(JobEvent {
+                id: id.to_string(),
+                status: Status::Running,
+                done: n,
+                total,
+            });
         }
-        let all = self.store.sweep_points(id).await.map_err(|e| format!("reading sweep points: {e}"))?;
+        let all = self
+            .store
+            .sweep_points(id)
+            .await
+            .map_err(|e| format!("reading sweep points: {e}"))?;
         let summary = json!({"points": all.len(), "frontier": frontier(&spec, &all)});
         let mut stamp = Stamp::for_spec(&spec);
-        stamp.method = format!("{}; point seeds = splitmix64(seed ^ (point + 1) * 0x9E3779B97F4A7C15)", stamp.method);
+        stamp.method = format!(
+            "{}; point seeds = splitmix64(seed ^ (point + 1) * 0x9E3779B97F4A7C15)",
+            stamp.method
+        );
         let stamp = serde_json::to_value(stamp).unwrap_or(Value::Null);
-        self.store.finish_succeeded(id, None, &stamp, &summary).await.map_err(|e| format!("storing results: {e}"))?;
+        self.store
+            .finish_succeeded(id, None, &stamp, &summary)
+            .await
+            .map_err(|e| format!("storing results: {e}"))?;
         Ok(Ok(()))
     }
 
@@ -368,7 +416,10 @@ impl Jobs {
                     progress_tx.send_replace((done, total));
                 };
                 let cancelled = || cancel.load(Ordering::Relaxed) || shutdown.load(Ordering::Relaxed);
-                work(&Control { progress: &progress, cancelled: &cancelled })
+                work(&Control {
+                    progress: &progress,
+                    cancelled: &cancelled,
+                })
             }));
             let _ = done_tx.send(result.map_err(|p| {
                 p.downcast_ref::<&str>()
@@ -495,7 +546,10 @@ pub fn job_view(row: &JobRow) -> JobView {
         id: row.id.clone(),
         kind: row.kind.clone(),
         status: row.status.clone(),
-        progress: Progress { done: row.progress_done, total: row.progress_total },
+        progress: Progress {
+            done: row.progress_done,
+            total: row.progress_total,
+        },
         spec: serde_json::from_str::<Value>(&row.spec).unwrap_or(Value::Null),
         created_at: row.created_at.clone(),
         started_at: row.started_at.clone(),

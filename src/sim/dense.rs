@@ -34,7 +34,10 @@ fn relu_rows_norm2<T: Real>(a: &mut Array2<T>) -> Vec<f64> {
 }
 
 fn rows_norm2<T: Real>(a: ArrayView2<T>) -> Vec<f64> {
-    a.rows().into_iter().map(|r| r.iter().map(|x| x.f64() * x.f64()).sum()).collect()
+    a.rows()
+        .into_iter()
+        .map(|r| r.iter().map(|x| x.f64() * x.f64()).sum())
+        .collect()
 }
 
 /// Zero the entries of `d` where the matching activation is not positive (ReLU derivative).
@@ -109,7 +112,15 @@ pub fn run_trial<T: Real>(
         tick()?;
         let (fan_in, fan_out) = (net.fan_in(l), net.widths[l - 1]);
         let mut wl = Array2::<T>::zeros((fan_out, fan_in));
-        draw_layer(&net.weights, fan_in, fan_out, rng, &mut wl, &mut scratch, matches!(par, Par::Rayon(_)));
+        draw_layer(
+            &net.weights,
+            fan_in,
+            fan_out,
+            rng,
+            &mut wl,
+            &mut scratch,
+            matches!(par, Par::Rayon(_)),
+        );
         let mut a = Array2::<T>::zeros((b, fan_out));
         gemm(T::one(), h[l - 1].view(), wl.t(), a.view_mut(), par);
         let n2 = relu_rows_norm2(&mut a);
@@ -146,7 +157,11 @@ pub fn run_trial<T: Real>(
                 let g = wn.gain(fan_in, fan_out);
                 let normalizer = wn.gradient_normalizer(fan_in, fan_out);
                 for (s, (drow, hrow)) in d.rows().into_iter().zip(h[l].rows()).enumerate() {
-                    let da: f64 = drow.iter().zip(hrow.iter()).map(|(d, a)| (d.f64() * a.f64()).powi(2)).sum();
+                    let da: f64 = drow
+                        .iter()
+                        .zip(hrow.iter())
+                        .map(|(d, a)| (d.f64() * a.f64()).powi(2))
+                        .sum();
                     let v2 = (g * g * norm2[l - 1][s] * d2[s] - da).max(0.0);
                     gradient[(l - 1) * b + s] = v2.sqrt() / (normalizer * x_norm[s] * d_last[s]);
                 }

@@ -67,12 +67,18 @@ pub fn run_trial_single(net: &Network, input: InputDistribution, rng: &mut Trial
     let mut forward = vec![0.0; depth];
     for l in 1..=depth {
         // After a dead layer (h = 0) every pre-activation is 0: no unit is active.
-        let k = if norm2[l - 1] > 0.0 { half_binomial(net.widths[l - 1] as u64, rng) } else { 0 };
+        let k = if norm2[l - 1] > 0.0 {
+            half_binomial(net.widths[l - 1] as u64, rng)
+        } else {
+            0
+        };
         active[l] = k;
         norm2[l] = norm2[l - 1] * net.weight_variance(l) * chi2(k, rng);
         forward[l - 1] = (norm2[l] / x2).sqrt();
     }
-    let z: Vec<f64> = (0..net.classes).map(|_| norm2[depth].sqrt() * f64::standard_normal(rng)).collect();
+    let z: Vec<f64> = (0..net.classes)
+        .map(|_| norm2[depth].sqrt() * f64::standard_normal(rng))
+        .collect();
     let (e, s) = head_error(&z, rng);
     let mut gradient = vec![f64::NAN; depth];
     if active[depth] == 0 {
@@ -241,7 +247,7 @@ pub fn run_trial_gram(
         let mut m = Array2::<f64>::zeros((b, net.fan_in(l)));
         general_mat_mul(sigma, &f, &y, 0.0, &mut m);
         let t = delta.dot(&a.t()) - m.dot(&h.t()); // B x B
-        // S = T G^{-1} with G = L L^T symmetric: S^T = G^{-1} T^T.
+                                                   // S = T G^{-1} with G = L L^T symmetric: S^T = G^{-1} T^T.
         let s_mat = solve_spd(&chol[l - 1], &t.t().to_owned()).reversed_axes();
         general_mat_mul(1.0, &s_mat, &h, 1.0, &mut m);
         m.zip_mut_with(&h, |d, &hv| {

@@ -61,7 +61,10 @@ pub struct Control<'a> {
 impl Control<'static> {
     /// No progress reporting, never cancelled.
     pub fn none() -> Self {
-        Control { progress: &|_, _| {}, cancelled: &|| false }
+        Control {
+            progress: &|_, _| {},
+            cancelled: &|| false,
+        }
     }
 }
 
@@ -103,7 +106,9 @@ pub fn simulate(spec: &Spec, ctl: &Control) -> Result<Simulation, Cancelled> {
                 (Engine::Dense, Precision::F64) => {
                     dense::run_trial::<f64>(&spec.network, spec.samples, spec.input, &mut rng, par, &mut tick)
                 }
-                (Engine::ExactGram, _) => exact::run_trial_gram(&spec.network, spec.samples, spec.input, &mut rng, &mut tick),
+                (Engine::ExactGram, _) => {
+                    exact::run_trial_gram(&spec.network, spec.samples, spec.input, &mut rng, &mut tick)
+                }
                 (Engine::ExactSingle, _) => {
                     // O(L) per network: one progress unit per pass, as for the other engines.
                     for _ in 0..2 * spec.network.depth() {
@@ -115,5 +120,9 @@ pub fn simulate(spec: &Spec, ctl: &Control) -> Result<Simulation, Cancelled> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     (ctl.progress)(total, total);
-    Ok(Simulation { depth: spec.network.depth(), samples: spec.samples, trials })
+    Ok(Simulation {
+        depth: spec.network.depth(),
+        samples: spec.samples,
+        trials,
+    })
 }

@@ -1,6 +1,6 @@
 //! Drawing one layer's weight matrix W^l (shape n_l x n_{l-1}) into a reused buffer.
 
-use ndarray::{s, Array2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayViewMut2, Axis};
 
 use super::real::Real;
 use super::rng::TrialRng;
@@ -101,15 +101,10 @@ pub fn draw_layer<T: Real>(
     if out.dim() != (fan_out, fan_in) {
         *out = Array2::zeros((fan_out, fan_in));
     }
-    let view = out.slice_mut(s![.., ..]);
     match *weights {
-        Weights::Plain(Init::Orthogonal { gain }) => fill_orthogonal(view, gain, rng, scratch),
-        Weights::Plain(init) => {
-            drop(view);
-            fill_gaussian_blocks(out, init.variance(fan_in, fan_out), rng, parallel)
-        }
+        Weights::Plain(Init::Orthogonal { gain }) => fill_orthogonal(out.view_mut(), gain, rng, scratch),
+        Weights::Plain(init) => fill_gaussian_blocks(out, init.variance(fan_in, fan_out), rng, parallel),
         Weights::Normalized(WeightNorm { gain, direction }) => {
-            drop(view);
             let g = WeightNorm { gain, direction }.gain(fan_in, fan_out);
             match direction {
                 Direction::Gaussian => fill_gaussian_blocks(out, 1.0, rng, parallel),
@@ -175,7 +170,10 @@ mod tests {
         let mut rng = trial_rng(5, 0);
         let mut w = Array2::<f32>::zeros((0, 0));
         let mut scratch = Array2::zeros((0, 0));
-        let wn = Weights::Normalized(WeightNorm { gain: crate::spec::WeightNormGain::Fixed(3.0), direction: Direction::Gaussian });
+        let wn = Weights::Normalized(WeightNorm {
+            gain: crate::spec::WeightNormGain::Fixed(3.0),
+            direction: Direction::Gaussian,
+        });
         draw_layer(&wn, 40, 30, &mut rng, &mut w, &mut scratch, false);
         for row in w.rows() {
             let n: f64 = row.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();

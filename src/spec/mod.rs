@@ -26,7 +26,10 @@ pub struct SpecError {
 
 impl SpecError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -104,7 +107,11 @@ impl Sweep {
         let mut out = Vec::with_capacity(self.widths.len() * self.depths.len());
         for &depth in &self.depths {
             for &width in &self.widths {
-                out.push(SweepPoint { index: out.len(), width, depth });
+                out.push(SweepPoint {
+                    index: out.len(),
+                    width,
+                    depth,
+                });
             }
         }
         out
@@ -337,7 +344,9 @@ impl Network {
 
     /// Number of weights of the hidden layers, sum n_l n_{l-1}.
     pub fn weight_count(&self) -> u64 {
-        (1..=self.depth()).map(|l| (self.fan_in(l) * self.widths[l - 1]) as u64).sum()
+        (1..=self.depth())
+            .map(|l| (self.fan_in(l) * self.widths[l - 1]) as u64)
+            .sum()
     }
 
     pub fn min_width(&self) -> usize {
@@ -449,7 +458,11 @@ impl Spec {
 
     /// The engine that runs: `auto` takes the exact sampler when permitted and cheaper.
     pub fn engine(&self) -> Engine {
-        let exact = if self.samples == 1 { Engine::ExactSingle } else { Engine::ExactGram };
+        let exact = if self.samples == 1 {
+            Engine::ExactSingle
+        } else {
+            Engine::ExactGram
+        };
         match self.method {
             Method::Dense => Engine::Dense,
             Method::Exact => exact,
@@ -473,7 +486,10 @@ impl Spec {
             Engine::Dense => {
                 let qr: f64 = match net.weights {
                     Weights::Plain(Init::Orthogonal { .. })
-                    | Weights::Normalized(WeightNorm { direction: Direction::Orthogonal, .. }) => (1..=net.depth())
+                    | Weights::Normalized(WeightNorm {
+                        direction: Direction::Orthogonal,
+                        ..
+                    }) => (1..=net.depth())
                         .map(|l| {
                             let (i, o) = (net.fan_in(l) as f64, net.widths[l - 1] as f64);
                             4.0 * i.min(o).powi(2) * i.max(o)
@@ -484,13 +500,15 @@ impl Spec {
                 net.weight_count() as f64 * (4.0 * b + 12.0) + qr
             }
             Engine::ExactSingle => 200.0 * net.depth() as f64 + 50.0 * net.classes as f64,
-            Engine::ExactGram => (1..=net.depth())
-                .map(|l| {
-                    let (i, o) = (net.fan_in(l) as f64, net.widths[l - 1] as f64);
-                    b * b * (6.0 * o + 6.0 * i) + 12.0 * b * (o + i) + 4.0 * b * b * b
-                })
-                .sum::<f64>()
-                + 2.0 * b * b * net.input_dim as f64,
+            Engine::ExactGram => {
+                (1..=net.depth())
+                    .map(|l| {
+                        let (i, o) = (net.fan_in(l) as f64, net.widths[l - 1] as f64);
+                        b * b * (6.0 * o + 6.0 * i) + 12.0 * b * (o + i) + 4.0 * b * b * b
+                    })
+                    .sum::<f64>()
+                    + 2.0 * b * b * net.input_dim as f64
+            }
         }
     }
 
@@ -513,10 +531,19 @@ impl Spec {
     pub fn estimate(&self, parallel_trials: usize) -> Estimate {
         match &self.sweep {
             None => self.estimate_one(parallel_trials),
-            Some(sweep) => sweep.points().iter().fold(Estimate { memory_bytes: 0, work_flops: 0.0 }, |acc, &p| {
-                let e = self.point_spec(p).estimate_one(parallel_trials);
-                Estimate { memory_bytes: acc.memory_bytes.max(e.memory_bytes), work_flops: acc.work_flops + e.work_flops }
-            }),
+            Some(sweep) => sweep.points().iter().fold(
+                Estimate {
+                    memory_bytes: 0,
+                    work_flops: 0.0,
+                },
+                |acc, &p| {
+                    let e = self.point_spec(p).estimate_one(parallel_trials);
+                    Estimate {
+                        memory_bytes: acc.memory_bytes.max(e.memory_bytes),
+                        work_flops: acc.work_flops + e.work_flops,
+                    }
+                },
+            ),
         }
     }
 

@@ -118,11 +118,21 @@ pub fn parse_spec(value: &Value, limits: &Limits) -> Result<Spec, SpecError> {
         // serde reports an unknown field at its parent's path; name the field itself.
         if let Some(name) = inner.strip_prefix("unknown field `").and_then(|s| s.split('`').next()) {
             let full = if field.is_empty() || field == name || field.ends_with(&format!(".{name}")) {
-                if field.is_empty() { name.to_string() } else { field.clone() }
+                if field.is_empty() {
+                    name.to_string()
+                } else {
+                    field.clone()
+                }
             } else {
                 format!("{field}.{name}")
             };
-            return SpecError::new(full, format!("unknown field; {}", inner.split(", ").skip(1).collect::<Vec<_>>().join(", ")));
+            return SpecError::new(
+                full,
+                format!(
+                    "unknown field; {}",
+                    inner.split(", ").skip(1).collect::<Vec<_>>().join(", ")
+                ),
+            );
         }
         let hint = allowed(&field);
         SpecError::new(field, format!("{inner}; allowed: {hint}"))
@@ -132,14 +142,20 @@ pub fn parse_spec(value: &Value, limits: &Limits) -> Result<Spec, SpecError> {
 
 fn int_in(field: &str, v: i64, lo: usize, hi: usize) -> Result<usize, SpecError> {
     if v < lo as i64 || v > hi as i64 {
-        return Err(SpecError::new(field, format!("must be an integer in [{lo}, {hi}], got {v}")));
+        return Err(SpecError::new(
+            field,
+            format!("must be an integer in [{lo}, {hi}], got {v}"),
+        ));
     }
     Ok(v as usize)
 }
 
 fn positive(field: &str, v: f64, hi: f64) -> Result<f64, SpecError> {
     if !(v > 0.0 && v <= hi) {
-        return Err(SpecError::new(field, format!("must be a finite number in (0, {hi}], got {v}")));
+        return Err(SpecError::new(
+            field,
+            format!("must be a finite number in (0, {hi}], got {v}"),
+        ));
     }
     Ok(v)
 }
@@ -156,11 +172,18 @@ fn convert(raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
         None | Some("norms") => Kind::Norms,
         Some("width_sweep") => Kind::WidthSweep,
         Some(other) => {
-            return Err(SpecError::new("kind", format!("unknown kind {other:?}; allowed: \"norms\" or \"width_sweep\"")))
+            return Err(SpecError::new(
+                "kind",
+                format!("unknown kind {other:?}; allowed: \"norms\" or \"width_sweep\""),
+            ))
         }
     };
-    let mut raw_network =
-        raw.network.ok_or_else(|| SpecError::new("network", "required: an object with input_dim, depth + width or widths, init"))?;
+    let mut raw_network = raw.network.ok_or_else(|| {
+        SpecError::new(
+            "network",
+            "required: an object with input_dim, depth + width or widths, init",
+        )
+    })?;
     let sweep = take_sweep(kind, &mut raw_network, limits)?;
     let network = convert_network(raw_network, limits)?;
     let samples = int_in("samples", raw.samples.unwrap_or(2000), 1, limits.max_samples)?;
@@ -177,17 +200,26 @@ fn convert(raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
     };
     let epsilon = raw.epsilon.unwrap_or(0.15);
     if !(epsilon > 0.0 && epsilon.is_finite() && epsilon <= 1e6) {
-        return Err(SpecError::new("epsilon", format!("must be a finite number in (0, 1e6], got {epsilon}")));
+        return Err(SpecError::new(
+            "epsilon",
+            format!("must be a finite number in (0, 1e6], got {epsilon}"),
+        ));
     }
     let delta = raw.delta.unwrap_or(0.05);
     if !(delta > 0.0 && delta < 1.0) {
-        return Err(SpecError::new("delta", format!("must lie in the open interval (0, 1), got {delta}")));
+        return Err(SpecError::new(
+            "delta",
+            format!("must lie in the open interval (0, 1), got {delta}"),
+        ));
     }
     let precision = match raw.precision.as_deref() {
         None | Some("f64") => Precision::F64,
         Some("f32") => Precision::F32,
         Some(other) => {
-            return Err(SpecError::new("precision", format!("unknown precision {other:?}; allowed: \"f64\" or \"f32\"")))
+            return Err(SpecError::new(
+                "precision",
+                format!("unknown precision {other:?}; allowed: \"f64\" or \"f32\""),
+            ))
         }
     };
     let method = match raw.method.as_deref() {
@@ -195,11 +227,27 @@ fn convert(raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
         Some("dense") => Method::Dense,
         Some("exact") => Method::Exact,
         Some(other) => {
-            return Err(SpecError::new("method", format!("unknown method {other:?}; allowed: \"dense\", \"exact\" or \"auto\"")))
+            return Err(SpecError::new(
+                "method",
+                format!("unknown method {other:?}; allowed: \"dense\", \"exact\" or \"auto\""),
+            ))
         }
     };
     let seed = raw.seed.unwrap_or_else(rand::random);
-    let spec = Spec { kind, network, samples, trials, input, epsilon, delta, seed, precision, method, sweep, _valid: Valid(()) };
+    let spec = Spec {
+        kind,
+        network,
+        samples,
+        trials,
+        input,
+        epsilon,
+        delta,
+        seed,
+        precision,
+        method,
+        sweep,
+        _valid: Valid(()),
+    };
     if method == Method::Exact {
         // A sweep needs every point to qualify; its widest constraint is the narrowest point.
         let points: Vec<Spec> = match &spec.sweep {
@@ -207,7 +255,10 @@ fn convert(raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
             None => vec![spec.clone()],
         };
         if let Some(why) = points.iter().find_map(Spec::exact_unavailable) {
-            return Err(SpecError::new("method", format!("\"exact\" is not available for this spec: {why}; use \"dense\" or \"auto\"")));
+            return Err(SpecError::new(
+                "method",
+                format!("\"exact\" is not available for this spec: {why}; use \"dense\" or \"auto\""),
+            ));
         }
     }
     check_estimate(&spec, limits)?;
@@ -221,15 +272,30 @@ fn take_sweep(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Opt
         if v.is_empty() || v.len() > limits.max_sweep_points {
             return Err(SpecError::new(
                 field,
-                format!("must hold between 1 and {} entries, got {}", limits.max_sweep_points, v.len()),
+                format!(
+                    "must hold between 1 and {} entries, got {}",
+                    limits.max_sweep_points,
+                    v.len()
+                ),
             ));
         }
-        v.iter().enumerate().map(|(i, &x)| int_in(&format!("{field}[{i}]"), x, 1, hi)).collect()
+        v.iter()
+            .enumerate()
+            .map(|(i, &x)| int_in(&format!("{field}[{i}]"), x, 1, hi))
+            .collect()
     };
     match kind {
         Kind::Norms => {
-            unused("network.widths_to_sweep", net.widths_to_sweep.is_some(), "by kind norms (use kind width_sweep)")?;
-            unused("network.depths_to_sweep", net.depths_to_sweep.is_some(), "by kind norms (use kind width_sweep)")?;
+            unused(
+                "network.widths_to_sweep",
+                net.widths_to_sweep.is_some(),
+                "by kind norms (use kind width_sweep)",
+            )?;
+            unused(
+                "network.depths_to_sweep",
+                net.depths_to_sweep.is_some(),
+                "by kind norms (use kind width_sweep)",
+            )?;
             Ok(None)
         }
         Kind::WidthSweep => {
@@ -238,25 +304,38 @@ fn take_sweep(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Opt
             unused("network.widths", net.widths.is_some(), why)?;
             let widths = list(
                 "network.widths_to_sweep",
-                net.widths_to_sweep
-                    .as_deref()
-                    .ok_or_else(|| SpecError::new("network.widths_to_sweep", "required for kind width_sweep: a non-empty array of widths"))?,
+                net.widths_to_sweep.as_deref().ok_or_else(|| {
+                    SpecError::new(
+                        "network.widths_to_sweep",
+                        "required for kind width_sweep: a non-empty array of widths",
+                    )
+                })?,
                 limits.max_width,
             )?;
             let depths = match (net.depths_to_sweep.as_deref(), net.depth) {
                 (Some(_), Some(_)) => {
-                    return Err(SpecError::new("network.depth", "give either depth or depths_to_sweep, not both"))
+                    return Err(SpecError::new(
+                        "network.depth",
+                        "give either depth or depths_to_sweep, not both",
+                    ))
                 }
                 (Some(ds), None) => list("network.depths_to_sweep", ds, limits.max_depth)?,
                 (None, Some(d)) => vec![int_in("network.depth", d, 1, limits.max_depth)?],
                 (None, None) => {
-                    return Err(SpecError::new("network.depth", "required for kind width_sweep (or give depths_to_sweep)"))
+                    return Err(SpecError::new(
+                        "network.depth",
+                        "required for kind width_sweep (or give depths_to_sweep)",
+                    ))
                 }
             };
             if widths.len() * depths.len() > limits.max_sweep_points {
                 return Err(SpecError::new(
                     "network.widths_to_sweep",
-                    format!("the grid has {} points; at most {} are allowed", widths.len() * depths.len(), limits.max_sweep_points),
+                    format!(
+                        "the grid has {} points; at most {} are allowed",
+                        widths.len() * depths.len(),
+                        limits.max_sweep_points
+                    ),
                 ));
             }
             net.depth = Some(depths[0] as i64);
@@ -274,7 +353,11 @@ fn check_estimate(spec: &Spec, limits: &Limits) -> Result<(), SpecError> {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         // Name the field that dominates: per-sample activations or the weights.
         let act = spec.samples as u64 * spec.network.widths.iter().map(|&w| w as u64).sum::<u64>();
-        let field = if act >= spec.network.weight_count() { "samples" } else { "network.width" };
+        let field = if act >= spec.network.weight_count() {
+            "samples"
+        } else {
+            "network.width"
+        };
         return Err(SpecError::new(
             field,
             format!(
@@ -300,13 +383,21 @@ fn check_estimate(spec: &Spec, limits: &Limits) -> Result<(), SpecError> {
 fn convert_network(raw: NetworkInput, limits: &Limits) -> Result<Network, SpecError> {
     let input_dim = int_in(
         "network.input_dim",
-        raw.input_dim.ok_or_else(|| SpecError::new("network.input_dim", format!("required: an integer in [1, {}]", limits.max_input_dim)))?,
+        raw.input_dim.ok_or_else(|| {
+            SpecError::new(
+                "network.input_dim",
+                format!("required: an integer in [1, {}]", limits.max_input_dim),
+            )
+        })?,
         1,
         limits.max_input_dim,
     )?;
     let widths = match (raw.widths, raw.depth, raw.width) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            return Err(SpecError::new("network.widths", "give either depth + width or widths, not both"))
+            return Err(SpecError::new(
+                "network.widths",
+                "give either depth + width or widths, not both",
+            ))
         }
         (Some(ws), None, None) => {
             if ws.is_empty() || ws.len() > limits.max_depth {
@@ -323,13 +414,23 @@ fn convert_network(raw: NetworkInput, limits: &Limits) -> Result<Network, SpecEr
         (None, depth, width) => {
             let depth = int_in(
                 "network.depth",
-                depth.ok_or_else(|| SpecError::new("network.depth", format!("required (or give widths): an integer in [1, {}]", limits.max_depth)))?,
+                depth.ok_or_else(|| {
+                    SpecError::new(
+                        "network.depth",
+                        format!("required (or give widths): an integer in [1, {}]", limits.max_depth),
+                    )
+                })?,
                 1,
                 limits.max_depth,
             )?;
             let width = int_in(
                 "network.width",
-                width.ok_or_else(|| SpecError::new("network.width", format!("required (or give widths): an integer in [1, {}]", limits.max_width)))?,
+                width.ok_or_else(|| {
+                    SpecError::new(
+                        "network.width",
+                        format!("required (or give widths): an integer in [1, {}]", limits.max_width),
+                    )
+                })?,
                 1,
                 limits.max_width,
             )?;
@@ -352,8 +453,19 @@ fn convert_network(raw: NetworkInput, limits: &Limits) -> Result<Network, SpecEr
         (Some(init), None) => Weights::Plain(convert_init(init)?),
         (None, Some(wn)) => Weights::Normalized(convert_weight_norm(wn)?),
     };
-    let classes = int_in("network.head.classes", raw.head.and_then(|h| h.classes).unwrap_or(20), 2, limits.max_classes)?;
-    Ok(Network { input_dim, widths, weights, classes, _valid: Valid(()) })
+    let classes = int_in(
+        "network.head.classes",
+        raw.head.and_then(|h| h.classes).unwrap_or(20),
+        2,
+        limits.max_classes,
+    )?;
+    Ok(Network {
+        input_dim,
+        widths,
+        weights,
+        classes,
+        _valid: Valid(()),
+    })
 }
 
 fn convert_init(raw: InitInput) -> Result<Init, SpecError> {
@@ -388,11 +500,18 @@ fn convert_init(raw: InitInput) -> Result<Init, SpecError> {
         "glorot" => Init::Glorot,
         "glorot_paper" => Init::GlorotPaper,
         "lecun" => Init::Lecun,
-        "orthogonal" => Init::Orthogonal { gain: positive("network.init.gain", raw.gain.unwrap_or(std::f64::consts::SQRT_2), 1e3)? },
+        "orthogonal" => Init::Orthogonal {
+            gain: positive("network.init.gain", raw.gain.unwrap_or(std::f64::consts::SQRT_2), 1e3)?,
+        },
         "gaussian" => Init::Gaussian {
             variance: positive(
                 "network.init.variance",
-                raw.variance.ok_or_else(|| SpecError::new("network.init.variance", "required for gaussian: a finite number in (0, 1e6]"))?,
+                raw.variance.ok_or_else(|| {
+                    SpecError::new(
+                        "network.init.variance",
+                        "required for gaussian: a finite number in (0, 1e6]",
+                    )
+                })?,
                 1e6,
             )?,
         },
@@ -410,7 +529,11 @@ fn convert_weight_norm(raw: WeightNormInput) -> Result<WeightNorm, SpecError> {
         None => WeightNormGain::Derived,
         Some(Value::String(s)) if s == "naive" => WeightNormGain::Naive,
         Some(Value::String(s)) if s == "derived" => WeightNormGain::Derived,
-        Some(Value::Number(n)) => WeightNormGain::Fixed(positive("network.weight_norm.gain", n.as_f64().unwrap_or(f64::NAN), 1e3)?),
+        Some(Value::Number(n)) => WeightNormGain::Fixed(positive(
+            "network.weight_norm.gain",
+            n.as_f64().unwrap_or(f64::NAN),
+            1e3,
+        )?),
         Some(other) => {
             return Err(SpecError::new(
                 "network.weight_norm.gain",
@@ -482,23 +605,55 @@ mod tests {
         let cases: Vec<(Value, &str, &str)> = vec![
             (with(&["network", "width"], json!(0)), "network.width", "[1, 1000000]"),
             (with(&["network", "width"], json!(-3)), "network.width", "[1, 1000000]"),
-            (with(&["network", "width"], json!(1_000_000_000)), "network.width", "[1, 1000000]"),
+            (
+                with(&["network", "width"], json!(1_000_000_000)),
+                "network.width",
+                "[1, 1000000]",
+            ),
             (with(&["network", "depth"], json!(0)), "network.depth", "[1, 1000]"),
             (with(&["epsilon"], json!(0)), "epsilon", "(0, 1e6]"),
             (with(&["epsilon"], json!(-0.1)), "epsilon", "(0, 1e6]"),
             (with(&["delta"], json!(1.0)), "delta", "(0, 1)"),
             (with(&["delta"], json!(0)), "delta", "(0, 1)"),
-            (with(&["network", "init"], json!({"scheme": "xavier"})), "network.init.scheme", "allowed: he"),
-            (with(&["network", "init"], json!({"scheme": "he"})), "network.init.fan", "\"out\""),
-            (with(&["network", "init"], json!({"scheme": "he", "fan": "sideways"})), "network.init.fan", "\"in\" or \"out\""),
-            (with(&["network", "init"], json!({"scheme": "gaussian"})), "network.init.variance", "(0, 1e6]"),
-            (with(&["network", "colour"], json!("red")), "network.colour", "unknown field"),
+            (
+                with(&["network", "init"], json!({"scheme": "xavier"})),
+                "network.init.scheme",
+                "allowed: he",
+            ),
+            (
+                with(&["network", "init"], json!({"scheme": "he"})),
+                "network.init.fan",
+                "\"out\"",
+            ),
+            (
+                with(&["network", "init"], json!({"scheme": "he", "fan": "sideways"})),
+                "network.init.fan",
+                "\"in\" or \"out\"",
+            ),
+            (
+                with(&["network", "init"], json!({"scheme": "gaussian"})),
+                "network.init.variance",
+                "(0, 1e6]",
+            ),
+            (
+                with(&["network", "colour"], json!("red")),
+                "network.colour",
+                "unknown field",
+            ),
             (with(&["bogus"], json!(1)), "bogus", "unknown field"),
             (with(&["samples"], json!("many")), "samples", "[1, max_samples]"),
             (with(&["samples"], json!(2.5)), "samples", "integer"),
-            (with(&["network", "widths"], json!([100, 0])), "network.widths", "not both"),
+            (
+                with(&["network", "widths"], json!([100, 0])),
+                "network.widths",
+                "not both",
+            ),
             (with(&["precision"], json!("f16")), "precision", "\"f64\" or \"f32\""),
-            (with(&["network", "weight_norm"], json!({"gain": "naive"})), "network.init", "remove one"),
+            (
+                with(&["network", "weight_norm"], json!({"gain": "naive"})),
+                "network.init",
+                "remove one",
+            ),
         ];
         for (spec, field, needle) in cases {
             let e = err_field(spec.clone());

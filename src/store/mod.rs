@@ -36,7 +36,13 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 5] = [Status::Queued, Status::Running, Status::Succeeded, Status::Failed, Status::Cancelled];
+    pub const ALL: [Status; 5] = [
+        Status::Queued,
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::Cancelled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -108,9 +114,8 @@ pub struct ListQuery<'a> {
 
 /// RFC 3339 UTC with exactly six fractional digits, so timestamps sort as strings.
 pub fn now() -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
     time::OffsetDateTime::now_utc().format(FORMAT).unwrap_or_default()
 }
 
@@ -184,14 +189,19 @@ impl Store {
     }
 
     pub async fn job_by_idempotency_key(&self, key: &str) -> Result<Option<JobRow>, StoreError> {
-        Ok(sqlx::query_as::<_, JobRow>("SELECT * FROM jobs WHERE idempotency_key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as::<_, JobRow>("SELECT * FROM jobs WHERE idempotency_key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn job(&self, id: &str) -> Result<Option<JobRow>, StoreError> {
-        Ok(sqlx::query_as::<_, JobRow>("SELECT * FROM jobs WHERE id = ?").bind(id).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as::<_, JobRow>("SELECT * FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Newest first, keyset-paginated on `seq`.
@@ -210,13 +220,19 @@ impl Store {
     }
 
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as::<_, (String, i64)>("SELECT status, COUNT(*) FROM jobs GROUP BY status")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as::<_, (String, i64)>("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn count_queued(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE status = 'queued'").fetch_one(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Claim the oldest queued job: queued -> running.
@@ -289,7 +305,12 @@ impl Store {
             sqlx::query("INSERT INTO bound_checks (job_id, bound, verdict, data) VALUES (?, ?, ?, ?)")
                 .bind(id)
                 .bind(&check.bound)
-                .bind(serde_json::to_value(check.verdict)?.as_str().unwrap_or_default().to_string())
+                .bind(
+                    serde_json::to_value(check.verdict)?
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
                 .bind(serde_json::to_string(check)?)
                 .execute(&mut *tx)
                 .await?;
@@ -300,22 +321,25 @@ impl Store {
 
     /// running -> failed.
     pub async fn finish_failed(&self, id: &str, error: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'")
-            .bind(now())
-            .bind(error)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
+        )
+        .bind(now())
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
     /// running -> cancelled (a cancel the worker honoured).
     pub async fn finish_cancelled(&self, id: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ? AND status = 'running'")
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let r =
+            sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ? AND status = 'running'")
+                .bind(now())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -333,10 +357,12 @@ impl Store {
     /// At start-up: jobs left running by a crash go back to the queue (attempt + 1), except
     /// those whose cancel was requested, which become cancelled. Returns how many were re-queued.
     pub async fn recover(&self) -> Result<u64, StoreError> {
-        sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE status = 'running' AND cancel_requested = 1")
-            .bind(now())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE status = 'running' AND cancel_requested = 1",
+        )
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
         let r = sqlx::query(
             "UPDATE jobs SET status = 'queued', attempt = attempt + 1, started_at = NULL, progress_done = 0 WHERE status = 'running'",
         )
@@ -357,7 +383,10 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let row = sqlx::query_as::<_, JobRow>("SELECT * FROM jobs WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
+        let row = sqlx::query_as::<_, JobRow>("SELECT * FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -390,7 +419,9 @@ impl Store {
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter().map(|(d,)| serde_json::from_str(&d).map_err(StoreError::from)).collect()
+        rows.into_iter()
+            .map(|(d,)| serde_json::from_str(&d).map_err(StoreError::from))
+            .collect()
     }
 
     pub async fn layers(&self, id: &str) -> Result<Vec<Value>, StoreError> {
@@ -398,7 +429,9 @@ impl Store {
             .bind(id)
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter().map(|(d,)| serde_json::from_str(&d).map_err(StoreError::from)).collect()
+        rows.into_iter()
+            .map(|(d,)| serde_json::from_str(&d).map_err(StoreError::from))
+            .collect()
     }
 
     pub async fn bound_checks(&self, id: &str) -> Result<Vec<Value>, StoreError> {
@@ -409,7 +442,9 @@ impl Store {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(|(d,)| serde_json::from_str(&d).map_err(StoreError::from)).collect()
+        rows.into_iter()
+            .map(|(d,)| serde_json::from_str(&d).map_err(StoreError::from))
+            .collect()
     }
 }
 

@@ -81,7 +81,12 @@ impl BoundInputs {
                 message: format!("must be an integer in [1, 10^12], got {samples}"),
             });
         }
-        Ok(Self { epsilon, delta, depth, samples })
+        Ok(Self {
+            epsilon,
+            delta,
+            depth,
+            samples,
+        })
     }
 
     /// Per-layer tolerance `epsilon' = (1 + epsilon)^(1/L) - 1`.
@@ -186,7 +191,11 @@ pub fn evaluate(bound: Bound, inputs: &BoundInputs, width: Option<u64>) -> Bound
         Bound::ExactTail => (exact_tail::min_width(inputs), None),
     };
     if min_width.is_none() {
-        let limit = if bound == Bound::ExactTail { MAX_EXACT_TAIL_WIDTH } else { MAX_SEARCH_WIDTH };
+        let limit = if bound == Bound::ExactTail {
+            MAX_EXACT_TAIL_WIDTH
+        } else {
+            MAX_SEARCH_WIDTH
+        };
         notes.push(format!("the minimal width exceeds the search limit of {limit}"));
     }
     let guaranteed_prime = width.and_then(|m| match bound {
@@ -227,6 +236,10 @@ fn ceil_width(m: f64) -> Option<u64> {
 
 /// Smallest `m` in `[1, limit]` with `ok(m)`, assuming `ok` is monotone; `None` if none.
 fn search_min_width(limit: u64, ok: impl Fn(u64) -> bool) -> Option<u64> {
+    // Infeasible within the limit: one evaluation instead of a whole doubling search.
+    if !ok(limit) {
+        return None;
+    }
     let mut hi = 1u64;
     while !ok(hi) {
         if hi >= limit {
@@ -326,7 +339,11 @@ pub mod chernoff {
     /// `2 u^3 / (1 + u) = a`, increasing in u > 0, solved by bisection in u.
     pub fn rate(a: f64) -> f64 {
         if a <= 0.0 {
-            return if a == 0.0 { std::f64::consts::LN_2 } else { f64::INFINITY };
+            return if a == 0.0 {
+                std::f64::consts::LN_2
+            } else {
+                f64::INFINITY
+            };
         }
         let f = |u: f64| 2.0 * u * u * u / (1.0 + u) - a;
         let (mut lo, mut hi) = (0.0f64, 1.0f64);

@@ -111,8 +111,8 @@ pub fn log_norm_moments_he_out(widths: &[usize]) -> (f64, f64) {
 /// unit sphere in R^{n+1}. Analytically it is exactly 1 for every n.
 pub fn k_n(n: u32) -> f64 {
     let c_n = integrate_sin_power(n.saturating_sub(1) as i32);
-    let ln_s = |d: f64| std::f64::consts::LN_2 + (d + 1.0) / 2.0 * std::f64::consts::PI.ln()
-        - ln_gamma((d + 1.0) / 2.0);
+    let ln_s =
+        |d: f64| std::f64::consts::LN_2 + (d + 1.0) / 2.0 * std::f64::consts::PI.ln() - ln_gamma((d + 1.0) / 2.0);
     2.0 * c_n * (ln_s(n as f64 - 1.0) - ln_s(n as f64)).exp()
 }
 

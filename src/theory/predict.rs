@@ -36,7 +36,9 @@ pub struct LayerPrediction {
 pub fn predict(net: &Network) -> Vec<LayerPrediction> {
     let depth = net.depth();
     let var: Vec<f64> = (1..=depth).map(|l| net.weight_variance(l)).collect();
-    let c: Vec<f64> = (1..=depth).map(|l| var[l - 1] * net.widths[l - 1] as f64 / 2.0).collect();
+    let c: Vec<f64> = (1..=depth)
+        .map(|l| var[l - 1] * net.widths[l - 1] as f64 / 2.0)
+        .collect();
     let b: Vec<f64> = (1..=depth).map(|l| var[l - 1] * net.fan_in(l) as f64 / 2.0).collect();
     let gaussian = matches!(net.weights, Weights::Plain(init) if init.is_gaussian());
     let mut out = Vec::with_capacity(depth);

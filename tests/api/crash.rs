@@ -31,7 +31,11 @@ struct Server {
 
 impl Server {
     fn start(db: &Path, log: &Path) -> Server {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_widthlab"));
         // Only the flags below configure it (no tokens or limits from the environment).
         for (k, _) in std::env::vars_os() {
@@ -59,8 +63,14 @@ impl Server {
             // Keep draining so the child never blocks on a full pipe.
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
-        let mut server = Server { child, address: String::new(), client: reqwest::Client::new() };
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the server printed its address");
+        let mut server = Server {
+            child,
+            address: String::new(),
+            client: reqwest::Client::new(),
+        };
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server printed its address");
         let address = line
             .trim()
             .strip_prefix("widthlab listening on ")
@@ -76,13 +86,24 @@ impl Server {
     }
 
     async fn submit(&self, spec: &Value) -> String {
-        let r = self.client.post(format!("{}/v1/jobs", self.address)).json(spec).send().await.expect("POST");
+        let r = self
+            .client
+            .post(format!("{}/v1/jobs", self.address))
+            .json(spec)
+            .send()
+            .await
+            .expect("POST");
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
     }
 
     async fn get(&self, path: &str) -> Value {
-        let r = self.client.get(format!("{}{path}", self.address)).send().await.expect("GET");
+        let r = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("GET");
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         r.json().await.unwrap()
     }
@@ -99,7 +120,11 @@ impl Server {
     }
 
     async fn wait_succeeded(&self, id: &str, timeout: Duration) -> Value {
-        let job = self.wait_for(id, timeout, "a terminal status", |j| TERMINAL.contains(&j["status"].as_str().unwrap_or(""))).await;
+        let job = self
+            .wait_for(id, timeout, "a terminal status", |j| {
+                TERMINAL.contains(&j["status"].as_str().unwrap_or(""))
+            })
+            .await;
         assert_eq!(job["status"], "succeeded", "{job}");
         job
     }
@@ -132,7 +157,9 @@ impl Drop for Server {
 }
 
 async fn stored_row(db: &Path, id: &str) -> widthlab::store::JobRow {
-    let store = widthlab::store::Store::connect(db.to_str().unwrap()).await.expect("open the database");
+    let store = widthlab::store::Store::connect(db.to_str().unwrap())
+        .await
+        .expect("open the database");
     store.job(id).await.expect("read").expect("the job is stored")
 }
 
@@ -154,7 +181,10 @@ async fn kill_9_mid_job_then_restart_completes_it_with_the_same_numbers() {
     let long = server.submit(&crash_spec(92)).await;
     let running = server.wait_until_running(&long).await;
     let total = running["progress"]["total"].as_u64().unwrap();
-    assert!(running["progress"]["done"].as_u64().unwrap() < total, "the job finished before the kill: {running}");
+    assert!(
+        running["progress"]["done"].as_u64().unwrap() < total,
+        "the job finished before the kill: {running}"
+    );
     server.kill9();
 
     // The crash left it running in the database.
@@ -175,12 +205,17 @@ async fn kill_9_mid_job_then_restart_completes_it_with_the_same_numbers() {
     // The finished job is intact.
     assert_eq!(server.get(&format!("/v1/jobs/{first}")).await, first_done);
     assert_eq!(server.get(&format!("/v1/jobs/{first}/layers")).await, first_layers);
-    assert_eq!(server.get(&format!("/v1/jobs/{first}/bound-checks")).await, first_checks);
+    assert_eq!(
+        server.get(&format!("/v1/jobs/{first}/bound-checks")).await,
+        first_checks
+    );
     assert_eq!(list_all(&server.client, &server.address).await.len(), 2);
     drop(server);
 
     // The same numbers as an uninterrupted run of the same spec, computed here.
-    let (want, want_checks) = tokio::task::spawn_blocking(move || expected_results(&done["spec"])).await.unwrap();
+    let (want, want_checks) = tokio::task::spawn_blocking(move || expected_results(&done["spec"]))
+        .await
+        .unwrap();
     assert_same_json(&layers["layers"], &Value::Array(want), "layers");
     let _ = want_checks;
 }
@@ -200,8 +235,17 @@ async fn sigterm_exits_cleanly_and_the_running_job_finishes_after_restart() {
     let rc = unsafe { libc::kill(server.pid(), libc::SIGTERM) };
     assert_eq!(rc, 0, "kill(SIGTERM) failed");
     let status = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(10)));
-    let status = status.unwrap_or_else(|| panic!("no exit within 10 s of SIGTERM; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default()));
-    assert!(status.success(), "exit status {status:?}; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "no exit within 10 s of SIGTERM; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    assert!(
+        status.success(),
+        "exit status {status:?}; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     eprintln!("exited {:?} after SIGTERM", sent.elapsed());
 
     // The running job was put back in the queue (not left for crash recovery).
@@ -227,9 +271,17 @@ async fn sigterm_exits_even_with_an_open_event_stream() {
     server.wait_until_running(&long).await;
 
     // A client watching the job's events.
-    let mut stream = server.client.get(format!("{}/v1/jobs/{long}/events", server.address)).send().await.expect("GET events");
+    let mut stream = server
+        .client
+        .get(format!("{}/v1/jobs/{long}/events", server.address))
+        .send()
+        .await
+        .expect("GET events");
     assert_eq!(stream.status(), StatusCode::OK);
-    let first = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await.expect("a first event").expect("read");
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+        .await
+        .expect("a first event")
+        .expect("read");
     assert!(first.is_some_and(|c| String::from_utf8_lossy(&c).contains("progress")));
     let watcher = tokio::spawn(async move { while let Ok(Some(_)) = stream.chunk().await {} });
 
@@ -237,6 +289,9 @@ async fn sigterm_exits_even_with_an_open_event_stream() {
     assert_eq!(unsafe { libc::kill(server.pid(), libc::SIGTERM) }, 0);
     let exited = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(10)));
     watcher.abort();
-    assert!(exited.is_some(), "still running 10 s after SIGTERM with an event stream open");
+    assert!(
+        exited.is_some(),
+        "still running 10 s after SIGTERM with an event stream open"
+    );
     assert_eq!(stored_row(&db, &long).await.status, "queued");
 }

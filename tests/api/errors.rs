@@ -11,7 +11,14 @@ use crate::helpers::*;
 async fn malformed_json_is_400() {
     let app = spawn_app().await;
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-    for body in ["{\"network\": ", "not json at all", "{\"a\": 1,}", "", "{\"seed\": 1} trailing", &deep] {
+    for body in [
+        "{\"network\": ",
+        "not json at all",
+        "{\"a\": 1,}",
+        "",
+        "{\"seed\": 1} trailing",
+        &deep,
+    ] {
         let err = error_of(app.post_raw(body.to_string()).await, StatusCode::BAD_REQUEST).await;
         assert_eq!(err["code"], "malformed_json", "{body:?}: {err}");
     }
@@ -41,7 +48,9 @@ async fn a_body_over_the_limit_is_413_in_json() {
 /// returns the status code and the (de-chunked) response body.
 async fn raw_chunked_post(port: u16, path: &str, body: &[u8]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
     let mut req = format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )
@@ -57,8 +66,14 @@ async fn raw_chunked_post(port: u16, path: &str, body: &[u8]) -> (u16, String) {
     let mut raw = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await;
     let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
-    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status code");
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {text:?}"));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
     let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         let mut out = String::new();
         let mut rest = rest;
@@ -95,9 +110,18 @@ async fn invalid_specs_are_422_naming_the_field() {
     let cases: Vec<(Value, &str)> = vec![
         (with(base.clone(), &["network", "depth"], json!(0)), "network.depth"),
         (with(base.clone(), &["network", "width"], json!(-3)), "network.width"),
-        (with(base.clone(), &["network", "init"], json!({"scheme": "he"})), "network.init.fan"),
-        (with(base.clone(), &["network", "init"], json!({"scheme": "xavier"})), "network.init.scheme"),
-        (with(base.clone(), &["network", "colour"], json!("red")), "network.colour"),
+        (
+            with(base.clone(), &["network", "init"], json!({"scheme": "he"})),
+            "network.init.fan",
+        ),
+        (
+            with(base.clone(), &["network", "init"], json!({"scheme": "xavier"})),
+            "network.init.scheme",
+        ),
+        (
+            with(base.clone(), &["network", "colour"], json!("red")),
+            "network.colour",
+        ),
         (with(base.clone(), &["epsilon"], json!(0)), "epsilon"),
         (with(base.clone(), &["delta"], json!(1.5)), "delta"),
         (with(base.clone(), &["bogus"], json!(1)), "bogus"),
@@ -105,17 +129,27 @@ async fn invalid_specs_are_422_naming_the_field() {
         (with(base.clone(), &["samples"], json!(2.5)), "samples"),
         (with(base.clone(), &["trials"], json!(0)), "trials"),
         (with(base.clone(), &["seed"], json!(-1)), "seed"),
-        (with(base.clone(), &["seed"], json!(18446744073709551616u128 as f64)), "seed"),
+        (
+            with(base.clone(), &["seed"], json!(18446744073709551616u128 as f64)),
+            "seed",
+        ),
         (with(base.clone(), &["seed"], json!(1.5)), "seed"),
         (with(base.clone(), &["precision"], json!("f16")), "precision"),
         (with(base.clone(), &["network", "depth"], json!(1e30)), "network.depth"),
-        (with(base.clone(), &["network", "input_dim"], json!(null)), "network.input_dim"),
+        (
+            with(base.clone(), &["network", "input_dim"], json!(null)),
+            "network.input_dim",
+        ),
         (with(base.clone(), &["network"], json!([1, 2])), "network"),
         (with(base.clone(), &["kind"], json!("width_sweep_typo")), "kind"),
         (no_network, "network"),
         // Memory estimate over the limit: refused before anything is allocated.
         (
-            with(with(base.clone(), &["samples"], json!(1_000_000)), &["network", "width"], json!(1000)),
+            with(
+                with(base.clone(), &["samples"], json!(1_000_000)),
+                &["network", "width"],
+                json!(1000),
+            ),
             "samples",
         ),
     ];
@@ -125,7 +159,11 @@ async fn invalid_specs_are_422_naming_the_field() {
         assert_eq!(err["field"], field, "{spec}: {err}");
     }
     // The memory refusal carries the estimate.
-    let spec = with(with(base.clone(), &["samples"], json!(1_000_000)), &["network", "width"], json!(1000));
+    let spec = with(
+        with(base.clone(), &["samples"], json!(1_000_000)),
+        &["network", "width"],
+        json!(1000),
+    );
     let err = error_of(app.post_job(&spec).await, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert!(err["message"].as_str().unwrap().contains("GiB"), "{err}");
     // A body that is JSON but not an object.
@@ -189,7 +227,10 @@ async fn a_full_queue_is_503_and_leaves_nothing_behind() {
     let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
     let err = error_of(r, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(err["code"], "queue_full");
-    assert!(retry_after.is_some_and(|s| s.parse::<u64>().is_ok()), "503 without a numeric Retry-After");
+    assert!(
+        retry_after.is_some_and(|s| s.parse::<u64>().is_ok()),
+        "503 without a numeric Retry-After"
+    );
     assert_eq!(app.all_jobs().await.len(), 2, "the refused job was stored");
 
     // A replay of the queued job is not a new job: still answered while the queue is full.
@@ -198,7 +239,10 @@ async fn a_full_queue_is_503_and_leaves_nothing_behind() {
     assert_eq!(replay.json::<Value>().await.unwrap()["id"], queued["id"]);
 
     // Cancelling the queued job frees its place.
-    assert_eq!(app.cancel(queued["id"].as_str().unwrap()).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.cancel(queued["id"].as_str().unwrap()).await.status(),
+        StatusCode::OK
+    );
     let again = app.post_job(&small_spec(5)).await;
     assert_eq!(again.status(), StatusCode::ACCEPTED);
     assert_eq!(app.all_jobs().await.len(), 3);
@@ -216,12 +260,18 @@ async fn concurrent_submissions_never_overfill_the_queue() {
 
     let results = app.concurrent_posts(&small_spec(7), None, 8).await;
     let accepted = results.iter().filter(|(s, _)| *s == StatusCode::ACCEPTED).count();
-    let refused = results.iter().filter(|(s, b)| *s == StatusCode::SERVICE_UNAVAILABLE && b["error"]["code"] == "queue_full").count();
+    let refused = results
+        .iter()
+        .filter(|(s, b)| *s == StatusCode::SERVICE_UNAVAILABLE && b["error"]["code"] == "queue_full")
+        .count();
     assert_eq!(accepted + refused, 8, "{results:?}");
     let (_, page) = app.get_json("/v1/jobs?status=queued").await;
     let queued = page["jobs"].as_array().unwrap().len();
     assert_eq!(queued, accepted);
-    assert_eq!(accepted, 2, "max_queued = 2, but {accepted} of 8 concurrent submissions were queued");
+    assert_eq!(
+        accepted, 2,
+        "max_queued = 2, but {accepted} of 8 concurrent submissions were queued"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,7 +281,13 @@ async fn unknown_routes_are_404_json() {
         let err = error_of(app.get(path).await, StatusCode::NOT_FOUND).await;
         assert_eq!(err["code"], "not_found", "{path}");
     }
-    let r = app.client.post(app.url("/v1/nothing")).json(&json!({})).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/v1/nothing"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     let err = error_of(r, StatusCode::NOT_FOUND).await;
     assert_eq!(err["code"], "not_found");
 }
@@ -261,6 +317,10 @@ async fn the_server_answers_while_a_job_computes() {
         assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
         let (status, _) = app.get_json("/v1/jobs").await;
         assert_eq!(status, StatusCode::OK);
-        assert!(start.elapsed() < Duration::from_secs(2), "requests stall while a job runs: {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "requests stall while a job runs: {:?}",
+            start.elapsed()
+        );
     }
 }

@@ -16,17 +16,32 @@ async fn presets_are_listed_with_their_figures() {
     let app = spawn_app().await;
     let (status, body) = app.get_json("/v1/presets").await;
     assert_eq!(status, StatusCode::OK);
-    let names: Vec<&str> = body["presets"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = body["presets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
         names,
-        ["arpit2019-fig1", "arpit2019-fig1-glorot", "arpit2019-fig3-wn-naive", "arpit2019-fig4-wn-derived", "arpit2019-fig6"]
+        [
+            "arpit2019-fig1",
+            "arpit2019-fig1-glorot",
+            "arpit2019-fig3-wn-naive",
+            "arpit2019-fig4-wn-derived",
+            "arpit2019-fig6"
+        ]
     );
     for p in body["presets"].as_array().unwrap() {
         assert!(p["figure"].as_str().unwrap().contains("Fig"), "{p}");
         assert!(p["description"].as_str().unwrap().len() > 60, "{p}");
     }
     // An unknown preset names the field and the allowed names.
-    let e = error_of(app.post_job(&json!({"preset": "fig99"})).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let e = error_of(
+        app.post_job(&json!({"preset": "fig99"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(e["field"], "preset");
     assert!(e["message"].as_str().unwrap().contains("arpit2019-fig6"));
 }
@@ -40,16 +55,31 @@ async fn glorot_preset_decays_by_about_two_to_the_minus_half_per_layer() {
     assert_eq!(job["spec"]["samples"], 2000);
     app.wait_for_status(id, "succeeded", Duration::from_secs(60)).await;
     let (_, layers) = app.layers(id).await;
-    let means: Vec<f64> = layers["layers"].as_array().unwrap().iter().map(|l| l["forward"]["mean"].as_f64().unwrap()).collect();
+    let means: Vec<f64> = layers["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["forward"]["mean"].as_f64().unwrap())
+        .collect();
     // One network of width 100: each layer's factor is E sqrt(X) = 0.7027 up to the network's
     // own noise, of order sqrt(5/(4 m)) = 0.11 per layer (theory.md section 3). The geometric
     // mean of the 9 ratios averages it: within 3 x 0.11 / sqrt(9) = 0.11 of 0.7027.
     let geometric = (means[9] / means[0]).powf(1.0 / 9.0);
-    assert!((geometric - 0.7027).abs() < 0.11, "per-layer decay {geometric}, means {means:?}");
-    assert!(means.windows(2).all(|w| w[1] < w[0]), "forward means must decrease: {means:?}");
+    assert!(
+        (geometric - 0.7027).abs() < 0.11,
+        "per-layer decay {geometric}, means {means:?}"
+    );
+    assert!(
+        means.windows(2).all(|w| w[1] < w[0]),
+        "forward means must decrease: {means:?}"
+    );
     // And the predicted curve stored beside them is the exact 2^(-l/2)-like law.
-    let predicted: Vec<f64> =
-        layers["layers"].as_array().unwrap().iter().map(|l| l["predicted"]["forward"]["mean"].as_f64().unwrap()).collect();
+    let predicted: Vec<f64> = layers["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["predicted"]["forward"]["mean"].as_f64().unwrap())
+        .collect();
     assert!(rel(predicted[1] / predicted[0], 0.70267) < 1e-4, "{predicted:?}");
 }
 
@@ -57,7 +87,9 @@ async fn glorot_preset_decays_by_about_two_to_the_minus_half_per_layer() {
 async fn fig6_sweep_stores_the_guaranteed_epsilons_and_deviations_fall_with_width() {
     let app = spawn_app().await;
     // f32 halves the time; the bounds depend only on (epsilon, delta, L, N) and the width.
-    let job = app.submit(&json!({"preset": "arpit2019-fig6", "precision": "f32"})).await;
+    let job = app
+        .submit(&json!({"preset": "arpit2019-fig6", "precision": "f32"}))
+        .await;
     let id = job["id"].as_str().unwrap();
     assert_eq!(job["kind"], "width_sweep");
     assert_eq!(job["progress"]["total"], 4);
@@ -72,7 +104,10 @@ async fn fig6_sweep_stores_the_guaranteed_epsilons_and_deviations_fall_with_widt
         let got = p["guaranteed_epsilon"]["arpit2019"].as_f64().unwrap();
         assert!((got - want).abs() <= 5e-7, "width {}: {got} vs {want}", p["width"]);
     }
-    let dev: Vec<f64> = points.iter().map(|p| p["forward_deviation"]["mean"].as_f64().unwrap()).collect();
+    let dev: Vec<f64> = points
+        .iter()
+        .map(|p| p["forward_deviation"]["mean"].as_f64().unwrap())
+        .collect();
     // One network per point (the paper's figure): each point carries that network's own drift,
     // of the same order as the deviation itself (sqrt(5/m) per layer), so neighbouring widths
     // can swap. The trend is what the figure shows: |1 - r| ~ m^(-1/2), i.e. a log-log slope of
@@ -83,8 +118,14 @@ async fn fig6_sweep_stores_the_guaranteed_epsilons_and_deviations_fall_with_widt
     let (mx, my) = (xs.iter().sum::<f64>() / 4.0, ys.iter().sum::<f64>() / 4.0);
     let slope = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum::<f64>()
         / xs.iter().map(|x| (x - mx) * (x - mx)).sum::<f64>();
-    assert!((-0.85..=-0.25).contains(&slope), "log-log slope {slope}, deviations {dev:?}");
-    assert!(dev[3] < dev[0] / 2.0, "pooled forward mean deviation must fall with width: {dev:?}");
+    assert!(
+        (-0.85..=-0.25).contains(&slope),
+        "log-log slope {slope}, deviations {dev:?}"
+    );
+    assert!(
+        dev[3] < dev[0] / 2.0,
+        "pooled forward mean deviation must fall with width: {dev:?}"
+    );
     // theory.md section 8: about 0.03-0.04 at m = 4000 in the paper's setting; the pooled mean
     // over 20000 ratios has negligible sampling error, network noise is of order 10-20%.
     assert!(dev[3] > 0.015 && dev[3] < 0.05, "{dev:?}");
@@ -95,15 +136,28 @@ async fn fig6_sweep_stores_the_guaranteed_epsilons_and_deviations_fall_with_widt
     assert_eq!(frontier["bounds"][0]["min_width"], 4061);
 
     // CSV round trip: header + one row per point, same numbers as the JSON.
-    let csv = app.get(&format!("/v1/jobs/{id}/sweep?format=csv")).await.text().await.unwrap();
+    let csv = app
+        .get(&format!("/v1/jobs/{id}/sweep?format=csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
     let lines: Vec<&str> = csv.trim_end().lines().collect();
     assert_eq!(lines.len(), 1 + points.len());
     let header: Vec<&str> = lines[0].split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no column {name}"));
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    };
     for (line, p) in lines[1..].iter().zip(points) {
         let cells: Vec<&str> = line.split(',').collect();
         assert_eq!(cells.len(), header.len());
-        assert_eq!(cells[col("width")].parse::<u64>().unwrap(), p["width"].as_u64().unwrap());
+        assert_eq!(
+            cells[col("width")].parse::<u64>().unwrap(),
+            p["width"].as_u64().unwrap()
+        );
         assert_eq!(
             cells[col("forward_deviation_mean")].parse::<f64>().unwrap(),
             p["forward_deviation"]["mean"].as_f64().unwrap()
@@ -117,9 +171,16 @@ async fn fig6_sweep_stores_the_guaranteed_epsilons_and_deviations_fall_with_widt
     // The figure: deviation vs width with each bound's curve.
     let svg = app.get(&format!("/v1/jobs/{id}/plot.svg")).await.text().await.unwrap();
     let doc = roxmltree::Document::parse(&svg).expect("the SVG is XML");
-    let text: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).collect();
+    let text: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .collect();
     assert!(text.iter().any(|t| t.contains("width m")), "{text:?}");
-    assert!(text.iter().any(|t| t.contains("arpit2019: guaranteed epsilon")), "{text:?}");
+    assert!(
+        text.iter().any(|t| t.contains("arpit2019: guaranteed epsilon")),
+        "{text:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,19 +198,40 @@ async fn width_by_depth_map_has_a_frontier_per_depth_and_a_heat_map() {
     let (_, sweep) = app.get_json(&format!("/v1/jobs/{id}/sweep")).await;
     assert_eq!(sweep["points"].as_array().unwrap().len(), 4);
     let frontier = sweep["frontier"].as_array().unwrap();
-    assert_eq!(frontier.iter().map(|r| r["depth"].as_u64().unwrap()).collect::<Vec<_>>(), [2, 4]);
+    assert_eq!(
+        frontier
+            .iter()
+            .map(|r| r["depth"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [2, 4]
+    );
     for row in frontier {
         // The empirical frontier is the smallest swept width whose observed probability reaches 1 - delta.
         let depth = row["depth"].as_u64().unwrap();
-        let at_depth: Vec<&Value> = sweep["points"].as_array().unwrap().iter().filter(|p| p["depth"] == depth).collect();
-        let want = at_depth.iter().find(|p| p["all_within"]["probability"].as_f64().unwrap() >= 0.8).map(|p| p["width"].clone());
+        let at_depth: Vec<&Value> = sweep["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["depth"] == depth)
+            .collect();
+        let want = at_depth
+            .iter()
+            .find(|p| p["all_within"]["probability"].as_f64().unwrap() >= 0.8)
+            .map(|p| p["width"].clone());
         assert_eq!(row["empirical_min_width"], want.unwrap_or(Value::Null), "{row}");
         assert_eq!(row["bounds"].as_array().unwrap().len(), 3);
     }
     let svg = app.get(&format!("/v1/jobs/{id}/plot.svg")).await.text().await.unwrap();
     let doc = roxmltree::Document::parse(&svg).expect("the SVG is XML");
-    let text: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).collect();
-    assert!(text.iter().any(|t| t.contains("depth L")) && text.iter().any(|t| t.contains("empirical frontier")), "{text:?}");
+    let text: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert!(
+        text.iter().any(|t| t.contains("depth L")) && text.iter().any(|t| t.contains("empirical frontier")),
+        "{text:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,8 +247,18 @@ async fn norms_figure_parses_and_names_its_axes() {
     let svg = r.text().await.unwrap();
     let doc = roxmltree::Document::parse(&svg).expect("the SVG is XML");
     assert_eq!(doc.root_element().tag_name().name(), "svg");
-    let text: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).collect();
-    for label in ["layer l", "||h^l|| / ||x||", "forward ratio by layer", "gradient ratio by layer", "predicted mean"] {
+    let text: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .collect();
+    for label in [
+        "layer l",
+        "||h^l|| / ||x||",
+        "forward ratio by layer",
+        "gradient ratio by layer",
+        "predicted mean",
+    ] {
         assert!(text.iter().any(|t| t.contains(label)), "missing {label:?} in {text:?}");
     }
     assert!(text.iter().any(|t| t.contains(&id[..8])), "the title names the job");
@@ -194,10 +286,16 @@ async fn events_stream_progress_then_one_final_status() {
             Some((name, serde_json::from_str(data).unwrap()))
         })
         .collect();
-    let progress: Vec<i64> =
-        events.iter().filter(|(n, _)| *n == "progress").map(|(_, d)| d["done"].as_i64().unwrap()).collect();
+    let progress: Vec<i64> = events
+        .iter()
+        .filter(|(n, _)| *n == "progress")
+        .map(|(_, d)| d["done"].as_i64().unwrap())
+        .collect();
     assert!(progress.len() >= 2, "several progress events: {body}");
-    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "progress never goes back: {progress:?}");
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress never goes back: {progress:?}"
+    );
     let finals: Vec<&Value> = events.iter().filter(|(n, _)| *n == "status").map(|(_, d)| d).collect();
     assert_eq!(finals.len(), 1, "{body}");
     assert_eq!(events.last().unwrap().0, "status", "the final event is last");
@@ -241,10 +339,18 @@ async fn openapi_document_covers_every_route_and_error() {
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from the document");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from the document"
+        );
     }
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(documented, routes.len(), "the document has routes this test does not know: {:?}", paths.keys());
+    assert_eq!(
+        documented,
+        routes.len(),
+        "the document has routes this test does not know: {:?}",
+        paths.keys()
+    );
     // Every documented route answers (no 404 from the router) -- and errors use ErrorBody.
     for (method, path) in routes.iter().filter(|(m, _)| *m == "get") {
         let r = app.get(&path.replace("{id}", "no-such-job")).await;
@@ -275,7 +381,8 @@ async fn metrics_count_a_submitted_job() {
     };
     let before = app.get("/metrics").await.text().await.unwrap();
     let job = app.submit(&small_spec(4)).await;
-    app.wait_for_status(job["id"].as_str().unwrap(), "succeeded", Duration::from_secs(60)).await;
+    app.wait_for_status(job["id"].as_str().unwrap(), "succeeded", Duration::from_secs(60))
+        .await;
     let r = app.get("/metrics").await;
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let after = r.text().await.unwrap();
@@ -285,7 +392,10 @@ async fn metrics_count_a_submitted_job() {
         "{after}"
     );
     assert!(
-        metric(&after, "widthlab_http_requests_total{route=\"/v1/jobs\",method=\"POST\",status=\"202\"}") >= 1.0,
+        metric(
+            &after,
+            "widthlab_http_requests_total{route=\"/v1/jobs\",method=\"POST\",status=\"202\"}"
+        ) >= 1.0,
         "{after}"
     );
     // Job counts by status come from this server's database.
@@ -304,7 +414,12 @@ async fn tokens_guard_mutations_and_leave_reads_open() {
     let spec = small_spec(5);
     let url = app.url("/v1/jobs");
     // Without, with a wrong one, with a malformed header: 401 with WWW-Authenticate; nothing stored.
-    for auth in [None, Some("Bearer wrong"), Some("Basic YWxwaGEtdG9rZW4="), Some("Bearer alpha-toke")] {
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Basic YWxwaGEtdG9rZW4="),
+        Some("Bearer alpha-toke"),
+    ] {
         let mut req = app.client.post(&url).json(&spec);
         if let Some(a) = auth {
             req = req.header("Authorization", a);
@@ -316,21 +431,48 @@ async fn tokens_guard_mutations_and_leave_reads_open() {
         assert_eq!(body["error"]["code"], "unauthorized");
     }
     let (_, list) = app.get_json("/v1/jobs").await;
-    assert_eq!(list["jobs"].as_array().unwrap().len(), 0, "refused requests store nothing");
+    assert_eq!(
+        list["jobs"].as_array().unwrap().len(),
+        0,
+        "refused requests store nothing"
+    );
     // With either token: 202.
-    let r = app.client.post(&url).header("Authorization", "Bearer beta").json(&spec).send().await.unwrap();
+    let r = app
+        .client
+        .post(&url)
+        .header("Authorization", "Bearer beta")
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let job: Value = r.json().await.unwrap();
     let id = job["id"].as_str().unwrap();
     // Reads stay open.
-    for path in [format!("/v1/jobs/{id}"), "/v1/jobs".into(), "/v1/presets".into(), "/metrics".into(), "/openapi.json".into()] {
+    for path in [
+        format!("/v1/jobs/{id}"),
+        "/v1/jobs".into(),
+        "/v1/presets".into(),
+        "/metrics".into(),
+        "/openapi.json".into(),
+    ] {
         assert_eq!(app.get(&path).await.status(), StatusCode::OK, "{path}");
     }
     // Cancel and delete are mutations too.
-    let r = app.client.post(app.url(&format!("/v1/jobs/{id}/cancel"))).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/jobs/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     app.wait_for_status(id, "succeeded", Duration::from_secs(60)).await;
-    let r = app.client.delete(app.url(&format!("/v1/jobs/{id}"))).send().await.unwrap();
+    let r = app
+        .client
+        .delete(app.url(&format!("/v1/jobs/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = app
         .client

@@ -64,11 +64,13 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 /// A server on the database file in `dir`: a fresh one, or the one an earlier server left.
 pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let db_path = dir.path().join("widthlab-test.db");
-    let mut config = Config::default();
-    config.bind = "127.0.0.1:0".into();
-    config.database_url = db_path.to_str().expect("utf-8 temp path").to_string();
-    config.threads = Some(2);
-    config.max_running = 1;
+    let mut config = Config {
+        bind: "127.0.0.1:0".into(),
+        database_url: db_path.to_str().expect("utf-8 temp path").to_string(),
+        threads: Some(2),
+        max_running: 1,
+        ..Config::default()
+    };
     tweak(&mut config);
     let app = Application::build(config).await.expect("the application builds");
     let port = app.port();
@@ -76,7 +78,10 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) ->
     let server = tokio::spawn(app.run_until(async move {
         let _ = rx.await;
     }));
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("reqwest client");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("reqwest client");
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
@@ -100,16 +105,30 @@ impl TestApp {
     pub async fn get_json(&self, path: &str) -> (StatusCode, Value) {
         let r = self.get(path).await;
         let status = r.status();
-        let body = r.json::<Value>().await.unwrap_or_else(|e| panic!("GET {path}: body is not JSON: {e}"));
+        let body = r
+            .json::<Value>()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: body is not JSON: {e}"));
         (status, body)
     }
 
     pub async fn post_job(&self, spec: &Value) -> Response {
-        self.client.post(self.url("/v1/jobs")).json(spec).send().await.expect("POST sent")
+        self.client
+            .post(self.url("/v1/jobs"))
+            .json(spec)
+            .send()
+            .await
+            .expect("POST sent")
     }
 
     pub async fn post_job_with_key(&self, spec: &Value, key: &str) -> Response {
-        self.client.post(self.url("/v1/jobs")).header("Idempotency-Key", key).json(spec).send().await.expect("POST sent")
+        self.client
+            .post(self.url("/v1/jobs"))
+            .header("Idempotency-Key", key)
+            .json(spec)
+            .send()
+            .await
+            .expect("POST sent")
     }
 
     pub async fn post_raw(&self, body: impl Into<reqwest::Body>) -> Response {
@@ -136,8 +155,13 @@ impl TestApp {
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(n));
         let tasks: Vec<_> = (0..n)
             .map(|_| {
-                let (client, url, spec, key, barrier) =
-                    (self.client.clone(), self.url("/v1/jobs"), spec.clone(), key.map(str::to_string), barrier.clone());
+                let (client, url, spec, key, barrier) = (
+                    self.client.clone(),
+                    self.url("/v1/jobs"),
+                    spec.clone(),
+                    key.map(str::to_string),
+                    barrier.clone(),
+                );
                 tokio::spawn(async move {
                     let mut req = client.post(url).json(&spec);
                     if let Some(k) = key {
@@ -168,11 +192,19 @@ impl TestApp {
     }
 
     pub async fn cancel(&self, id: &str) -> Response {
-        self.client.post(self.url(&format!("/v1/jobs/{id}/cancel"))).send().await.expect("cancel sent")
+        self.client
+            .post(self.url(&format!("/v1/jobs/{id}/cancel")))
+            .send()
+            .await
+            .expect("cancel sent")
     }
 
     pub async fn delete(&self, id: &str) -> Response {
-        self.client.delete(self.url(&format!("/v1/jobs/{id}"))).send().await.expect("DELETE sent")
+        self.client
+            .delete(self.url(&format!("/v1/jobs/{id}")))
+            .send()
+            .await
+            .expect("DELETE sent")
     }
 
     pub async fn layers(&self, id: &str) -> (StatusCode, Value) {
@@ -191,7 +223,11 @@ impl TestApp {
 
     /// Poll until the job is terminal; panics unless it is `expected`.
     pub async fn wait_for_status(&self, id: &str, expected: &str, timeout: Duration) -> Value {
-        let job = self.wait_for(id, timeout, "a terminal status", |j| TERMINAL.contains(&j["status"].as_str().unwrap_or(""))).await;
+        let job = self
+            .wait_for(id, timeout, "a terminal status", |j| {
+                TERMINAL.contains(&j["status"].as_str().unwrap_or(""))
+            })
+            .await;
         assert_eq!(job["status"], expected, "job {id} ended otherwise: {job}");
         job
     }
@@ -289,14 +325,25 @@ pub async fn wait_for(
 /// Parse an error body and check its shape: `{"error": {"code", "message", "field"}}`.
 pub async fn error_of(r: Response, status: StatusCode) -> Value {
     let got = r.status();
-    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let text = r.text().await.expect("body");
     assert_eq!(got, status, "body: {text}");
-    assert!(ct.starts_with("application/json"), "error content-type {ct:?}, body {text}");
+    assert!(
+        ct.starts_with("application/json"),
+        "error content-type {ct:?}, body {text}"
+    );
     let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("error body is not JSON ({e}): {text}"));
     let err = &v["error"];
     assert!(err["code"].is_string(), "no error.code: {v}");
-    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "no error.message: {v}");
+    assert!(
+        err["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no error.message: {v}"
+    );
     assert!(err.get("field").is_some(), "no error.field: {v}");
     err.clone()
 }
@@ -314,7 +361,10 @@ pub fn expected_results(normalized_spec: &Value) -> (Vec<Value>, Vec<Value>) {
     let spec = parse_spec(normalized_spec, &Limits::default()).expect("the stored spec parses");
     let sim = simulate(&spec, &Control::none()).expect("not cancelled");
     let report = build_report(&spec, &sim);
-    (report.layers.iter().map(through_server).collect(), report.bound_checks.iter().map(through_server).collect())
+    (
+        report.layers.iter().map(through_server).collect(),
+        report.bound_checks.iter().map(through_server).collect(),
+    )
 }
 
 /// Compare two finite-or-null f64 JSON trees exactly, naming the first difference.
@@ -346,7 +396,10 @@ pub fn assert_same_json(got: &Value, want: &Value, path: &str) {
 /// (days since 1970, seconds of the day), comparable in time order.
 pub fn instant(v: &Value) -> (i64, f64) {
     let s = v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}"));
-    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00")).unwrap_or_else(|| panic!("not UTC: {s}"));
+    let s = s
+        .strip_suffix('Z')
+        .or_else(|| s.strip_suffix("+00:00"))
+        .unwrap_or_else(|| panic!("not UTC: {s}"));
     let (date, time) = s.split_once('T').unwrap_or_else(|| panic!("no T: {s}"));
     let d: Vec<i64> = date.split('-').map(|x| x.parse().expect("date")).collect();
     let t: Vec<f64> = time.split(':').map(|x| x.parse().expect("time")).collect();

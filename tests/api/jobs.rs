@@ -13,14 +13,23 @@ async fn submit_returns_202_with_location_and_the_normalized_job() {
     let app = spawn_app().await;
     let r = app.post_job(&small_spec(11)).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let location = r.headers().get("location").expect("Location header").to_str().unwrap().to_string();
+    let location = r
+        .headers()
+        .get("location")
+        .expect("Location header")
+        .to_str()
+        .unwrap()
+        .to_string();
     let job: Value = r.json().await.unwrap();
 
     let id = job["id"].as_str().expect("id is a string");
     assert!(!id.is_empty());
     assert_eq!(location, format!("/v1/jobs/{id}"));
     assert_eq!(job["kind"], "norms");
-    assert!(["queued", "running", "succeeded"].contains(&job["status"].as_str().unwrap()), "{job}");
+    assert!(
+        ["queued", "running", "succeeded"].contains(&job["status"].as_str().unwrap()),
+        "{job}"
+    );
     // trials x depth x 2 passes
     assert_eq!(job["progress"]["total"], 16);
     assert!(job["progress"]["done"].is_u64());
@@ -37,7 +46,10 @@ async fn submit_returns_202_with_location_and_the_normalized_job() {
     assert_eq!(spec["kind"], "norms");
     assert_eq!(spec["network"]["input_dim"], 50);
     assert_eq!(spec["network"]["widths"], json!([30, 30, 30, 30]));
-    assert!(spec["network"].get("depth").is_none() && spec["network"].get("width").is_none(), "{spec}");
+    assert!(
+        spec["network"].get("depth").is_none() && spec["network"].get("width").is_none(),
+        "{spec}"
+    );
     assert_eq!(spec["network"]["init"], json!({"scheme": "he", "fan": "out"}));
     assert_eq!(spec["network"]["head"]["classes"], 20);
     assert_eq!(spec["samples"], 64);
@@ -57,10 +69,19 @@ async fn submit_returns_202_with_location_and_the_normalized_job() {
 
     let done = app.wait_for_status(id, "succeeded", Duration::from_secs(30)).await;
     assert_eq!(done["progress"]["done"], done["progress"]["total"]);
-    assert!(done["started_at"].is_string() && done["finished_at"].is_string(), "{done}");
-    let (created, started, finished) =
-        (instant(&done["created_at"]), instant(&done["started_at"]), instant(&done["finished_at"]));
-    assert!(created <= started && started <= finished, "timestamps out of order: {done}");
+    assert!(
+        done["started_at"].is_string() && done["finished_at"].is_string(),
+        "{done}"
+    );
+    let (created, started, finished) = (
+        instant(&done["created_at"]),
+        instant(&done["started_at"]),
+        instant(&done["finished_at"]),
+    );
+    assert!(
+        created <= started && started <= finished,
+        "timestamps out of order: {done}"
+    );
     assert_eq!(done["stamp"]["seed"], 11);
     assert_eq!(done["stamp"]["precision"], "f64");
     assert!(done["stamp"]["rng"].as_str().is_some_and(|s| !s.is_empty()), "{done}");
@@ -80,7 +101,9 @@ async fn a_missing_seed_is_drawn_stored_and_stamped() {
     let seed_a = a["spec"]["seed"].as_u64().expect("a drawn seed is stored");
     let seed_b = b["spec"]["seed"].as_u64().expect("a drawn seed is stored");
     assert_ne!(seed_a, seed_b, "two submissions without a seed drew the same one");
-    let done = app.wait_for_status(a["id"].as_str().unwrap(), "succeeded", Duration::from_secs(30)).await;
+    let done = app
+        .wait_for_status(a["id"].as_str().unwrap(), "succeeded", Duration::from_secs(30))
+        .await;
     assert_eq!(done["stamp"]["seed"].as_u64(), Some(seed_a));
     assert_eq!(done["spec"]["seed"].as_u64(), Some(seed_a));
 }
@@ -97,9 +120,17 @@ async fn unknown_job_ids_are_404_everywhere() {
         let err = error_of(app.get(path).await, StatusCode::NOT_FOUND).await;
         assert_eq!(err["code"], "not_found", "{path}");
     }
-    let err = error_of(app.cancel("00000000-0000-0000-0000-000000000000").await, StatusCode::NOT_FOUND).await;
+    let err = error_of(
+        app.cancel("00000000-0000-0000-0000-000000000000").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     assert_eq!(err["code"], "not_found");
-    let err = error_of(app.delete("00000000-0000-0000-0000-000000000000").await, StatusCode::NOT_FOUND).await;
+    let err = error_of(
+        app.delete("00000000-0000-0000-0000-000000000000").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
     assert_eq!(err["code"], "not_found");
     assert!(app.all_jobs().await.is_empty(), "404s created jobs");
 }
@@ -119,7 +150,10 @@ async fn idempotency_key_replays_the_same_body_and_refuses_a_different_one() {
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["id"], first["id"]);
     assert_eq!(again["created_at"], first["created_at"]);
-    assert_eq!(location.as_deref(), Some(format!("/v1/jobs/{}", first["id"].as_str().unwrap()).as_str()));
+    assert_eq!(
+        location.as_deref(),
+        Some(format!("/v1/jobs/{}", first["id"].as_str().unwrap()).as_str())
+    );
 
     // The same body with its keys in another order is the same body.
     let reordered: Value = serde_json::from_str(
@@ -132,7 +166,11 @@ async fn idempotency_key_replays_the_same_body_and_refuses_a_different_one() {
     assert_eq!(r.json::<Value>().await.unwrap()["id"], first["id"]);
 
     // Same key, different body: 409, nothing created.
-    let err = error_of(app.post_job_with_key(&small_spec(22), "key-1").await, StatusCode::CONFLICT).await;
+    let err = error_of(
+        app.post_job_with_key(&small_spec(22), "key-1").await,
+        StatusCode::CONFLICT,
+    )
+    .await;
     assert_eq!(err["code"], "idempotency_conflict");
 
     // Another key, same body: a new job.
@@ -145,7 +183,8 @@ async fn idempotency_key_replays_the_same_body_and_refuses_a_different_one() {
     assert_eq!(ids, vec![other["id"].clone(), first["id"].clone()]);
 
     // Still replayed after the job has finished.
-    app.wait_for_status(first["id"].as_str().unwrap(), "succeeded", Duration::from_secs(30)).await;
+    app.wait_for_status(first["id"].as_str().unwrap(), "succeeded", Duration::from_secs(30))
+        .await;
     let r = app.post_job_with_key(&spec, "key-1").await;
     assert_eq!(r.status(), StatusCode::OK);
     let replay: Value = r.json().await.unwrap();
@@ -177,7 +216,11 @@ async fn concurrent_submissions_with_one_key_create_one_job() {
 async fn an_invalid_idempotency_key_is_400() {
     let app = spawn_app().await;
     let long = "k".repeat(256);
-    let err = error_of(app.post_job_with_key(&small_spec(1), &long).await, StatusCode::BAD_REQUEST).await;
+    let err = error_of(
+        app.post_job_with_key(&small_spec(1), &long).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert_eq!(err["field"], "Idempotency-Key");
     let err = error_of(app.post_job_with_key(&small_spec(1), "").await, StatusCode::BAD_REQUEST).await;
     assert_eq!(err["field"], "Idempotency-Key");
@@ -192,19 +235,38 @@ async fn list_is_newest_first_and_pages_with_the_cursor() {
     let app = spawn_app().await;
     let mut submitted = Vec::new();
     for seed in 0..5 {
-        submitted.push(app.submit(&small_spec(100 + seed)).await["id"].as_str().unwrap().to_string());
+        submitted.push(
+            app.submit(&small_spec(100 + seed)).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     let newest_first: Vec<String> = submitted.iter().rev().cloned().collect();
 
     // Default page holds all five.
     let (status, page) = app.get_json("/v1/jobs").await;
     assert_eq!(status, StatusCode::OK);
-    let ids: Vec<&str> = page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = page["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, newest_first);
     assert!(page["next_cursor"].is_null(), "{page}");
     // Listed jobs have the full shape.
     let first = &page["jobs"][0];
-    for key in ["id", "kind", "status", "progress", "spec", "created_at", "attempt", "links"] {
+    for key in [
+        "id",
+        "kind",
+        "status",
+        "progress",
+        "spec",
+        "created_at",
+        "attempt",
+        "links",
+    ] {
         assert!(first.get(key).is_some(), "listed job lacks {key}: {first}");
     }
 
@@ -258,7 +320,11 @@ async fn list_parameters_are_checked() {
         ("kind=bogus", "kind"),
         ("cursor=abc", "cursor"),
     ] {
-        let err = error_of(app.get(&format!("/v1/jobs?{query}")).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let err = error_of(
+            app.get(&format!("/v1/jobs?{query}")).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
         assert_eq!(err["field"], field, "{query}: {err}");
         assert_eq!(err["code"], "invalid_spec", "{query}: {err}");
     }

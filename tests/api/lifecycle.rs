@@ -44,24 +44,39 @@ async fn cancel_queued_and_running_jobs() {
     let flagged: Value = r.json().await.unwrap();
     assert_eq!(flagged["cancel_requested"], true);
     assert_eq!(flagged["status"], "running");
-    let done = app.wait_for_status(&running_id, "cancelled", Duration::from_secs(10)).await;
+    let done = app
+        .wait_for_status(&running_id, "cancelled", Duration::from_secs(10))
+        .await;
     assert_eq!(done["cancel_requested"], true);
     assert!(done["finished_at"].is_string());
-    assert!(done["summary"].is_null() && done["stamp"].is_null(), "a cancelled job has no results: {done}");
+    assert!(
+        done["summary"].is_null() && done["stamp"].is_null(),
+        "a cancelled job has no results: {done}"
+    );
     let (_, layers) = app.layers(&running_id).await;
     assert_eq!(layers["layers"], json!([]));
     let err = error_of(app.cancel(&running_id).await, StatusCode::CONFLICT).await;
     assert_eq!(err["code"], "wrong_state");
 
     // The queue moves on: the cancelled queued job never runs, the next one does.
-    let next_done = app.wait_for_status(&next_id, "succeeded", Duration::from_secs(30)).await;
+    let next_done = app
+        .wait_for_status(&next_id, "succeeded", Duration::from_secs(30))
+        .await;
     assert!(next_done["started_at"].is_string());
     let q = app.job(&queued_id).await;
     assert_eq!(q["status"], "cancelled");
-    assert!(q["started_at"].is_null(), "a job cancelled while queued was started: {q}");
+    assert!(
+        q["started_at"].is_null(),
+        "a job cancelled while queued was started: {q}"
+    );
 
     let (_, page) = app.get_json("/v1/jobs?status=cancelled").await;
-    let mut ids: Vec<&str> = page["jobs"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> = page["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
     ids.sort();
     let mut want = vec![running_id.as_str(), queued_id.as_str()];
     want.sort();
@@ -94,7 +109,11 @@ async fn delete_removes_a_finished_job_and_only_it() {
     let r = app.delete(gone_id).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(r.text().await.unwrap().is_empty());
-    for path in [format!("/v1/jobs/{gone_id}"), format!("/v1/jobs/{gone_id}/layers"), format!("/v1/jobs/{gone_id}/bound-checks")] {
+    for path in [
+        format!("/v1/jobs/{gone_id}"),
+        format!("/v1/jobs/{gone_id}/layers"),
+        format!("/v1/jobs/{gone_id}/bound-checks"),
+    ] {
         let err = error_of(app.get(&path).await, StatusCode::NOT_FOUND).await;
         assert_eq!(err["code"], "not_found", "{path}");
     }
@@ -138,12 +157,21 @@ async fn in_process_shutdown_requeues_the_running_job_and_a_restart_finishes_it(
     let db_path = app.db_path.clone();
     let stopped_at = std::time::Instant::now();
     app.shutdown().await;
-    assert!(stopped_at.elapsed() < Duration::from_secs(10), "shutdown took {:?}", stopped_at.elapsed());
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        stopped_at.elapsed()
+    );
 
     // The job went back to the queue, not left running for crash recovery.
-    let store = widthlab::store::Store::connect(db_path.to_str().unwrap()).await.unwrap();
+    let store = widthlab::store::Store::connect(db_path.to_str().unwrap())
+        .await
+        .unwrap();
     let row = store.job(&id).await.unwrap().expect("the job is still stored");
-    assert_eq!(row.status, "queued", "after a graceful shutdown the running job is re-queued");
+    assert_eq!(
+        row.status, "queued",
+        "after a graceful shutdown the running job is re-queued"
+    );
     assert_eq!(row.attempt, 0);
     assert_eq!(row.progress_done, 0);
     assert!(row.started_at.is_none());
@@ -176,15 +204,22 @@ async fn a_cancel_right_after_submit_is_never_lost() {
         let code = r.status();
         let body: Value = r.json().await.unwrap();
         assert!(code == StatusCode::OK || code == StatusCode::ACCEPTED, "{code}: {body}");
-        assert_eq!(body["cancel_requested"] == true || body["status"] == "cancelled", true, "{body}");
-        let done = app.wait_for(&id, Duration::from_secs(30), "a terminal status", |j| {
-            TERMINAL.contains(&j["status"].as_str().unwrap_or(""))
-        })
-        .await;
+        assert!(
+            body["cancel_requested"] == true || body["status"] == "cancelled",
+            "{body}"
+        );
+        let done = app
+            .wait_for(&id, Duration::from_secs(30), "a terminal status", |j| {
+                TERMINAL.contains(&j["status"].as_str().unwrap_or(""))
+            })
+            .await;
         ids.push((id, code, done["status"].clone(), done["cancel_requested"].clone()));
     }
     let lost: Vec<_> = ids.iter().filter(|(_, _, s, _)| *s != "cancelled").collect();
     let accepted = ids.iter().filter(|(_, c, _, _)| *c == StatusCode::ACCEPTED).count();
     eprintln!("{accepted} of {} cancels hit a running job", ids.len());
-    assert!(lost.is_empty(), "cancelled jobs that ran to the end (id, cancel answer, final status, cancel_requested): {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "cancelled jobs that ran to the end (id, cancel answer, final status, cancel_requested): {lost:?}"
+    );
 }

@@ -8,11 +8,24 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const STAT_KEYS: &[&str] = &["count", "undefined", "mean", "std", "min", "max", "p01", "p05", "p50", "p95", "p99"];
+const STAT_KEYS: &[&str] = &[
+    "count",
+    "undefined",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "p01",
+    "p05",
+    "p50",
+    "p95",
+    "p99",
+];
 
 async fn finished_job(app: &TestApp, spec: &Value) -> Value {
     let job = app.submit(spec).await;
-    app.wait_for_status(job["id"].as_str().unwrap(), "succeeded", Duration::from_secs(60)).await
+    app.wait_for_status(job["id"].as_str().unwrap(), "succeeded", Duration::from_secs(60))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,8 +54,14 @@ async fn stored_layers_equal_the_in_process_simulation() {
             // samples x trials ratios per layer
             assert_eq!(s["count"], 128, "{s}");
             let f = |k: &str| s[k].as_f64().unwrap();
-            assert!(f("min") <= f("p01") && f("p01") <= f("p05") && f("p05") <= f("p50"), "{s}");
-            assert!(f("p50") <= f("p95") && f("p95") <= f("p99") && f("p99") <= f("max"), "{s}");
+            assert!(
+                f("min") <= f("p01") && f("p01") <= f("p05") && f("p05") <= f("p50"),
+                "{s}"
+            );
+            assert!(
+                f("p50") <= f("p95") && f("p95") <= f("p99") && f("p99") <= f("max"),
+                "{s}"
+            );
             assert!(f("min") <= f("mean") && f("mean") <= f("max") && f("std") >= 0.0, "{s}");
             assert!(f("min") > 0.0, "ratios of norms are positive: {s}");
         }
@@ -51,7 +70,10 @@ async fn stored_layers_equal_the_in_process_simulation() {
             let x = w[k].as_f64().expect("within_epsilon fraction");
             assert!((0.0..=1.0).contains(&x), "{w}");
         }
-        assert!(layer["predicted"].is_object() && layer["across_trials"].is_object(), "{layer}");
+        assert!(
+            layer["predicted"].is_object() && layer["across_trials"].is_object(),
+            "{layer}"
+        );
     }
 
     // The same numbers, bit for bit, as the same spec and seed computed here.
@@ -61,7 +83,12 @@ async fn stored_layers_equal_the_in_process_simulation() {
     for (got, want) in layers.iter().zip(&want_layers) {
         for pass in ["forward", "gradient"] {
             for k in STAT_KEYS {
-                assert_eq!(got[pass][k].as_f64(), want[pass][k].as_f64(), "layer {} {pass}.{k}", got["layer"]);
+                assert_eq!(
+                    got[pass][k].as_f64(),
+                    want[pass][k].as_f64(),
+                    "layer {} {pass}.{k}",
+                    got["layer"]
+                );
             }
         }
     }
@@ -86,7 +113,12 @@ async fn results_do_not_depend_on_the_servers_thread_count() {
     let (_, body) = app.layers(job["id"].as_str().unwrap()).await;
     let (want_layers, _) = expected_results(&job["spec"]);
     assert_same_json(&body["layers"], &Value::Array(want_layers), "layers");
-    let widths: Vec<u64> = body["layers"].as_array().unwrap().iter().map(|l| l["width"].as_u64().unwrap()).collect();
+    let widths: Vec<u64> = body["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["width"].as_u64().unwrap())
+        .collect();
     assert_eq!(widths, vec![25, 35, 20]);
 }
 
@@ -94,7 +126,9 @@ async fn results_do_not_depend_on_the_servers_thread_count() {
 async fn bound_checks_cover_every_bound_in_order() {
     let app = spawn_app().await;
     let job = finished_job(&app, &small_spec(12)).await;
-    let (status, body) = app.get_json(&format!("/v1/jobs/{}/bound-checks", job["id"].as_str().unwrap())).await;
+    let (status, body) = app
+        .get_json(&format!("/v1/jobs/{}/bound-checks", job["id"].as_str().unwrap()))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let checks = body["bound_checks"].as_array().expect("bound_checks array");
     let names: Vec<&str> = checks.iter().map(|c| c["bound"].as_str().unwrap()).collect();
@@ -112,7 +146,11 @@ async fn bound_checks_cover_every_bound_in_order() {
         if let Some(req) = c["required_width"].as_u64() {
             assert!(req > 30, "{c}");
         }
-        assert_eq!(job["summary"]["verdicts"][c["bound"].as_str().unwrap()], c["verdict"], "summary and check disagree");
+        assert_eq!(
+            job["summary"]["verdicts"][c["bound"].as_str().unwrap()],
+            c["verdict"],
+            "summary and check disagree"
+        );
     }
 }
 
@@ -130,7 +168,14 @@ async fn layers_as_csv() {
     assert_eq!(lines.len(), 1 + 4, "{text}");
     let header: Vec<&str> = lines[0].split(',').collect();
     assert_eq!(header[0], "layer");
-    for col in ["width", "fan_in", "forward_mean", "forward_p99", "gradient_mean", "gradient_std"] {
+    for col in [
+        "width",
+        "fan_in",
+        "forward_mean",
+        "forward_p99",
+        "gradient_mean",
+        "gradient_std",
+    ] {
         assert!(header.contains(&col), "no column {col}: {}", lines[0]);
     }
     let (_, json_layers) = app.layers(id).await;
@@ -139,12 +184,20 @@ async fn layers_as_csv() {
         assert_eq!(cells.len(), header.len(), "row {i}: {line}");
         assert_eq!(cells[0], (i + 1).to_string());
         let layer = &json_layers["layers"][i];
-        for (name, pointer) in
-            [("forward_mean", "/forward/mean"), ("gradient_std", "/gradient/std"), ("weight_variance", "/weight_variance")]
-        {
+        for (name, pointer) in [
+            ("forward_mean", "/forward/mean"),
+            ("gradient_std", "/gradient/std"),
+            ("weight_variance", "/weight_variance"),
+        ] {
             let col = header.iter().position(|h| *h == name).unwrap();
-            let cell: f64 = cells[col].parse().unwrap_or_else(|e| panic!("{name} {:?}: {e}", cells[col]));
-            assert_eq!(Some(cell), layer.pointer(pointer).and_then(Value::as_f64), "row {i} {name}");
+            let cell: f64 = cells[col]
+                .parse()
+                .unwrap_or_else(|e| panic!("{name} {:?}: {e}", cells[col]));
+            assert_eq!(
+                Some(cell),
+                layer.pointer(pointer).and_then(Value::as_f64),
+                "row {i} {name}"
+            );
         }
     }
     // format=json is the default's JSON.
@@ -152,9 +205,17 @@ async fn layers_as_csv() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json_layers);
 
-    let err = error_of(app.get(&format!("/v1/jobs/{id}/layers?format=xml")).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let err = error_of(
+        app.get(&format!("/v1/jobs/{id}/layers?format=xml")).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
     assert_eq!(err["field"], "format");
-    let err = error_of(app.get(&format!("/v1/jobs/{id}/layers?fmt=csv")).await, StatusCode::BAD_REQUEST).await;
+    let err = error_of(
+        app.get(&format!("/v1/jobs/{id}/layers?fmt=csv")).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     assert_eq!(err["field"], "fmt");
 }
 
@@ -174,7 +235,11 @@ async fn an_unfinished_job_has_no_results_yet() {
         assert_eq!(code, StatusCode::OK);
         assert_eq!(body["bound_checks"], json!([]));
         let r = app.get(&format!("/v1/jobs/{id}/layers?format=csv")).await;
-        assert_eq!(r.text().await.unwrap().lines().count(), 1, "CSV of no layers is the header only");
+        assert_eq!(
+            r.text().await.unwrap().lines().count(),
+            1,
+            "CSV of no layers is the header only"
+        );
     }
     // Progress moves while it runs and stays within the total.
     let a = app.job(long_id).await;
@@ -217,7 +282,10 @@ fn numbers_in(text: &str) -> Vec<(String, f64)> {
                 }
             }
             let token = &text[i..end];
-            out.push((token.to_string(), token.parse().unwrap_or_else(|e| panic!("{token}: {e}"))));
+            out.push((
+                token.to_string(),
+                token.parse().unwrap_or_else(|e| panic!("{token}: {e}")),
+            ));
         }
     }
     out
@@ -247,6 +315,12 @@ async fn served_numbers_are_the_computed_f64_bit_for_bit() {
             .filter(|(s, c)| s.1.to_bits() != c.1.to_bits())
             .map(|(s, c)| format!("served {} computed {}", s.0, c.0))
             .collect();
-        assert!(off.is_empty(), "{path}: {} of {} numbers differ, e.g. {:?}", off.len(), served.len(), &off[..off.len().min(3)]);
+        assert!(
+            off.is_empty(),
+            "{path}: {} of {} numbers differ, e.g. {:?}",
+            off.len(),
+            served.len(),
+            &off[..off.len().min(3)]
+        );
     }
 }
