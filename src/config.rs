@@ -59,16 +59,19 @@ impl std::fmt::Debug for Token {
 
 impl std::str::FromStr for Token {
     type Err = String;
+    /// Surrounding spaces are dropped; an empty item (`WIDTHLAB_TOKENS=` or `a,,b`) is kept as
+    /// an empty token, which [`Config::tokens`] leaves out.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        if t.is_empty() {
-            return Err("empty token".into());
-        }
-        Ok(Token(t.to_string()))
+        Ok(Token(s.trim().to_string()))
     }
 }
 
 impl Config {
+    /// The configured bearer tokens, empty items left out. None: mutations are open.
+    pub fn tokens(&self) -> Vec<&Token> {
+        self.tokens.iter().filter(|t| !t.0.is_empty()).collect()
+    }
+
     pub fn threads(&self) -> usize {
         self.threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -93,5 +96,25 @@ impl Default for Config {
             config: Config,
         }
         <Wrapper as clap::Parser>::parse_from(["widthlab"]).config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_token_items_are_ignored() {
+        // `WIDTHLAB_TOKENS=` (as docker compose passes an unset variable) must not stop the server.
+        let config = Config {
+            tokens: vec!["".parse().unwrap(), " a ".parse().unwrap()],
+            ..Config::default()
+        };
+        assert_eq!(config.tokens(), vec![&Token("a".into())]);
+        let open = Config {
+            tokens: vec!["".parse().unwrap()],
+            ..Config::default()
+        };
+        assert!(open.tokens().is_empty());
     }
 }

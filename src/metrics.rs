@@ -71,6 +71,11 @@ fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
 
 /// Record one HTTP request. `route` is the matched route template (bounded cardinality).
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    // Any method string is accepted on the wire; keep the label set bounded.
+    let method = match method {
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+        _ => "other",
+    };
     with(|r| {
         *r.requests
             .entry((route.to_string(), method.to_string(), status))

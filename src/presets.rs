@@ -134,12 +134,25 @@ pub fn expand(body: &Value) -> Result<(Value, Option<&'static str>), SpecError> 
         .collect();
     let mut spec = preset.spec.clone();
     // Switching between init and weight norm replaces the other.
-    if let Some(net) = overrides.get("network").and_then(Value::as_object) {
-        if net.contains_key("init") {
-            spec["network"]["weight_norm"] = Value::Null;
-        }
-        if net.contains_key("weight_norm") {
-            spec["network"]["init"] = Value::Null;
+    // So do the two ways of giving the shape (depth + width, widths; depth, depths_to_sweep).
+    if let (Some(net), Some(base)) = (
+        overrides.get("network").and_then(Value::as_object),
+        spec["network"].as_object_mut(),
+    ) {
+        let replaces: [(&str, &[&str]); 6] = [
+            ("init", &["weight_norm"]),
+            ("weight_norm", &["init"]),
+            ("widths", &["depth", "width"]),
+            ("width", &["widths"]),
+            ("depth", &["widths", "depths_to_sweep"]),
+            ("depths_to_sweep", &["depth"]),
+        ];
+        for (given, removed) in replaces {
+            if net.contains_key(given) {
+                for r in removed {
+                    base.remove(*r);
+                }
+            }
         }
     }
     merge(&mut spec, &Value::Object(overrides));
@@ -166,6 +179,20 @@ mod tests {
         assert_eq!(spec["samples"], 10);
         assert_eq!(spec["network"]["width"], 50);
         assert_eq!(spec["network"]["input_dim"], 500);
+        let (spec, _) = expand(&json!({"preset": "arpit2019-fig1", "network": {"widths": [100, 200]}})).unwrap();
+        assert_eq!(
+            parse_spec(&spec, &Limits::default()).unwrap().network.widths,
+            vec![100, 200]
+        );
+        let (spec, _) = expand(&json!({"preset": "arpit2019-fig6", "network": {"depths_to_sweep": [5, 10]}})).unwrap();
+        assert_eq!(
+            parse_spec(&spec, &Limits::default()).unwrap().sweep.unwrap().depths,
+            vec![5, 10]
+        );
+        let wn_to_he =
+            json!({"preset": "arpit2019-fig3-wn-naive", "network": {"init": {"scheme": "he", "fan": "out"}}});
+        let (spec, _) = expand(&wn_to_he).unwrap();
+        assert!(parse_spec(&spec, &Limits::default()).is_ok());
         let e = expand(&json!({"preset": "nope"})).unwrap_err();
         assert_eq!(e.field, "preset");
         assert!(e.message.contains("arpit2019-fig6"));

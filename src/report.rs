@@ -293,6 +293,13 @@ pub fn bound_check(bound: Bound, spec: &Spec, pooled: &Pooled, max_dev: &[f64]) 
     check.required_width = report.min_width;
     check.guaranteed_epsilon = report.guaranteed_epsilon;
     let below = report.min_width.is_none_or(|r| actual_width < r);
+    // The bound's own claim at this width is reported whatever the verdict, so a vacuous check
+    // (e.g. m = 4000 just below the 4061 required for epsilon 0.15) still shows whether
+    // 1 +/- epsilon(m) held.
+    check.observed_at_guaranteed = report
+        .guaranteed_epsilon
+        .filter(|g| g.is_finite())
+        .map(|g| probability_within(max_dev, g));
     if spec.epsilon >= 1.0 {
         check.verdict = Verdict::Vacuous;
         check.reason = "epsilon >= 1: the lower side of the claim is vacuous".into();
@@ -305,8 +312,7 @@ pub fn bound_check(bound: Bound, spec: &Spec, pooled: &Pooled, max_dev: &[f64]) 
             ),
             None => "the required width is beyond the search limit".into(),
         };
-    } else if let Some(g) = report.guaranteed_epsilon {
-        let at = probability_within(max_dev, g);
+    } else if let (Some(g), Some(at)) = (report.guaranteed_epsilon, check.observed_at_guaranteed.clone()) {
         let target = 1.0 - spec.delta;
         if g >= 1.0 {
             check.verdict = Verdict::Vacuous;
@@ -324,7 +330,6 @@ pub fn bound_check(bound: Bound, spec: &Spec, pooled: &Pooled, max_dev: &[f64]) 
                 at.probability, at.ci_low, at.ci_high
             );
         }
-        check.observed_at_guaranteed = Some(at);
     } else {
         check.verdict = Verdict::Vacuous;
         check.reason = "no finite guarantee at this width".into();

@@ -13,7 +13,7 @@ use crate::config::Token;
 
 /// True if `presented` equals one of `tokens`. Compares fixed-length digests in constant time
 /// and checks every token, so timing reveals neither which token matched nor its length.
-pub fn token_matches(tokens: &[Token], presented: &str) -> bool {
+pub fn token_matches(tokens: &[&Token], presented: &str) -> bool {
     let p = Sha256::digest(presented.as_bytes());
     tokens
         .iter()
@@ -24,7 +24,7 @@ pub fn token_matches(tokens: &[Token], presented: &str) -> bool {
 }
 
 pub async fn require_token(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
-    let tokens = &state.config.tokens;
+    let tokens = state.config.tokens();
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if tokens.is_empty() || read_only {
         return next.run(req).await;
@@ -36,7 +36,7 @@ pub async fn require_token(State(state): State<AppState>, req: Request<Body>, ne
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     match presented {
-        Some(t) if token_matches(tokens, t) => next.run(req).await,
+        Some(t) if token_matches(&tokens, t) => next.run(req).await,
         _ => ApiError::Unauthorized.into_response(),
     }
 }
@@ -47,7 +47,8 @@ mod tests {
 
     #[test]
     fn matches_only_configured_tokens() {
-        let tokens = vec![Token("alpha".into()), Token("beta-longer".into())];
+        let owned = [Token("alpha".into()), Token("beta-longer".into())];
+        let tokens: Vec<&Token> = owned.iter().collect();
         assert!(token_matches(&tokens, "alpha"));
         assert!(token_matches(&tokens, "beta-longer"));
         assert!(!token_matches(&tokens, "alph"));

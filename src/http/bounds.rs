@@ -4,9 +4,10 @@ use axum::Json;
 
 use super::extract::Params;
 
-/// Calculator computations running at once.
-static BOUNDS_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 use super::ApiError;
+
+/// Calculator computations (here and for sweep frontiers) running at once.
+pub(super) static BOUNDS_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 use crate::theory::bounds::{bounds_answer, BoundInputs, BoundsAnswer};
 
 /// Every bound's minimal width for (epsilon, delta, depth, samples); with `width`, the epsilon
@@ -38,11 +39,17 @@ pub async fn bounds(params: Params) -> Result<Json<BoundsAnswer>, ApiError> {
     let inputs = BoundInputs::new(epsilon, delta, depth, samples).map_err(|e| ApiError::invalid(e.field, e.message))?;
     // The exact-tail search takes up to a few seconds at extreme inputs: it runs off the async
     // workers, and at most two at a time (the rest wait, within the request timeout).
-    let _permit = BOUNDS_SLOTS
+    // The permit moves into the computation: a request that times out does not free its slot
+    // before the work it started has ended.
+    let permit = BOUNDS_SLOTS
         .acquire()
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    tokio::task::spawn_blocking(move || Json(bounds_answer(&inputs, width)))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    tokio::task::spawn_blocking(move || {
+        let answer = Json(bounds_answer(&inputs, width));
+        drop(permit);
+        answer
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))
 }

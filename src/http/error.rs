@@ -28,6 +28,8 @@ pub enum ApiError {
     Invalid(SpecError),
     #[error("the queue is full ({0} jobs queued); try again later")]
     QueueFull(i64),
+    #[error("the request took longer than {0} s")]
+    Timeout(u64),
     #[error("internal error")]
     Internal(String),
 }
@@ -42,6 +44,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::QueueFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -56,6 +59,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Invalid(_) => "invalid_spec",
             ApiError::QueueFull(_) => "queue_full",
+            ApiError::Timeout(_) => "timeout",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -18,7 +18,7 @@ pub struct ErrorBody {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable: malformed_json, bad_request, unauthorized, not_found, idempotency_conflict,
-    /// wrong_state, wrong_kind, not_ready, payload_too_large, invalid_spec, queue_full, internal.
+    /// wrong_state, wrong_kind, not_ready, payload_too_large, invalid_spec, queue_full, timeout, internal.
     pub code: String,
     pub message: String,
     /// The offending field (dotted path) for 422s and some 400s.

@@ -14,7 +14,7 @@ use crate::plot::{map_svg, norms_svg, sweep_svg};
 use crate::presets::presets;
 use crate::spec::{parse_spec, Limits};
 use crate::store::{JobRow, ListQuery};
-use crate::sweep::frontier;
+use crate::sweep::{frontier, FrontierRow, PointReport};
 
 async fn find(state: &AppState, id: &str) -> Result<JobRow, ApiError> {
     state
@@ -108,7 +108,7 @@ pub async fn sweep(
         )
             .into_response());
     }
-    let frontier = stored_spec(&job).map(|s| frontier(&s, &points)).unwrap_or_default();
+    let frontier = frontier_of(&job, &points).await?;
     Ok(Json(SweepPage {
         job_id: id,
         status: job.status,
@@ -116,6 +116,33 @@ pub async fn sweep(
         frontier,
     })
     .into_response())
+}
+
+/// The frontier of a sweep: stored in the summary once it succeeded; for a running sweep,
+/// computed off the async workers (the exact-tail minimal widths take seconds at large widths).
+async fn frontier_of(job: &JobRow, points: &[PointReport]) -> Result<Vec<FrontierRow>, ApiError> {
+    let stored = job
+        .summary
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<Value>(s).ok());
+    if let Some(rows) = stored.and_then(|v| serde_json::from_value::<Vec<FrontierRow>>(v["frontier"].clone()).ok()) {
+        return Ok(rows);
+    }
+    let Some(spec) = stored_spec(job) else {
+        return Ok(Vec::new());
+    };
+    let points = points.to_vec();
+    let permit = super::bounds::BOUNDS_SLOTS
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        let rows = frontier(&spec, &points);
+        drop(permit);
+        rows
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// A one-line description of a spec for figure titles.
@@ -185,7 +212,7 @@ pub async fn plot(State(state): State<AppState>, Path(id): Path<String>) -> Resu
         }
         let depths = spec["network"]["depths_to_sweep"].as_array().map_or(1, Vec::len);
         if depths > 1 {
-            let rows = stored_spec(&job).map(|s| frontier(&s, &points)).unwrap_or_default();
+            let rows = frontier_of(&job, &points).await?;
             map_svg(&title, &points, &rows)
         } else {
             sweep_svg(&title, &points)

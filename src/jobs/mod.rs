@@ -147,6 +147,7 @@ impl Jobs {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let spec_json = spec.to_json();
+        let stamp = serde_json::to_value(Stamp::for_spec(&spec)).unwrap_or(Value::Null);
         let (row, created) = self
             .store
             .insert_job(NewJob {
@@ -160,6 +161,7 @@ impl Jobs {
                     None => work_units(&spec),
                 },
                 seed: spec.seed,
+                stamp: &stamp,
             })
             .await?;
         if created {
@@ -188,6 +190,13 @@ impl Jobs {
             .request_cancel(id)
             .await?
             .ok_or_else(|| JobError::NotFound(id.to_string()))?;
+        // It may have finished between the check above and the cancel: that is no cancel.
+        if matches!(row.status(), Status::Succeeded | Status::Failed) {
+            return Err(JobError::WrongState {
+                id: id.to_string(),
+                status: row.status().as_str(),
+            });
+        }
         if let Some(flag) = self.lock_running().get(id) {
             flag.store(true, Ordering::Relaxed);
         }
@@ -339,6 +348,8 @@ impl Jobs {
             .await
             .map_err(|e| format!("reading sweep points: {e}"))?;
         let mut done: Vec<usize> = stored.iter().map(|p| p.point).collect();
+        // A resumed sweep starts from the points it already has.
+        let _ = self.store.set_progress(id, done.len() as u64, total).await;
         for point in points {
             if done.contains(&point.index) {
                 continue;
@@ -373,7 +384,17 @@ impl Jobs {
             .sweep_points(id)
             .await
             .map_err(|e| format!("reading sweep points: {e}"))?;
-        let summary = json!({"points": all.len(), "frontier": frontier(&spec, &all)});
+        // The exact-tail minimal widths can take seconds: compute them on the compute pool.
+        let (rows, spec) = {
+            let (tx, rx) = oneshot::channel();
+            let points = all.clone();
+            self.pool.spawn(move || {
+                let rows = frontier(&spec, &points);
+                let _ = tx.send((rows, spec));
+            });
+            rx.await.map_err(|_| "computing the frontier failed".to_string())?
+        };
+        let summary = json!({"points": all.len(), "frontier": rows});
         let mut stamp = Stamp::for_spec(&spec);
         stamp.method = format!(
             "{}; point seeds = splitmix64(seed ^ (point + 1) * 0x9E3779B97F4A7C15)",
@@ -529,7 +550,7 @@ pub struct JobView {
     /// Headline numbers once succeeded (pooled deviations, verdicts; the frontier for sweeps).
     #[schema(value_type = Option<Object>)]
     pub summary: Option<Value>,
-    /// Seed, RNG algorithm, crate version, precision, method.
+    /// Seed, RNG algorithm, crate version, precision and engine (set at submission).
     #[schema(value_type = Option<Object>)]
     pub stamp: Option<Value>,
     /// 0 for the first run; +1 each time a crash re-queued it.

@@ -482,6 +482,8 @@ impl Spec {
     fn engine_work(&self, engine: Engine) -> f64 {
         let net = &self.network;
         let b = self.samples as f64;
+        // The head: logits and the error back into layer L (two B x C x n_L products), and W_out.
+        let head = (4.0 * b + 12.0) * net.classes as f64 * net.widths[net.depth() - 1] as f64;
         match engine {
             Engine::Dense => {
                 let qr: f64 = match net.weights {
@@ -497,7 +499,7 @@ impl Spec {
                         .sum(),
                     _ => 0.0,
                 };
-                net.weight_count() as f64 * (4.0 * b + 12.0) + qr
+                net.weight_count() as f64 * (4.0 * b + 12.0) + qr + head
             }
             Engine::ExactSingle => 200.0 * net.depth() as f64 + 50.0 * net.classes as f64,
             Engine::ExactGram => {
@@ -508,8 +510,27 @@ impl Spec {
                     })
                     .sum::<f64>()
                     + 2.0 * b * b * net.input_dim as f64
+                    + head
             }
         }
+    }
+
+    /// Bytes a trial needs besides the engine's own buffers: the head (W_out, C x n_L, and
+    /// the B x C logits and errors, in f64 at most) and the per-sample norms (f64).
+    fn head_and_norms_bytes(&self) -> u64 {
+        let net = &self.network;
+        let (n, c, last) = (
+            self.samples as u64,
+            net.classes as u64,
+            net.widths[net.depth() - 1] as u64,
+        );
+        8 * (c * last + 3 * n * c + n * (net.depth() as u64 + 4))
+    }
+
+    /// Peak bytes of the stored ratios while the report is built: the ratios themselves
+    /// (2 per layer and sample), the pooled copies of both, and one deviation vector.
+    fn ratio_bytes(&self) -> u64 {
+        5 * 8 * self.trials as u64 * self.samples as u64 * self.network.depth() as u64
     }
 
     /// The `norms` spec of one sweep point: uniform width and depth, its own seed
@@ -554,9 +575,10 @@ impl Spec {
             let n = self.samples as u64;
             let width_sum: u64 = net.widths.iter().map(|&w| w as u64).sum::<u64>() + net.input_dim as u64;
             // Gram sampler: every layer's pre-activations and B x B factors, plus a few n x B temporaries.
-            let per_trial = 8 * (n * width_sum + (net.depth() as u64 + 4) * n * n + 4 * n * net.max_width() as u64);
+            let per_trial = 8 * (n * width_sum + (net.depth() as u64 + 4) * n * n + 4 * n * net.max_width() as u64)
+                + self.head_and_norms_bytes();
             let concurrent = parallel_trials.clamp(1, self.trials) as u64;
-            let ratios = 2 * 8 * self.trials as u64 * n * net.depth() as u64;
+            let ratios = self.ratio_bytes();
             return Estimate {
                 memory_bytes: concurrent.saturating_mul(per_trial).saturating_add(ratios),
                 work_flops: self.trials as f64 * self.engine_work(engine),
@@ -568,10 +590,12 @@ impl Spec {
         let widest = net.max_width() as u64;
         // Per trial: every layer's weights and activations kept for the backward pass, two
         // error buffers, one Gram-Schmidt scratch, the head, and the per-trial ratios.
-        let per_trial = b * (net.weight_count() + n * width_sum + 2 * n * widest + widest * widest)
-            + 8 * n * net.classes as u64 * 3;
+        // The Gram-Schmidt scratch of orthogonal layers is f64 whatever the precision.
+        let per_trial = b * (net.weight_count() + n * width_sum + 2 * n * widest)
+            + 8 * widest * widest
+            + self.head_and_norms_bytes();
         let concurrent = parallel_trials.clamp(1, self.trials) as u64;
-        let ratios = 2 * 8 * self.trials as u64 * n * net.depth() as u64;
+        let ratios = self.ratio_bytes();
         Estimate {
             memory_bytes: concurrent.saturating_mul(per_trial).saturating_add(ratios),
             work_flops: self.trials as f64 * self.engine_work(Engine::Dense),

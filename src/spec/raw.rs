@@ -350,7 +350,13 @@ fn take_sweep(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Opt
 fn check_estimate(spec: &Spec, limits: &Limits) -> Result<(), SpecError> {
     let est = spec.estimate(limits.parallel_trials);
     if est.memory_bytes > limits.max_memory_bytes {
-        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        let human = |b: u64| {
+            if b >= 1 << 30 {
+                format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
+            } else {
+                format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+            }
+        };
         // Name the field that dominates: per-sample activations or the weights.
         let act = spec.samples as u64 * spec.network.widths.iter().map(|&w| w as u64).sum::<u64>();
         let field = if act >= spec.network.weight_count() {
@@ -361,9 +367,9 @@ fn check_estimate(spec: &Spec, limits: &Limits) -> Result<(), SpecError> {
         return Err(SpecError::new(
             field,
             format!(
-                "estimated memory {:.2} GiB exceeds the limit of {:.2} GiB (samples x widths = {act}, weights per network = {}); reduce samples, trials or width",
-                gib(est.memory_bytes),
-                gib(limits.max_memory_bytes),
+                "estimated memory {} exceeds the limit of {} (samples x widths = {act}, weights per network = {}); reduce samples, trials or width",
+                human(est.memory_bytes),
+                human(limits.max_memory_bytes),
                 spec.network.weight_count()
             ),
         ));
@@ -684,6 +690,23 @@ mod tests {
         // A single layer of width 10^6 has 5 * 10^11 weights: refused on memory, not allocated.
         let e = err_field(with(&["network", "width"], json!(1_000_000)));
         assert_eq!(e.field, "network.width");
+    }
+
+    #[test]
+    fn the_head_counts_in_the_estimates() {
+        // W_out alone is 10000 x 10^6 f64 = 80 GB: refused before anything is allocated.
+        let v = json!({"network": {"input_dim": 2, "depth": 2, "width": 1_000_000, "init": {"scheme": "he", "fan": "out"},
+                       "head": {"classes": 10000}}, "samples": 2});
+        let e = err_field(v);
+        assert!(e.message.contains("estimated memory"), "{e}");
+        // And its products count as work: 1000 samples x 10000 classes x width 1000, 10^4 trials.
+        let v = json!({"network": {"input_dim": 1, "depth": 1, "width": 1000, "init": {"scheme": "he", "fan": "out"},
+                       "head": {"classes": 10000}}, "samples": 1000, "trials": 10000, "method": "dense"});
+        let e = err_field(v);
+        assert!(
+            e.message.contains("estimated work") || e.message.contains("estimated memory"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub struct NewJob<'a> {
     pub idempotency_key: Option<&'a str>,
     pub progress_total: u64,
     pub seed: u64,
+    /// Seed, RNG, version, precision and engine, known before the job runs.
+    pub stamp: &'a Value,
 }
 
 /// Filters and page of `GET /v1/jobs`.
@@ -118,6 +120,9 @@ pub fn now() -> String {
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
     time::OffsetDateTime::now_utc().format(FORMAT).unwrap_or_default()
 }
+
+/// Runs a job may start before a crash during each of them fails it instead of re-queueing.
+pub const MAX_ATTEMPTS: i64 = 3;
 
 #[derive(Clone)]
 pub struct Store {
@@ -161,8 +166,8 @@ impl Store {
             }
         }
         let inserted = sqlx::query_as::<_, JobRow>(
-            "INSERT INTO jobs (id, kind, spec, spec_hash, idempotency_key, status, progress_total, seed, created_at)
-             VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?) RETURNING *",
+            "INSERT INTO jobs (id, kind, spec, spec_hash, idempotency_key, status, progress_total, seed, created_at, stamp)
+             VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING *",
         )
         .bind(job.id)
         .bind(job.kind)
@@ -172,6 +177,7 @@ impl Store {
         .bind(job.progress_total as i64)
         .bind(job.seed.to_string())
         .bind(now())
+        .bind(job.stamp.to_string())
         .fetch_one(&self.pool)
         .await;
         match inserted {
@@ -355,12 +361,23 @@ impl Store {
     }
 
     /// At start-up: jobs left running by a crash go back to the queue (attempt + 1), except
-    /// those whose cancel was requested, which become cancelled. Returns how many were re-queued.
+    /// those whose cancel was requested, which become cancelled, and those that were running
+    /// at [`MAX_ATTEMPTS`] crashes, which fail. Returns how many were re-queued.
     pub async fn recover(&self) -> Result<u64, StoreError> {
         sqlx::query(
             "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE status = 'running' AND cancel_requested = 1",
         )
         .bind(now())
+        .execute(&self.pool)
+        .await?;
+        // A job that took the process down MAX_ATTEMPTS times would do it again: fail it.
+        sqlx::query(
+            "UPDATE jobs SET status = 'failed', finished_at = ?,
+                 error = 'the server stopped while running this job ' || (attempt + 1) || ' times (crash or kill); not retried'
+             WHERE status = 'running' AND attempt + 1 >= ?",
+        )
+        .bind(now())
+        .bind(MAX_ATTEMPTS)
         .execute(&self.pool)
         .await?;
         let r = sqlx::query(

@@ -191,10 +191,11 @@ async fn configured_job_limits_are_enforced() {
     let too_big = with(small_spec(1), &["samples"], json!(20000));
     let err = error_of(app.post_job(&too_big).await, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(err["field"], "samples", "{err}");
-    // 3600 weights x (4 x 64 + 12) flops x 2000 trials = 1.9e9 flops, in about 8 MiB.
+    // 3600 weights x (4 x 16 + 12) flops x 5000 trials = 1.4e9 flops, in about 13 MiB
+    // (the ratios and their pooled copies while the report is built: 40 B x 5000 x 16 x 4).
     let too_long = json!({
         "network": {"input_dim": 30, "depth": 4, "width": 30, "init": {"scheme": "he", "fan": "out"}},
-        "samples": 64, "trials": 2000, "seed": 1
+        "samples": 16, "trials": 5000, "seed": 1, "method": "dense"
     });
     let err = error_of(app.post_job(&too_long).await, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(err["field"], "trials", "{err}");

@@ -49,10 +49,9 @@ async fn cancel_queued_and_running_jobs() {
         .await;
     assert_eq!(done["cancel_requested"], true);
     assert!(done["finished_at"].is_string());
-    assert!(
-        done["summary"].is_null() && done["stamp"].is_null(),
-        "a cancelled job has no results: {done}"
-    );
+    assert!(done["summary"].is_null(), "a cancelled job has no results: {done}");
+    // The stamp (seed, RNG, version, precision, engine) is known from submission on.
+    assert_eq!(done["stamp"]["seed"], done["spec"]["seed"], "{done}");
     let (_, layers) = app.layers(&running_id).await;
     assert_eq!(layers["layers"], json!([]));
     let err = error_of(app.cancel(&running_id).await, StatusCode::CONFLICT).await;
@@ -221,5 +220,45 @@ async fn a_cancel_right_after_submit_is_never_lost() {
     assert!(
         lost.is_empty(),
         "cancelled jobs that ran to the end (id, cancel answer, final status, cancel_requested): {lost:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_running_during_three_crashes_is_failed_not_retried() {
+    use widthlab::store::{NewJob, Store, MAX_ATTEMPTS};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(dir.path().join("crashes.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let spec = serde_json::json!({"kind": "norms"});
+    store
+        .insert_job(NewJob {
+            id: "job-1",
+            kind: "norms",
+            spec: &spec,
+            spec_hash: "h",
+            idempotency_key: None,
+            progress_total: 1,
+            seed: 1,
+            stamp: &serde_json::Value::Null,
+        })
+        .await
+        .unwrap();
+    // Each "crash": the job was claimed (running) when the process died; start-up recovers.
+    for crash in 1..=MAX_ATTEMPTS {
+        let claimed = store.claim_next().await.unwrap().expect("the job is queued again");
+        assert_eq!(claimed.attempt, crash - 1);
+        let requeued = store.recover().await.unwrap();
+        let row = store.job("job-1").await.unwrap().unwrap();
+        if crash < MAX_ATTEMPTS {
+            assert_eq!((requeued, row.status.as_str(), row.attempt), (1, "queued", crash));
+        } else {
+            assert_eq!((requeued, row.status.as_str()), (0, "failed"));
+            assert!(row.error.unwrap().contains("3 times"));
+        }
+    }
+    assert!(
+        store.claim_next().await.unwrap().is_none(),
+        "a failed job is never claimed"
     );
 }
