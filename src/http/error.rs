@@ -28,6 +28,8 @@ pub enum ApiError {
     Invalid(SpecError),
     #[error("the queue is full ({0} jobs queued); try again later")]
     QueueFull(i64),
+    #[error("this method is not allowed on this route; see /openapi.json")]
+    MethodNotAllowed,
     #[error("the request took longer than {0} s")]
     Timeout(u64),
     #[error("internal error")]
@@ -45,6 +47,7 @@ impl ApiError {
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::QueueFull(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::Invalid(_) => "invalid_spec",
             ApiError::QueueFull(_) => "queue_full",
             ApiError::Timeout(_) => "timeout",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -3,12 +3,13 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::extract::Path;
 use super::{ApiError, AppState};
 use crate::jobs::{job_view, JobEvent};
 use crate::store::{JobRow, Status};

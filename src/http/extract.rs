@@ -84,3 +84,24 @@ impl Params {
             .ok_or_else(|| ApiError::invalid(name, format!("required; allowed: {allowed}")))
     }
 }
+
+/// Path parameters whose rejection (e.g. a segment that is not UTF-8) is a JSON 400.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| ApiError::BadRequest {
+                field: Some("id".into()),
+                message: format!("bad path: {}", e.body_text()),
+            })
+    }
+}

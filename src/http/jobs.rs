@@ -1,12 +1,12 @@
 //! Job endpoints: submit, list, get, results, cancel, delete.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 
-use super::extract::{JsonBody, Params};
+use super::extract::{JsonBody, Params, Path};
 use super::schema::{BoundChecksPage, ErrorBody, JobList, LayersPage};
 use super::{ApiError, AppState};
 use crate::jobs::{job_view, JobView};

@@ -213,6 +213,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(timeout, request_timeout))
         .merge(streams)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .layer(axum::middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -253,6 +254,10 @@ async fn record_metrics(req: Request<axum::body::Body>, next: axum::middleware::
     let response = next.run(req).await;
     crate::metrics::http_request(&route, &method, response.status().as_u16(), start.elapsed());
     response
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 async fn not_found() -> ApiError {

@@ -1,12 +1,12 @@
 //! What people look at: sweep points, figures, the job list page, presets, metrics.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::extract::Params;
+use super::extract::{Params, Path};
 use super::jobs::{to_csv, wants_csv};
 use super::schema::{ErrorBody, PresetList, SweepPage};
 use super::{ApiError, AppState};

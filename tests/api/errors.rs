@@ -325,3 +325,15 @@ async fn the_server_answers_while_a_job_computes() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_paths_and_methods_answer_in_the_error_format() {
+    let app = spawn_app().await;
+    // A path segment that is not UTF-8 once decoded.
+    let e = error_of(app.get("/v1/jobs/%FF").await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(e["field"], "id");
+    // A known route with a method it does not have.
+    let r = app.client.put(app.url("/v1/jobs")).send().await.unwrap();
+    let e = error_of(r, StatusCode::METHOD_NOT_ALLOWED).await;
+    assert_eq!(e["code"], "method_not_allowed");
+}
