@@ -26,6 +26,9 @@ pub struct PointReport {
     pub width: usize,
     pub depth: usize,
     pub seed: u64,
+    /// The engine that ran this point (`auto` may choose per point).
+    #[serde(default)]
+    pub engine: String,
     pub forward_deviation: DeviationStats,
     pub gradient_deviation: DeviationStats,
     #[serde(deserialize_with = "crate::stats::nan_if_null")]
@@ -62,6 +65,7 @@ pub fn point_report(point_spec: &Spec, point: SweepPoint, sim: &Simulation) -> P
         width: point.width,
         depth: point.depth,
         seed: point_spec.seed,
+        engine: point_spec.engine().as_str().to_string(),
         forward_deviation: report.pooled.forward_deviation,
         gradient_deviation: report.pooled.gradient_deviation,
         max_deviation: report.pooled.max_deviation,

@@ -30,6 +30,7 @@ const SWEEP_COLUMNS: &[&str] = &[
     "/width",
     "/depth",
     "/seed",
+    "/engine",
     "/forward_deviation/mean",
     "/forward_deviation/std",
     "/forward_deviation/p95",

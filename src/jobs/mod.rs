@@ -396,9 +396,12 @@ impl Jobs {
         };
         let summary = json!({"points": all.len(), "frontier": rows});
         let mut stamp = Stamp::for_spec(&spec);
+        let mut engines: Vec<&str> = all.iter().map(|p| p.engine.as_str()).collect();
+        engines.sort_unstable();
+        engines.dedup();
         stamp.method = format!(
-            "{}; point seeds = splitmix64(seed ^ (point + 1) * 0x9E3779B97F4A7C15)",
-            stamp.method
+            "per point: {} (see each point's engine); point seeds = splitmix64(seed ^ (point + 1) * 0x9E3779B97F4A7C15)",
+            engines.join(", ")
         );
         let stamp = serde_json::to_value(stamp).unwrap_or(Value::Null);
         self.store
