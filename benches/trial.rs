@@ -20,6 +20,8 @@ fn spec(input_dim: usize, depth: usize, width: usize, samples: usize, precision:
         "trials": 1,
         "seed": 1,
         "precision": precision,
+        // The dense engine is what this measures (`auto` could pick the Gram sampler here).
+        "method": "dense",
     });
     parse_spec(&v, &Limits::default()).expect("benchmark spec is valid")
 }
