@@ -15,7 +15,8 @@ use crate::theory::bounds::{all_bounds, bounds_answer, BoundInputs};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Path to a job spec (JSON, the format of POST /v1/jobs); `-` reads standard input.
+    /// Path to a job spec (JSON, the format of POST /v1/jobs, presets included:
+    /// `{"preset": "arpit2019-fig1"}`); `-` reads standard input.
     pub spec: PathBuf,
     /// Print the full result as JSON instead of a table.
     #[arg(long)]
@@ -82,6 +83,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         parallel_trials: threads,
         ..Limits::default()
     };
+    let (value, _) = crate::presets::expand(&value).map_err(|e| CliError::usage(format!("invalid spec: {e}")))?;
     let spec = parse_spec(&value, &limits).map_err(|e| CliError::usage(format!("invalid spec: {e}")))?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
