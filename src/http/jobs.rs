@@ -121,7 +121,8 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
     }))
 }
 
-async fn find(state: &AppState, id: &str) -> Result<JobRow, ApiError> {
+/// The job with this id, or 404.
+pub(super) async fn find(state: &AppState, id: &str) -> Result<JobRow, ApiError> {
     state
         .jobs
         .store()

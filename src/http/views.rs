@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::extract::{Params, Path};
-use super::jobs::{to_csv, wants_csv};
+use super::jobs::{find, to_csv, wants_csv};
 use super::schema::{ErrorBody, PresetList, SweepPage};
 use super::{ApiError, AppState};
 use crate::plot::{map_svg, norms_svg, sweep_svg};
@@ -15,15 +15,6 @@ use crate::presets::presets;
 use crate::spec::{parse_spec, Limits};
 use crate::store::{JobRow, ListQuery};
 use crate::sweep::{frontier, FrontierRow, PointReport};
-
-async fn find(state: &AppState, id: &str) -> Result<JobRow, ApiError> {
-    state
-        .jobs
-        .store()
-        .job(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))
-}
 
 const SWEEP_COLUMNS: &[&str] = &[
     "/point",

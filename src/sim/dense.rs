@@ -141,7 +141,8 @@ pub fn run_trial<T: Real>(
     mask_by(&mut d, &h[depth]);
     let d_last: Vec<f64> = rows_norm2(d.view()).into_iter().map(f64::sqrt).collect();
 
-    for l in (1..=depth).rev() {
+    // Walk the layers down, taking each layer's weights as it is reached.
+    for (l, wl) in (1..=depth).rev().zip(w.into_iter().rev()) {
         tick()?;
         let (fan_in, fan_out) = (net.fan_in(l), net.widths[l - 1]);
         let d2 = rows_norm2(d.view());
@@ -167,7 +168,6 @@ pub fn run_trial<T: Real>(
                 }
             }
         }
-        let wl = w.pop().expect("one weight matrix per layer");
         if l > 1 {
             let mut prev = Array2::<T>::zeros((b, fan_in));
             gemm(T::one(), d.view(), wl.view(), prev.view_mut(), par);

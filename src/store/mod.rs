@@ -432,33 +432,27 @@ impl Store {
 
     /// The stored points of a sweep, in grid order.
     pub async fn sweep_points(&self, id: &str) -> Result<Vec<PointReport>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT data FROM sweep_points WHERE job_id = ? ORDER BY point")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|(d,)| serde_json::from_str(&d).map_err(StoreError::from))
-            .collect()
+        self.json_rows("SELECT data FROM sweep_points WHERE job_id = ? ORDER BY point", id)
+            .await
     }
 
     pub async fn layers(&self, id: &str) -> Result<Vec<Value>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT data FROM layer_stats WHERE job_id = ? ORDER BY layer")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|(d,)| serde_json::from_str(&d).map_err(StoreError::from))
-            .collect()
+        self.json_rows("SELECT data FROM layer_stats WHERE job_id = ? ORDER BY layer", id)
+            .await
     }
 
     pub async fn bound_checks(&self, id: &str) -> Result<Vec<Value>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
+        self.json_rows(
             "SELECT data FROM bound_checks WHERE job_id = ?
              ORDER BY CASE bound WHEN 'arpit2019' THEN 0 WHEN 'exact_tail' THEN 1 WHEN 'chernoff' THEN 2 ELSE 3 END, bound",
+            id,
         )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
+        .await
+    }
+
+    /// The `data` JSON column of a job's result rows, parsed, in the query's order.
+    async fn json_rows<T: serde::de::DeserializeOwned>(&self, query: &str, id: &str) -> Result<Vec<T>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(query).bind(id).fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|(d,)| serde_json::from_str(&d).map_err(StoreError::from))
             .collect()
