@@ -5,32 +5,131 @@
 //! are never formed: their Frobenius norms come from row norms (theory.md section 1).
 
 use faer::Par;
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2};
 use rand::Rng;
 
 use super::gemm::gemm;
 use super::real::Real;
 use super::rng::TrialRng;
+use super::simd;
 use super::weights::{draw_layer, fill_gaussian};
 use super::{Cancelled, TrialRatios};
 use crate::spec::{InputDistribution, Network, Weights};
 
-/// ReLU in place on every row; returns each row's squared norm (accumulated in f64).
-fn relu_rows_norm2<T: Real>(a: &mut Array2<T>) -> Vec<f64> {
-    a.rows_mut()
-        .into_iter()
-        .map(|mut row| {
-            let mut s = 0.0;
-            for x in row.iter_mut() {
-                if *x <= T::zero() {
-                    *x = T::zero();
-                } else {
-                    s += x.f64() * x.f64();
+/// Partial sums kept apart so the sum of squares vectorizes (the order is fixed by the length).
+const ACC: usize = 8;
+
+/// ReLU in place on one row; returns its squared norm (accumulated in f64).
+#[inline(always)]
+fn relu_norm2<T: Real>(row: &mut [T]) -> f64 {
+    let mut acc = [0.0f64; ACC];
+    let mut chunks = row.chunks_exact_mut(ACC);
+    for c in &mut chunks {
+        for (x, a) in c.iter_mut().zip(acc.iter_mut()) {
+            let v = x.max(T::zero());
+            *x = v;
+            *a += v.f64() * v.f64();
+        }
+    }
+    for (x, a) in chunks.into_remainder().iter_mut().zip(acc.iter_mut()) {
+        let v = x.max(T::zero());
+        *x = v;
+        *a += v.f64() * v.f64();
+    }
+    acc.iter().sum()
+}
+
+/// Zero `d` where the matching activation `h` is not positive (the ReLU derivative); returns
+/// the squared norm of the masked row.
+#[inline(always)]
+fn mask_norm2<T: Real>(d: &mut [T], h: &[T]) -> f64 {
+    let mut acc = [0.0f64; ACC];
+    let mut dc = d.chunks_exact_mut(ACC);
+    let mut hc = h.chunks_exact(ACC);
+    for (dd, hh) in (&mut dc).zip(&mut hc) {
+        let dd: &mut [T; ACC] = dd.try_into().expect("chunks of ACC");
+        let hh: &[T; ACC] = hh.try_into().expect("chunks of ACC");
+        let keep: [bool; ACC] = std::array::from_fn(|k| hh[k] > T::zero());
+        for k in 0..ACC {
+            dd[k] = if keep[k] { dd[k] } else { T::zero() };
+            acc[k] += dd[k].f64() * dd[k].f64();
+        }
+    }
+    for ((x, &g), a) in dc.into_remainder().iter_mut().zip(hc.remainder()).zip(acc.iter_mut()) {
+        let v = if g > T::zero() { *x } else { T::zero() };
+        *x = v;
+        *a += v.f64() * v.f64();
+    }
+    acc.iter().sum()
+}
+
+/// Rows handed to one rayon task by the row passes.
+const ROWS_PER_TASK: usize = 16;
+
+/// `f` on every row of the standard-layout `a` (and the matching row of `b`, same shape),
+/// collecting one f64 per row; rows are split over the pool when `parallel`. The rows run
+/// inside [`simd::dispatch`], so `f` must be `#[inline(always)]` to get the wide registers.
+#[inline(always)]
+fn map_rows<T: Real, F>(a: &mut Array2<T>, b: Option<&Array2<T>>, parallel: bool, f: F) -> Vec<f64>
+where
+    F: Fn(&mut [T], &[T]) -> f64 + Sync + Copy,
+{
+    use rayon::prelude::*;
+    let (rows, cols) = a.dim();
+    let mut out = vec![0.0f64; rows];
+    let data = a.as_slice_mut().expect("engine matrices are standard layout");
+    let other: &[T] = b.map_or(&[], |b| b.as_slice().expect("engine matrices are standard layout"));
+    let run = |(task, (dst, chunk)): (usize, (&mut [f64], &mut [T]))| {
+        simd::dispatch(
+            #[inline(always)]
+            || {
+                for (r, (o, row)) in dst.iter_mut().zip(chunk.chunks_mut(cols.max(1))).enumerate() {
+                    let i = task * ROWS_PER_TASK + r;
+                    let peer = if other.is_empty() {
+                        &[][..]
+                    } else {
+                        &other[i * cols..(i + 1) * cols]
+                    };
+                    *o = f(row, peer);
                 }
-            }
-            s
-        })
-        .collect()
+            },
+        )
+    };
+    let chunk = ROWS_PER_TASK * cols.max(1);
+    if parallel && rows > ROWS_PER_TASK {
+        out.par_chunks_mut(ROWS_PER_TASK)
+            .zip(data.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(run);
+    } else {
+        out.chunks_mut(ROWS_PER_TASK)
+            .zip(data.chunks_mut(chunk))
+            .enumerate()
+            .for_each(run);
+    }
+    out
+}
+
+/// ReLU in place on every row of `a`; the rows' squared norms.
+fn relu_rows<T: Real>(a: &mut Array2<T>, parallel: bool) -> Vec<f64> {
+    map_rows(
+        a,
+        None,
+        parallel,
+        #[inline(always)]
+        |row, _| relu_norm2(row),
+    )
+}
+
+/// `d` masked by the ReLU derivative at `h`; the rows' squared norms after masking.
+fn mask_rows<T: Real>(d: &mut Array2<T>, h: &Array2<T>, parallel: bool) -> Vec<f64> {
+    map_rows(
+        d,
+        Some(h),
+        parallel,
+        #[inline(always)]
+        |row, peer| mask_norm2(row, peer),
+    )
 }
 
 fn rows_norm2<T: Real>(a: ArrayView2<T>) -> Vec<f64> {
@@ -38,15 +137,6 @@ fn rows_norm2<T: Real>(a: ArrayView2<T>) -> Vec<f64> {
         .into_iter()
         .map(|r| r.iter().map(|x| x.f64() * x.f64()).sum())
         .collect()
-}
-
-/// Zero the entries of `d` where the matching activation is not positive (ReLU derivative).
-fn mask_by<T: Real>(d: &mut Array2<T>, h: &Array2<T>) {
-    Zip::from(d).and(h).for_each(|d, &h| {
-        if h <= T::zero() {
-            *d = T::zero();
-        }
-    });
 }
 
 /// The softmax cross-entropy head: returns E = p - t (B x C) for output weights `w_out`
@@ -88,6 +178,7 @@ pub fn run_trial<T: Real>(
     tick: &mut dyn FnMut() -> Result<(), Cancelled>,
 ) -> Result<TrialRatios, Cancelled> {
     let (b, depth) = (samples, net.depth());
+    let parallel = matches!(par, Par::Rayon(_));
     let mut x = Array2::<T>::zeros((b, net.input_dim));
     fill_gaussian(x.view_mut(), 1.0, rng);
     if input == InputDistribution::Sphere {
@@ -112,18 +203,10 @@ pub fn run_trial<T: Real>(
         tick()?;
         let (fan_in, fan_out) = (net.fan_in(l), net.widths[l - 1]);
         let mut wl = Array2::<T>::zeros((fan_out, fan_in));
-        draw_layer(
-            &net.weights,
-            fan_in,
-            fan_out,
-            rng,
-            &mut wl,
-            &mut scratch,
-            matches!(par, Par::Rayon(_)),
-        );
+        draw_layer(&net.weights, fan_in, fan_out, rng, &mut wl, &mut scratch, parallel);
         let mut a = Array2::<T>::zeros((b, fan_out));
         gemm(T::one(), h[l - 1].view(), wl.t(), a.view_mut(), par);
-        let n2 = relu_rows_norm2(&mut a);
+        let n2 = relu_rows(&mut a, parallel);
         for (s, v) in n2.iter().enumerate() {
             forward[(l - 1) * b + s] = v.sqrt() / x_norm[s];
         }
@@ -138,14 +221,13 @@ pub fn run_trial<T: Real>(
     let e = head_error(&h[depth], &w_out, rng, par);
     let mut d = Array2::<T>::zeros((b, net.widths[depth - 1]));
     gemm(T::one(), e.view(), w_out.view(), d.view_mut(), par);
-    mask_by(&mut d, &h[depth]);
-    let d_last: Vec<f64> = rows_norm2(d.view()).into_iter().map(f64::sqrt).collect();
+    let mut d2 = mask_rows(&mut d, &h[depth], parallel);
+    let d_last: Vec<f64> = d2.iter().map(|v| v.sqrt()).collect();
 
     // Walk the layers down, taking each layer's weights as it is reached.
     for (l, wl) in (1..=depth).rev().zip(w.into_iter().rev()) {
         tick()?;
         let (fan_in, fan_out) = (net.fan_in(l), net.widths[l - 1]);
-        let d2 = rows_norm2(d.view());
         match net.weights {
             Weights::Plain(_) => {
                 for s in 0..b {
@@ -171,7 +253,7 @@ pub fn run_trial<T: Real>(
         if l > 1 {
             let mut prev = Array2::<T>::zeros((b, fan_in));
             gemm(T::one(), d.view(), wl.view(), prev.view_mut(), par);
-            mask_by(&mut prev, &h[l - 1]);
+            d2 = mask_rows(&mut prev, &h[l - 1], parallel);
             d = prev;
         }
         h.pop();

@@ -7,9 +7,12 @@
 pub mod dense;
 pub mod exact;
 pub mod gemm;
+pub mod normal;
 pub mod real;
 pub mod rng;
+pub mod simd;
 pub mod weights;
+mod ziggurat_tables;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

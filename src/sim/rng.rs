@@ -8,7 +8,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 
 /// Name recorded in every result's stamp.
 pub const RNG_ALGORITHM: &str =
-    "Xoshiro256++ (rand_xoshiro 0.7); trial stream = seed_from_u64(splitmix64(seed) ^ splitmix64(trial + 1)); normals by ziggurat (rand_distr 0.5)";
+    "Xoshiro256++ (rand_xoshiro 0.7); trial stream = seed_from_u64(splitmix64(seed) ^ splitmix64(trial + 1)); matrix normals by an 8-lane Xoshiro256++ 256-layer ziggurat (widthlab sim::normal), lanes keyed from the trial stream; other normals by rand_distr 0.5's ziggurat";
 
 /// The generator used everywhere in the engine.
 pub type TrialRng = Xoshiro256PlusPlus;

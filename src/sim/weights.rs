@@ -2,27 +2,33 @@
 
 use ndarray::{Array2, ArrayViewMut2, Axis};
 
+use rand::Rng;
+
+use super::normal::{fill_normal, NormalLanes};
 use super::real::Real;
-use super::rng::TrialRng;
+use super::rng::{splitmix64, TrialRng};
 use crate::spec::{Direction, Init, WeightNorm, Weights};
 
-/// Fill `out` with i.i.d. N(0, variance) entries.
+/// Fill `out` with i.i.d. N(0, variance) entries from eight lanes keyed by one draw of `rng`.
 pub fn fill_gaussian<T: Real>(mut out: ArrayViewMut2<T>, variance: f64, rng: &mut TrialRng) {
+    let mut lanes = NormalLanes::from_key(rng.random());
     let sd = variance.sqrt();
-    for x in out.iter_mut() {
-        *x = T::of(sd * T::standard_normal(rng).f64());
+    if let Some(data) = out.as_slice_mut() {
+        return fill_normal(data, sd, &mut lanes);
     }
+    let mut buf = vec![T::zero(); out.len()];
+    fill_normal(&mut buf, sd, &mut lanes);
+    out.iter_mut().zip(buf).for_each(|(o, v)| *o = v);
 }
 
 /// Rows of a weight matrix drawn from one sub-stream.
 const ROWS_PER_STREAM: usize = 32;
 
 /// Fill a standard-layout `out` with i.i.d. N(0, variance) entries from sub-streams: one key is
-/// drawn from `rng`, and every block of [`ROWS_PER_STREAM`] rows gets its own generator seeded
-/// from (key, block). The blocks are fixed by the shape alone, so the numbers are the same
+/// drawn from `rng`, and every block of [`ROWS_PER_STREAM`] rows gets its own eight lanes keyed
+/// by (key, block). The blocks are fixed by the shape alone, so the numbers are the same
 /// whether the blocks run in parallel (`parallel`) or in order.
 pub fn fill_gaussian_blocks<T: Real>(out: &mut Array2<T>, variance: f64, rng: &mut TrialRng, parallel: bool) {
-    use rand::{Rng, SeedableRng};
     use rayon::prelude::*;
     let key: u64 = rng.random();
     let sd = variance.sqrt();
@@ -31,10 +37,8 @@ pub fn fill_gaussian_blocks<T: Real>(out: &mut Array2<T>, variance: f64, rng: &m
         return fill_gaussian(out.view_mut(), variance, rng);
     };
     let fill = |(block, chunk): (usize, &mut [T])| {
-        let mut sub = TrialRng::seed_from_u64(super::rng::splitmix64(key ^ super::rng::splitmix64(block as u64)));
-        for x in chunk.iter_mut() {
-            *x = T::of(sd * T::standard_normal(&mut sub).f64());
-        }
+        let mut lanes = NormalLanes::from_key(splitmix64(key ^ splitmix64(block as u64)));
+        fill_normal(chunk, sd, &mut lanes);
     };
     if parallel {
         data.par_chunks_mut(ROWS_PER_STREAM * cols).enumerate().for_each(fill);
@@ -71,9 +75,7 @@ pub fn fill_orthogonal<T: Real>(mut out: ArrayViewMut2<T>, gain: f64, rng: &mut 
     if scratch.dim() != (k, n) {
         *scratch = Array2::zeros((k, n));
     }
-    for x in scratch.iter_mut() {
-        *x = f64::standard_normal(rng);
-    }
+    fill_gaussian(scratch.view_mut(), 1.0, rng);
     orthonormalize_rows(scratch);
     let q = if o <= i { scratch.view() } else { scratch.t() };
     out.zip_mut_with(&q, |w, &v| *w = T::of(gain * v));
