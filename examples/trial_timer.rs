@@ -1,14 +1,15 @@
 //! Times widthlab's engine on the side-by-side workloads of `bench/` (see bench/README.md).
 //!
-//! `trial_timer WORKLOAD PRECISION REPS [METHOD]` prints one JSON line:
+//! `trial_timer WORKLOAD PRECISION REPS [METHOD] [forward]` prints one JSON line:
 //! `{"workload", "precision", "method", "engine", "seconds": [...], "flops"}`. A repetition is
 //! one `simulate` call (fresh weights every time: the seed changes per repetition) and, for
-//! the sweep, the whole sweep with its per-point summaries.
+//! the sweep, the whole sweep with its per-point summaries. With `forward`, only the forward
+//! pass runs (no head, no back-propagation), for the comparison of the engines' forward passes.
 
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use widthlab::sim::{simulate, Control};
+use widthlab::sim::{simulate, simulate_passes, Control, Passes};
 use widthlab::spec::{parse_spec, Limits};
 use widthlab::sweep::point_report;
 
@@ -59,6 +60,10 @@ fn main() {
     let (workload, precision) = (args[1].as_str(), args[2].as_str());
     let reps: usize = args[3].parse().unwrap_or(3);
     let method = args.get(4).map_or("dense", String::as_str);
+    let passes = match args.get(5).map(String::as_str) {
+        Some("forward") => Passes::ForwardOnly,
+        _ => Passes::Both,
+    };
     let limits = Limits {
         max_memory_bytes: 16 << 30,
         max_work: f64::INFINITY,
@@ -83,7 +88,7 @@ fn main() {
         let start = Instant::now();
         match &spec.sweep {
             None => {
-                let sim = simulate(&spec, &Control::none()).expect("not cancelled");
+                let sim = simulate_passes(&spec, passes, &Control::none()).expect("not cancelled");
                 std::hint::black_box(&sim);
                 flops = dense_flops(&spec.network.widths, spec.network.input_dim, spec.samples) * spec.trials as f64;
             }
@@ -102,6 +107,6 @@ fn main() {
     println!(
         "{}",
         json!({"workload": workload, "precision": precision, "method": method, "engine": engine,
-               "seconds": seconds, "flops": flops})
+               "seconds": seconds, "flops": flops, "passes": format!("{passes:?}")})
     );
 }

@@ -780,3 +780,25 @@ fn tiny_widths_dead_networks_and_rank_deficient_grams() {
     let exact = run_with(&v(74), "exact", Engine::ExactGram);
     compare_tiny("tiny gram, widths 3, B = 2", &dense, &exact);
 }
+
+/// The benchmark's forward-only runs draw the forward pass exactly as full runs do: the same
+/// forward ratios bit for bit, and no gradients.
+#[test]
+fn forward_only_runs_match_the_forward_pass_of_full_runs() {
+    use widthlab::sim::{simulate_passes, Passes};
+    let base = json!({"network": {"input_dim": 40, "depth": 4, "width": 48,
+                      "init": {"scheme": "he", "fan": "out"}},
+                      "samples": 8, "trials": 3, "seed": 11, "precision": "f64"});
+    for (method, engine) in [("dense", Engine::Dense), ("exact", Engine::ExactGram)] {
+        let mut v = base.clone();
+        v["method"] = json!(method);
+        let spec = parse(&v);
+        assert_eq!(spec.engine(), engine);
+        let full = simulate(&spec, &Control::none()).expect("not cancelled");
+        let fwd = simulate_passes(&spec, Passes::ForwardOnly, &Control::none()).expect("not cancelled");
+        for (a, b) in full.trials.iter().zip(&fwd.trials) {
+            assert_eq!(a.forward, b.forward, "{method}");
+            assert!(b.gradient.is_empty());
+        }
+    }
+}

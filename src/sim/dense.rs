@@ -13,7 +13,7 @@ use super::real::Real;
 use super::rng::TrialRng;
 use super::simd;
 use super::weights::{draw_layer, fill_gaussian};
-use super::{Cancelled, TrialRatios};
+use super::{Cancelled, Passes, TrialRatios};
 use crate::spec::{InputDistribution, Network, Weights};
 
 /// Partial sums kept apart so the sum of squares vectorizes (the order is fixed by the length).
@@ -175,6 +175,7 @@ pub fn run_trial<T: Real>(
     input: InputDistribution,
     rng: &mut TrialRng,
     par: Par,
+    passes: Passes,
     tick: &mut dyn FnMut() -> Result<(), Cancelled>,
 ) -> Result<TrialRatios, Cancelled> {
     let (b, depth) = (samples, net.depth());
@@ -205,16 +206,26 @@ pub fn run_trial<T: Real>(
         let mut wl = Array2::<T>::zeros((fan_out, fan_in));
         draw_layer(&net.weights, fan_in, fan_out, rng, &mut wl, &mut scratch, parallel);
         let mut a = Array2::<T>::zeros((b, fan_out));
-        gemm(T::one(), h[l - 1].view(), wl.t(), a.view_mut(), par);
+        gemm(T::one(), h.last().expect("the input is pushed first").view(), wl.t(), a.view_mut(), par);
         let n2 = relu_rows(&mut a, parallel);
         for (s, v) in n2.iter().enumerate() {
             forward[(l - 1) * b + s] = v.sqrt() / x_norm[s];
         }
         norm2.push(n2);
-        h.push(a);
-        w.push(wl);
+        if passes == Passes::Both {
+            h.push(a);
+            w.push(wl);
+        } else {
+            h[0] = a;
+        }
     }
     drop(scratch);
+    if passes == Passes::ForwardOnly {
+        return Ok(TrialRatios {
+            forward,
+            gradient: Vec::new(),
+        });
+    }
 
     let mut w_out = Array2::<T>::zeros((net.classes, net.widths[depth - 1]));
     fill_gaussian(w_out.view_mut(), 1.0, rng);

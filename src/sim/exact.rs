@@ -16,15 +16,16 @@
 //!
 //! Both compute in f64 whatever the spec's precision.
 
-use ndarray::linalg::general_mat_mul;
+use faer::Par;
 use ndarray::{Array2, Axis};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand_distr::{Binomial, ChiSquared, Distribution};
 
+use super::gemm::{gemm, gemm_add};
 use super::real::Real;
 use super::rng::TrialRng;
-use super::weights::fill_gaussian;
-use super::{Cancelled, TrialRatios};
+use super::weights::{fill_gaussian, fill_gaussian_chunks};
+use super::{Cancelled, Passes, TrialRatios};
 use crate::spec::{InputDistribution, Network};
 
 /// `chi^2_k` draw, with chi^2_0 = 0.
@@ -158,10 +159,68 @@ fn solve_spd(l: &Array2<f64>, rhs: &Array2<f64>) -> Array2<f64> {
     x
 }
 
-fn standard_normal_matrix(rows: usize, cols: usize, rng: &mut TrialRng) -> Array2<f64> {
+/// Values per random sub-stream in the Gram sampler's Gaussian matrices (fixed, so the numbers
+/// do not depend on whether the chunks run in parallel).
+const GAUSSIAN_CHUNK: usize = 1 << 16;
+
+fn standard_normal_matrix(rows: usize, cols: usize, rng: &mut TrialRng, parallel: bool) -> Array2<f64> {
     let mut z = Array2::<f64>::zeros((rows, cols));
-    fill_gaussian(z.view_mut(), 1.0, rng);
+    let data = z.as_slice_mut().expect("a new array is standard layout");
+    fill_gaussian_chunks(data, GAUSSIAN_CHUNK, 1.0, rng, parallel);
     z
+}
+
+/// Bytes of Gaussian matrices drawn at once by [`StepGaussians`].
+const GROUP_BYTES: usize = 32 << 20;
+
+/// The fresh Gaussian matrices of a pass, one per step (`rows x cols[k]`). Every step's key is
+/// drawn from the trial stream when the pass starts, in step order; the matrices are then drawn
+/// in groups of up to [`GROUP_BYTES`] on all threads of the pool, so a single trial keeps every
+/// core busy on the draws. The numbers depend only on the keys, not on the grouping or threads.
+struct StepGaussians {
+    rows: usize,
+    steps: std::vec::IntoIter<(u64, usize)>,
+    ready: std::collections::VecDeque<Array2<f64>>,
+    parallel: bool,
+}
+
+impl StepGaussians {
+    fn new(rows: usize, cols: impl IntoIterator<Item = usize>, rng: &mut TrialRng, parallel: bool) -> Self {
+        let steps: Vec<(u64, usize)> = cols.into_iter().map(|c| (rng.random(), c)).collect();
+        StepGaussians {
+            rows,
+            steps: steps.into_iter(),
+            ready: Default::default(),
+            parallel,
+        }
+    }
+
+    /// The next step's matrix.
+    fn take(&mut self) -> Array2<f64> {
+        if self.ready.is_empty() {
+            let mut group = Vec::new();
+            let mut bytes = 0;
+            while let Some(&(_, cols)) = self.steps.as_slice().first() {
+                let size = self.rows * cols * std::mem::size_of::<f64>();
+                if !group.is_empty() && bytes + size > GROUP_BYTES {
+                    break;
+                }
+                bytes += size;
+                group.push(self.steps.next().expect("peeked"));
+            }
+            let (rows, split) = (self.rows, self.parallel && group.len() == 1);
+            let draw = |&(key, cols): &(u64, usize)| {
+                standard_normal_matrix(rows, cols, &mut TrialRng::seed_from_u64(key), split)
+            };
+            if self.parallel {
+                use rayon::prelude::*;
+                self.ready.extend(group.par_iter().map(draw).collect::<Vec<_>>());
+            } else {
+                self.ready.extend(group.iter().map(draw));
+            }
+        }
+        self.ready.pop_front().expect("a step was left to draw")
+    }
 }
 
 fn relu(a: &Array2<f64>) -> Array2<f64> {
@@ -175,10 +234,12 @@ pub fn run_trial_gram(
     samples: usize,
     input: InputDistribution,
     rng: &mut TrialRng,
+    parallel: bool,
+    passes: Passes,
     tick: &mut dyn FnMut() -> Result<(), Cancelled>,
 ) -> Result<TrialRatios, Cancelled> {
     let (b, depth) = (samples, net.depth());
-    let mut x = standard_normal_matrix(b, net.input_dim, rng);
+    let mut x = standard_normal_matrix(b, net.input_dim, rng, parallel);
     if input == InputDistribution::Sphere {
         for mut row in x.rows_mut() {
             let n = row.dot(&row).sqrt();
@@ -192,22 +253,31 @@ pub fn run_trial_gram(
     let mut chol: Vec<Array2<f64>> = Vec::with_capacity(depth);
     let mut pre: Vec<Array2<f64>> = Vec::with_capacity(depth); // A^l, B x n_l
     let mut forward = vec![0.0; depth * b];
+    let mut draws = StepGaussians::new(b, net.widths.iter().copied(), rng, parallel);
     for l in 1..=depth {
         tick()?;
         let sigma = net.weight_variance(l).sqrt();
+        let z = draws.take();
         let c = cholesky_psd(&gram);
-        let z = standard_normal_matrix(b, net.widths[l - 1], rng);
         let mut a = Array2::<f64>::zeros((b, net.widths[l - 1]));
-        general_mat_mul(sigma, &c, &z, 0.0, &mut a);
+        gemm(sigma, c.view(), z.view(), a.view_mut(), Par::Seq);
         let h = relu(&a);
-        gram = h.dot(&h.t());
+        gemm(1.0, h.view(), h.t(), gram.view_mut(), Par::Seq);
         let n2 = gram.diag().to_vec();
         for s in 0..b {
             forward[(l - 1) * b + s] = n2[s].sqrt() / x_norm[s];
         }
         norm2.push(n2);
-        chol.push(c);
-        pre.push(a);
+        if passes == Passes::Both {
+            chol.push(c);
+            pre.push(a);
+        }
+    }
+    if passes == Passes::ForwardOnly {
+        return Ok(TrialRatios {
+            forward,
+            gradient: Vec::new(),
+        });
     }
 
     let n_last = net.widths[depth - 1];
@@ -229,6 +299,7 @@ pub fn run_trial_gram(
     let d_last: Vec<f64> = delta.map_axis(Axis(1), |r| r.dot(&r).sqrt()).to_vec();
 
     let mut gradient = vec![0.0; depth * b];
+    let mut draws = StepGaussians::new(b, (2..=depth).rev().map(|l| net.fan_in(l)), rng, parallel);
     for l in (1..=depth).rev() {
         tick()?;
         let d2: Vec<f64> = delta.map_axis(Axis(1), |r| r.dot(&r)).to_vec();
@@ -242,14 +313,19 @@ pub fn run_trial_gram(
         let sigma = net.weight_variance(l).sqrt();
         let a = &pre[l - 1];
         let h = relu(&pre[l - 2]);
-        let f = cholesky_psd(&delta.dot(&delta.t()));
-        let y = standard_normal_matrix(b, net.fan_in(l), rng);
+        let mut dd = Array2::<f64>::zeros((b, b));
+        gemm(1.0, delta.view(), delta.t(), dd.view_mut(), Par::Seq);
+        let f = cholesky_psd(&dd);
+        let y = draws.take();
         let mut m = Array2::<f64>::zeros((b, net.fan_in(l)));
-        general_mat_mul(sigma, &f, &y, 0.0, &mut m);
-        let t = delta.dot(&a.t()) - m.dot(&h.t()); // B x B
-                                                   // S = T G^{-1} with G = L L^T symmetric: S^T = G^{-1} T^T.
+        gemm(sigma, f.view(), y.view(), m.view_mut(), Par::Seq);
+        // T = delta A^T - M H^T (B x B)
+        let mut t = Array2::<f64>::zeros((b, b));
+        gemm(1.0, delta.view(), a.t(), t.view_mut(), Par::Seq);
+        gemm_add(-1.0, m.view(), h.t(), t.view_mut(), Par::Seq);
+        // S = T G^{-1} with G = L L^T symmetric: S^T = G^{-1} T^T.
         let s_mat = solve_spd(&chol[l - 1], &t.t().to_owned()).reversed_axes();
-        general_mat_mul(1.0, &s_mat, &h, 1.0, &mut m);
+        gemm_add(1.0, s_mat.view(), h.view(), m.view_mut(), Par::Seq);
         m.zip_mut_with(&h, |d, &hv| {
             if hv <= 0.0 {
                 *d = 0.0;

@@ -12,7 +12,23 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use super::real::Real;
 
 /// `c = alpha * a * b` (c is overwritten). Shapes: a (m x k), b (k x n), c (m x n).
-pub fn gemm<T: Real>(alpha: T, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>, mut c: ArrayViewMut2<'_, T>, par: Par) {
+pub fn gemm<T: Real>(alpha: T, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>, c: ArrayViewMut2<'_, T>, par: Par) {
+    product(Accum::Replace, alpha, a, b, c, par)
+}
+
+/// `c += alpha * a * b`.
+pub fn gemm_add<T: Real>(alpha: T, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>, c: ArrayViewMut2<'_, T>, par: Par) {
+    product(Accum::Add, alpha, a, b, c, par)
+}
+
+fn product<T: Real>(
+    accum: Accum,
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    mut c: ArrayViewMut2<'_, T>,
+    par: Par,
+) {
     assert_eq!(a.ncols(), b.nrows(), "gemm: inner dimensions differ");
     assert_eq!((a.nrows(), b.ncols()), c.dim(), "gemm: output shape differs");
     let (cr, cc) = (c.strides()[0], c.strides()[1]);
@@ -25,7 +41,7 @@ pub fn gemm<T: Real>(alpha: T, a: ArrayView2<'_, T>, b: ArrayView2<'_, T>, mut c
             MatMut::<T>::from_raw_parts_mut(c.as_mut_ptr(), c.nrows(), c.ncols(), cr, cc),
         )
     };
-    faer::linalg::matmul::matmul(c, Accum::Replace, a, b, alpha, par);
+    faer::linalg::matmul::matmul(c, accum, a, b, alpha, par);
 }
 
 /// Threads for one product: all of the pool when trials cannot fill it, else one.

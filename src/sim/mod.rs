@@ -71,6 +71,14 @@ impl Control<'static> {
     }
 }
 
+/// Which passes a run makes. Jobs always make both; `ForwardOnly` exists for the benchmark
+/// that compares the forward passes of the engines (its trials have empty `gradient`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Passes {
+    Both,
+    ForwardOnly,
+}
+
 /// Total work units of a spec (for progress bars): trials x depth x 2 passes.
 pub fn work_units(spec: &Spec) -> u64 {
     spec.trials as u64 * spec.network.depth() as u64 * 2
@@ -78,6 +86,11 @@ pub fn work_units(spec: &Spec) -> u64 {
 
 /// Run every trial of `spec` on the current rayon pool.
 pub fn simulate(spec: &Spec, ctl: &Control) -> Result<Simulation, Cancelled> {
+    simulate_passes(spec, Passes::Both, ctl)
+}
+
+/// [`simulate`], making only the passes asked for.
+pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Simulation, Cancelled> {
     let total = work_units(spec);
     let done = AtomicU64::new(0);
     // Reports go out under a lock and only forwards, so listeners see a monotone count.
@@ -104,13 +117,13 @@ pub fn simulate(spec: &Spec, ctl: &Control) -> Result<Simulation, Cancelled> {
             };
             match (engine, spec.precision) {
                 (Engine::Dense, Precision::F32) => {
-                    dense::run_trial::<f32>(&spec.network, spec.samples, spec.input, &mut rng, par, &mut tick)
+                    dense::run_trial::<f32>(&spec.network, spec.samples, spec.input, &mut rng, par, passes, &mut tick)
                 }
                 (Engine::Dense, Precision::F64) => {
-                    dense::run_trial::<f64>(&spec.network, spec.samples, spec.input, &mut rng, par, &mut tick)
+                    dense::run_trial::<f64>(&spec.network, spec.samples, spec.input, &mut rng, par, passes, &mut tick)
                 }
                 (Engine::ExactGram, _) => {
-                    exact::run_trial_gram(&spec.network, spec.samples, spec.input, &mut rng, &mut tick)
+                    exact::run_trial_gram(&spec.network, spec.samples, spec.input, &mut rng, matches!(par, faer::Par::Rayon(_)), passes, &mut tick)
                 }
                 (Engine::ExactSingle, _) => {
                     // O(L) per network: one progress unit per pass, as for the other engines.

@@ -29,21 +29,29 @@ const ROWS_PER_STREAM: usize = 32;
 /// by (key, block). The blocks are fixed by the shape alone, so the numbers are the same
 /// whether the blocks run in parallel (`parallel`) or in order.
 pub fn fill_gaussian_blocks<T: Real>(out: &mut Array2<T>, variance: f64, rng: &mut TrialRng, parallel: bool) {
+    let chunk = ROWS_PER_STREAM * out.ncols().max(1);
+    match out.as_slice_mut() {
+        Some(data) => fill_gaussian_chunks(data, chunk, variance, rng, parallel),
+        None => fill_gaussian(out.view_mut(), variance, rng),
+    }
+}
+
+/// Fill `data` with i.i.d. N(0, variance) entries, every `chunk` consecutive values from their
+/// own eight lanes keyed by (one key drawn from `rng`, chunk index); chunks run in parallel
+/// when `parallel`, with the same numbers either way.
+pub fn fill_gaussian_chunks<T: Real>(data: &mut [T], chunk: usize, variance: f64, rng: &mut TrialRng, parallel: bool) {
     use rayon::prelude::*;
     let key: u64 = rng.random();
     let sd = variance.sqrt();
-    let cols = out.ncols().max(1);
-    let Some(data) = out.as_slice_mut() else {
-        return fill_gaussian(out.view_mut(), variance, rng);
-    };
-    let fill = |(block, chunk): (usize, &mut [T])| {
+    let fill = |(block, part): (usize, &mut [T])| {
         let mut lanes = NormalLanes::from_key(splitmix64(key ^ splitmix64(block as u64)));
-        fill_normal(chunk, sd, &mut lanes);
+        fill_normal(part, sd, &mut lanes);
     };
-    if parallel {
-        data.par_chunks_mut(ROWS_PER_STREAM * cols).enumerate().for_each(fill);
+    let chunk = chunk.max(1);
+    if parallel && data.len() > chunk {
+        data.par_chunks_mut(chunk).enumerate().for_each(fill);
     } else {
-        data.chunks_mut(ROWS_PER_STREAM * cols).enumerate().for_each(fill);
+        data.chunks_mut(chunk).enumerate().for_each(fill);
     }
 }
 
