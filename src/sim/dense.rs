@@ -3,10 +3,17 @@
 //! Shapes: activations H^l are (B x n_l) with one sample per row; W^l is (n_l x n_{l-1});
 //! A^l = H^{l-1} (W^l)^T. Errors D^l = dloss/dA^l are (B x n_l). Per-sample weight gradients
 //! are never formed: their Frobenius norms come from row norms (theory.md section 1).
+//!
+//! Memory: the forward pass keeps, per layer, only what the backward pass needs: the ReLU
+//! pattern of H^l as one byte per entry (the activations themselves only under weight norm,
+//! whose gradient needs them), and the weights W^l while all of them fit in
+//! [`KEEP_WEIGHTS_BYTES`]. Larger networks keep each layer's key instead and draw W^l again
+//! in the backward pass: the same matrix bit for bit, for one more Gaussian draw per weight,
+//! which costs less than faulting in gigabytes of fresh pages.
 
 use faer::Par;
 use ndarray::{Array2, ArrayView2};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
 use super::gemm::gemm;
 use super::real::Real;
@@ -14,51 +21,89 @@ use super::rng::TrialRng;
 use super::simd;
 use super::weights::{draw_layer, fill_gaussian};
 use super::{Cancelled, Passes, TrialRatios};
-use crate::spec::{InputDistribution, Network, Weights};
+use crate::spec::{Direction, Init, InputDistribution, Network, Weights};
+
+/// Bytes of weight matrices one trial keeps for its backward pass; above this it redraws them.
+pub const KEEP_WEIGHTS_BYTES: usize = 256 << 20;
 
 /// Partial sums kept apart so the sum of squares vectorizes (the order is fixed by the length).
 const ACC: usize = 8;
 
-/// ReLU in place on one row; returns its squared norm (accumulated in f64).
+/// Whether an entry of the forward pass was positive (its ReLU passed the error back).
+trait Positive: Copy + Sync {
+    fn positive(self) -> bool;
+}
+
+impl Positive for u8 {
+    #[inline(always)]
+    fn positive(self) -> bool {
+        self != 0
+    }
+}
+
+impl Positive for f32 {
+    #[inline(always)]
+    fn positive(self) -> bool {
+        self > 0.0
+    }
+}
+
+impl Positive for f64 {
+    #[inline(always)]
+    fn positive(self) -> bool {
+        self > 0.0
+    }
+}
+
+/// ReLU in place on one row, its positive pattern into `keep`; returns the row's squared norm
+/// (accumulated in f64).
 #[inline(always)]
-fn relu_norm2<T: Real>(row: &mut [T]) -> f64 {
+fn relu_norm2<T: Real>(row: &mut [T], keep: &mut [u8]) -> f64 {
     let mut acc = [0.0f64; ACC];
-    let mut chunks = row.chunks_exact_mut(ACC);
-    for c in &mut chunks {
-        for (x, a) in c.iter_mut().zip(acc.iter_mut()) {
-            let v = x.max(T::zero());
-            *x = v;
-            *a += v.f64() * v.f64();
+    let mut rc = row.chunks_exact_mut(ACC);
+    let mut kc = keep.chunks_exact_mut(ACC);
+    for (xx, kk) in (&mut rc).zip(&mut kc) {
+        let xx: &mut [T; ACC] = xx.try_into().expect("chunks of ACC");
+        let kk: &mut [u8; ACC] = kk.try_into().expect("chunks of ACC");
+        for k in 0..ACC {
+            let on = xx[k] > T::zero();
+            xx[k] = if on { xx[k] } else { T::zero() };
+            kk[k] = on as u8;
+            acc[k] += xx[k].f64() * xx[k].f64();
         }
     }
-    for (x, a) in chunks.into_remainder().iter_mut().zip(acc.iter_mut()) {
-        let v = x.max(T::zero());
-        *x = v;
-        *a += v.f64() * v.f64();
+    for ((x, k), a) in rc
+        .into_remainder()
+        .iter_mut()
+        .zip(kc.into_remainder())
+        .zip(acc.iter_mut())
+    {
+        let on = *x > T::zero();
+        *x = if on { *x } else { T::zero() };
+        *k = on as u8;
+        *a += x.f64() * x.f64();
     }
     acc.iter().sum()
 }
 
-/// Zero `d` where the matching activation `h` is not positive (the ReLU derivative); returns
-/// the squared norm of the masked row.
+/// Zero `d` where the forward pass was not positive (the ReLU derivative); returns the squared
+/// norm of the masked row.
 #[inline(always)]
-fn mask_norm2<T: Real>(d: &mut [T], h: &[T]) -> f64 {
+fn mask_norm2<T: Real, K: Positive>(d: &mut [T], keep: &[K]) -> f64 {
     let mut acc = [0.0f64; ACC];
     let mut dc = d.chunks_exact_mut(ACC);
-    let mut hc = h.chunks_exact(ACC);
-    for (dd, hh) in (&mut dc).zip(&mut hc) {
+    let mut kc = keep.chunks_exact(ACC);
+    for (dd, kk) in (&mut dc).zip(&mut kc) {
         let dd: &mut [T; ACC] = dd.try_into().expect("chunks of ACC");
-        let hh: &[T; ACC] = hh.try_into().expect("chunks of ACC");
-        let keep: [bool; ACC] = std::array::from_fn(|k| hh[k] > T::zero());
+        let kk: &[K; ACC] = kk.try_into().expect("chunks of ACC");
         for k in 0..ACC {
-            dd[k] = if keep[k] { dd[k] } else { T::zero() };
+            dd[k] = if kk[k].positive() { dd[k] } else { T::zero() };
             acc[k] += dd[k].f64() * dd[k].f64();
         }
     }
-    for ((x, &g), a) in dc.into_remainder().iter_mut().zip(hc.remainder()).zip(acc.iter_mut()) {
-        let v = if g > T::zero() { *x } else { T::zero() };
-        *x = v;
-        *a += v.f64() * v.f64();
+    for ((x, g), a) in dc.into_remainder().iter_mut().zip(kc.remainder()).zip(acc.iter_mut()) {
+        *x = if g.positive() { *x } else { T::zero() };
+        *a += x.f64() * x.f64();
     }
     acc.iter().sum()
 }
@@ -66,69 +111,72 @@ fn mask_norm2<T: Real>(d: &mut [T], h: &[T]) -> f64 {
 /// Rows handed to one rayon task by the row passes.
 const ROWS_PER_TASK: usize = 16;
 
-/// `f` on every row of the standard-layout `a` (and the matching row of `b`, same shape),
-/// collecting one f64 per row; rows are split over the pool when `parallel`. The rows run
-/// inside [`simd::dispatch`], so `f` must be `#[inline(always)]` to get the wide registers.
+/// `f(row of a, row of p)` for every row of the standard-layout `a` (rows of `cols` entries)
+/// and the matching row of `p`, collecting one f64 per row. Rows are split over the pool when
+/// `parallel`, and run inside [`simd::dispatch`] (so `f` must be `#[inline(always)]`).
 #[inline(always)]
-fn map_rows<T: Real, F>(a: &mut Array2<T>, b: Option<&Array2<T>>, parallel: bool, f: F) -> Vec<f64>
+fn map_rows<T: Real, P: Send, F>(a: &mut [T], p: &mut [P], cols: usize, parallel: bool, f: F) -> Vec<f64>
 where
-    F: Fn(&mut [T], &[T]) -> f64 + Sync + Copy,
+    F: Fn(&mut [T], &mut [P]) -> f64 + Sync + Copy,
 {
     use rayon::prelude::*;
-    let (rows, cols) = a.dim();
+    let cols = cols.max(1);
+    let rows = a.len() / cols;
+    assert_eq!(p.len(), a.len(), "row pass: shapes differ");
     let mut out = vec![0.0f64; rows];
-    let data = a.as_slice_mut().expect("engine matrices are standard layout");
-    let other: &[T] = b.map_or(&[], |b| b.as_slice().expect("engine matrices are standard layout"));
-    let run = |(task, (dst, chunk)): (usize, (&mut [f64], &mut [T]))| {
+    let chunk = ROWS_PER_TASK * cols;
+    let run = |(dst, (ac, pc)): (&mut [f64], (&mut [T], &mut [P]))| {
         simd::dispatch(
             #[inline(always)]
             || {
-                for (r, (o, row)) in dst.iter_mut().zip(chunk.chunks_mut(cols.max(1))).enumerate() {
-                    let i = task * ROWS_PER_TASK + r;
-                    let peer = if other.is_empty() {
-                        &[][..]
-                    } else {
-                        &other[i * cols..(i + 1) * cols]
-                    };
-                    *o = f(row, peer);
+                for (o, (ar, pr)) in dst.iter_mut().zip(ac.chunks_mut(cols).zip(pc.chunks_mut(cols))) {
+                    *o = f(ar, pr);
                 }
             },
         )
     };
-    let chunk = ROWS_PER_TASK * cols.max(1);
     if parallel && rows > ROWS_PER_TASK {
         out.par_chunks_mut(ROWS_PER_TASK)
-            .zip(data.par_chunks_mut(chunk))
-            .enumerate()
+            .zip(a.par_chunks_mut(chunk).zip(p.par_chunks_mut(chunk)))
             .for_each(run);
     } else {
         out.chunks_mut(ROWS_PER_TASK)
-            .zip(data.chunks_mut(chunk))
-            .enumerate()
+            .zip(a.chunks_mut(chunk).zip(p.chunks_mut(chunk)))
             .for_each(run);
     }
     out
 }
 
-/// ReLU in place on every row of `a`; the rows' squared norms.
-fn relu_rows<T: Real>(a: &mut Array2<T>, parallel: bool) -> Vec<f64> {
-    map_rows(
-        a,
-        None,
-        parallel,
-        #[inline(always)]
-        |row, _| relu_norm2(row),
-    )
+fn slice_mut<T>(a: &mut Array2<T>) -> &mut [T] {
+    a.as_slice_mut().expect("engine matrices are standard layout")
 }
 
-/// `d` masked by the ReLU derivative at `h`; the rows' squared norms after masking.
-fn mask_rows<T: Real>(d: &mut Array2<T>, h: &Array2<T>, parallel: bool) -> Vec<f64> {
-    map_rows(
-        d,
-        Some(h),
+/// ReLU in place on every row of `a`; the rows' squared norms and the positive pattern.
+fn relu_rows<T: Real>(a: &mut Array2<T>, parallel: bool) -> (Vec<f64>, Vec<u8>) {
+    let cols = a.ncols();
+    let mut keep = vec![0u8; a.len()];
+    let norms = map_rows(
+        slice_mut(a),
+        &mut keep,
+        cols,
         parallel,
         #[inline(always)]
-        |row, peer| mask_norm2(row, peer),
+        |row, k| relu_norm2(row, k),
+    );
+    (norms, keep)
+}
+
+/// `d` masked by the forward pass's positive pattern `keep` (bytes, or the activations; only
+/// read, but borrowed mutably to share [`map_rows`]); the rows' squared norms after masking.
+fn mask_rows<T: Real, K: Positive + Send>(d: &mut Array2<T>, keep: &mut [K], parallel: bool) -> Vec<f64> {
+    let cols = d.ncols();
+    map_rows(
+        slice_mut(d),
+        keep,
+        cols,
+        parallel,
+        #[inline(always)]
+        |row, k| mask_norm2(row, k),
     )
 }
 
@@ -165,6 +213,26 @@ fn head_error<T: Real>(h_last: &Array2<T>, w_out: &Array2<T>, rng: &mut TrialRng
     e
 }
 
+/// What the backward pass gets back of one layer's weights.
+enum KeptWeights<T> {
+    Matrix(Array2<T>),
+    /// The key of the layer's own random stream: the matrix is drawn again from it.
+    Key(u64),
+}
+
+/// Orthogonal draws cost a Gram-Schmidt pass, so those weights are always kept; Gaussian ones
+/// cost one fill to draw again.
+pub fn cheap_to_redraw(weights: &Weights) -> bool {
+    !matches!(
+        weights,
+        Weights::Plain(Init::Orthogonal { .. })
+            | Weights::Normalized(crate::spec::WeightNorm {
+                direction: Direction::Orthogonal,
+                ..
+            })
+    )
+}
+
 /// Run one trial: draw inputs, the network and the head from `rng`, push all samples forward,
 /// back-propagate, and return the forward and gradient ratios (layer-major, B per layer).
 ///
@@ -176,6 +244,21 @@ pub fn run_trial<T: Real>(
     rng: &mut TrialRng,
     par: Par,
     passes: Passes,
+    tick: &mut dyn FnMut() -> Result<(), Cancelled>,
+) -> Result<TrialRatios, Cancelled> {
+    run_trial_keeping::<T>(net, samples, input, rng, par, passes, KEEP_WEIGHTS_BYTES, tick)
+}
+
+/// [`run_trial`] with the weight budget as a parameter (tests compare budgets).
+#[allow(clippy::too_many_arguments)]
+fn run_trial_keeping<T: Real>(
+    net: &Network,
+    samples: usize,
+    input: InputDistribution,
+    rng: &mut TrialRng,
+    par: Par,
+    passes: Passes,
+    keep_weights_bytes: usize,
     tick: &mut dyn FnMut() -> Result<(), Cancelled>,
 ) -> Result<TrialRatios, Cancelled> {
     let (b, depth) = (samples, net.depth());
@@ -194,33 +277,55 @@ pub fn run_trial<T: Real>(
     norm2.push(rows_norm2(x.view()));
     let x_norm: Vec<f64> = norm2[0].iter().map(|v| v.sqrt()).collect();
 
+    let backward = passes == Passes::Both;
+    let weight_bytes = (1..=depth).map(|l| net.fan_in(l) * net.widths[l - 1]).sum::<usize>() * size_of::<T>();
+    let keep_matrices = weight_bytes <= keep_weights_bytes || !cheap_to_redraw(&net.weights);
+    let weight_norm = matches!(net.weights, Weights::Normalized(_));
+    let mut kept: Vec<KeptWeights<T>> = Vec::with_capacity(depth);
+    let mut patterns: Vec<Vec<u8>> = Vec::with_capacity(depth); // patterns[l - 1]: H^l > 0
+    let mut activations: Vec<Array2<T>> = Vec::new(); // activations[l - 1] = H^l (weight norm)
+
     let mut forward = vec![0.0; depth * b];
-    let mut gradient = vec![0.0; depth * b];
-    let mut h: Vec<Array2<T>> = Vec::with_capacity(depth + 1);
-    let mut w: Vec<Array2<T>> = Vec::with_capacity(depth);
-    h.push(x);
+    let mut cur = x; // H^{l-1}
+    let mut next = Array2::<T>::zeros((0, 0));
+    let mut wl = Array2::<T>::zeros((0, 0));
     let mut scratch = Array2::<f64>::zeros((0, 0));
     for l in 1..=depth {
         tick()?;
         let (fan_in, fan_out) = (net.fan_in(l), net.widths[l - 1]);
-        let mut wl = Array2::<T>::zeros((fan_out, fan_in));
-        draw_layer(&net.weights, fan_in, fan_out, rng, &mut wl, &mut scratch, parallel);
-        let mut a = Array2::<T>::zeros((b, fan_out));
-        gemm(T::one(), h.last().expect("the input is pushed first").view(), wl.t(), a.view_mut(), par);
-        let n2 = relu_rows(&mut a, parallel);
+        let key: u64 = rng.random();
+        draw_layer(
+            &net.weights,
+            fan_in,
+            fan_out,
+            &mut TrialRng::seed_from_u64(key),
+            &mut wl,
+            &mut scratch,
+            parallel,
+        );
+        if next.dim() != (b, fan_out) {
+            next = Array2::zeros((b, fan_out));
+        }
+        gemm(T::one(), cur.view(), wl.t(), next.view_mut(), par);
+        let (n2, pattern) = relu_rows(&mut next, parallel);
         for (s, v) in n2.iter().enumerate() {
             forward[(l - 1) * b + s] = v.sqrt() / x_norm[s];
         }
         norm2.push(n2);
-        if passes == Passes::Both {
-            h.push(a);
-            w.push(wl);
-        } else {
-            h[0] = a;
+        if backward {
+            patterns.push(pattern);
+            kept.push(if keep_matrices {
+                KeptWeights::Matrix(std::mem::replace(&mut wl, Array2::zeros((0, 0))))
+            } else {
+                KeptWeights::Key(key)
+            });
+            if weight_norm {
+                activations.push(next.clone());
+            }
         }
+        std::mem::swap(&mut cur, &mut next);
     }
-    drop(scratch);
-    if passes == Passes::ForwardOnly {
+    if !backward {
         return Ok(TrialRatios {
             forward,
             gradient: Vec::new(),
@@ -229,14 +334,17 @@ pub fn run_trial<T: Real>(
 
     let mut w_out = Array2::<T>::zeros((net.classes, net.widths[depth - 1]));
     fill_gaussian(w_out.view_mut(), 1.0, rng);
-    let e = head_error(&h[depth], &w_out, rng, par);
+    let e = head_error(&cur, &w_out, rng, par);
+    drop(cur);
     let mut d = Array2::<T>::zeros((b, net.widths[depth - 1]));
     gemm(T::one(), e.view(), w_out.view(), d.view_mut(), par);
-    let mut d2 = mask_rows(&mut d, &h[depth], parallel);
+    let mut d2 = mask_rows(&mut d, &mut patterns[depth - 1], parallel);
     let d_last: Vec<f64> = d2.iter().map(|v| v.sqrt()).collect();
 
     // Walk the layers down, taking each layer's weights as it is reached.
-    for (l, wl) in (1..=depth).rev().zip(w.into_iter().rev()) {
+    let mut gradient = vec![0.0; depth * b];
+    let mut prev = next;
+    for l in (1..=depth).rev() {
         tick()?;
         let (fan_in, fan_out) = (net.fan_in(l), net.widths[l - 1]);
         match net.weights {
@@ -250,7 +358,7 @@ pub fn run_trial<T: Real>(
                 // wherever delta_i != 0 (theory.md section 7).
                 let g = wn.gain(fan_in, fan_out);
                 let normalizer = wn.gradient_normalizer(fan_in, fan_out);
-                for (s, (drow, hrow)) in d.rows().into_iter().zip(h[l].rows()).enumerate() {
+                for (s, (drow, hrow)) in d.rows().into_iter().zip(activations[l - 1].rows()).enumerate() {
                     let da: f64 = drow
                         .iter()
                         .zip(hrow.iter())
@@ -259,15 +367,109 @@ pub fn run_trial<T: Real>(
                     let v2 = (g * g * norm2[l - 1][s] * d2[s] - da).max(0.0);
                     gradient[(l - 1) * b + s] = v2.sqrt() / (normalizer * x_norm[s] * d_last[s]);
                 }
+                activations.pop();
             }
         }
+        let weights = kept.pop().expect("one entry per layer");
         if l > 1 {
-            let mut prev = Array2::<T>::zeros((b, fan_in));
-            gemm(T::one(), d.view(), wl.view(), prev.view_mut(), par);
-            d2 = mask_rows(&mut prev, &h[l - 1], parallel);
-            d = prev;
+            let w_l = match weights {
+                KeptWeights::Matrix(m) => m,
+                KeptWeights::Key(key) => {
+                    let mut stream = TrialRng::seed_from_u64(key);
+                    draw_layer(
+                        &net.weights,
+                        fan_in,
+                        fan_out,
+                        &mut stream,
+                        &mut wl,
+                        &mut scratch,
+                        parallel,
+                    );
+                    std::mem::replace(&mut wl, Array2::zeros((0, 0)))
+                }
+            };
+            if prev.dim() != (b, fan_in) {
+                prev = Array2::zeros((b, fan_in));
+            }
+            gemm(T::one(), d.view(), w_l.view(), prev.view_mut(), par);
+            wl = w_l; // the buffer of the next redraw
+            d2 = mask_rows(&mut prev, &mut patterns[l - 2], parallel);
+            std::mem::swap(&mut d, &mut prev);
         }
-        h.pop();
+        patterns.pop();
     }
     Ok(TrialRatios { forward, gradient })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::rng::trial_rng;
+    use crate::spec::{parse_spec, Limits};
+
+    fn network(init: serde_json::Value) -> Network {
+        let v = serde_json::json!({"network": {"input_dim": 30, "widths": [40, 24, 56, 32],
+                                   "init": init, "weight_norm": null}, "samples": 9, "method": "dense"});
+        parse_spec(&v, &Limits::default()).expect("valid").network
+    }
+
+    fn run<T: Real>(net: &Network, budget: usize, par: Par) -> TrialRatios {
+        let mut rng = trial_rng(77, 3);
+        run_trial_keeping::<T>(
+            net,
+            9,
+            InputDistribution::Gaussian,
+            &mut rng,
+            par,
+            Passes::Both,
+            budget,
+            &mut || Ok(()),
+        )
+        .expect("not cancelled")
+    }
+
+    #[test]
+    fn redrawn_weights_give_the_same_bits_as_kept_ones() {
+        let mut nets = vec![network(serde_json::json!({"scheme": "he", "fan": "out"}))];
+        let mut wn = network(serde_json::json!({"scheme": "he", "fan": "in"}));
+        wn.weights = Weights::Normalized(crate::spec::WeightNorm {
+            gain: crate::spec::WeightNormGain::Fixed(1.3),
+            direction: Direction::Gaussian,
+        });
+        nets.push(wn);
+        for net in &nets {
+            for par in [Par::Seq, Par::rayon(2)] {
+                let kept = run::<f64>(net, usize::MAX, par);
+                let redrawn = run::<f64>(net, 0, par);
+                assert_eq!(kept, redrawn);
+                assert!(kept.gradient.iter().all(|g| g.is_finite() && *g > 0.0));
+                assert_eq!(run::<f32>(net, usize::MAX, par), run::<f32>(net, 0, par));
+            }
+        }
+    }
+
+    #[test]
+    fn row_passes_match_plain_loops() {
+        // 37 columns: chunks of 8 and a ragged tail; 40 rows: several parallel tasks.
+        let mut a = Array2::<f64>::from_shape_fn((40, 37), |(i, j)| ((i * 31 + j * 17) % 23) as f64 - 11.0);
+        let plain: Vec<f64> = a
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().map(|v| v.max(0.0).powi(2)).sum())
+            .collect();
+        let orig = a.clone();
+        let (norms, pattern) = relu_rows(&mut a, true);
+        for (x, y) in norms.iter().zip(&plain) {
+            assert!((x - y).abs() <= 1e-12 * y.max(1.0));
+        }
+        assert!(a.iter().zip(&orig).all(|(r, o)| *r == o.max(0.0)));
+        assert!(pattern.iter().zip(&orig).all(|(p, o)| (*p == 1) == (*o > 0.0)));
+        let mut d = Array2::<f64>::from_elem((40, 37), 2.0);
+        let mut pattern = pattern;
+        let masked = mask_rows(&mut d, &mut pattern, false);
+        for (i, m) in masked.iter().enumerate() {
+            let on = orig.row(i).iter().filter(|v| **v > 0.0).count() as f64;
+            assert_eq!(*m, 4.0 * on);
+        }
+    }
 }

@@ -116,15 +116,33 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
                 Ok(())
             };
             match (engine, spec.precision) {
-                (Engine::Dense, Precision::F32) => {
-                    dense::run_trial::<f32>(&spec.network, spec.samples, spec.input, &mut rng, par, passes, &mut tick)
-                }
-                (Engine::Dense, Precision::F64) => {
-                    dense::run_trial::<f64>(&spec.network, spec.samples, spec.input, &mut rng, par, passes, &mut tick)
-                }
-                (Engine::ExactGram, _) => {
-                    exact::run_trial_gram(&spec.network, spec.samples, spec.input, &mut rng, matches!(par, faer::Par::Rayon(_)), passes, &mut tick)
-                }
+                (Engine::Dense, Precision::F32) => dense::run_trial::<f32>(
+                    &spec.network,
+                    spec.samples,
+                    spec.input,
+                    &mut rng,
+                    par,
+                    passes,
+                    &mut tick,
+                ),
+                (Engine::Dense, Precision::F64) => dense::run_trial::<f64>(
+                    &spec.network,
+                    spec.samples,
+                    spec.input,
+                    &mut rng,
+                    par,
+                    passes,
+                    &mut tick,
+                ),
+                (Engine::ExactGram, _) => exact::run_trial_gram(
+                    &spec.network,
+                    spec.samples,
+                    spec.input,
+                    &mut rng,
+                    matches!(par, faer::Par::Rayon(_)),
+                    passes,
+                    &mut tick,
+                ),
                 (Engine::ExactSingle, _) => {
                     // O(L) per network: one progress unit per pass, as for the other engines.
                     for _ in 0..2 * spec.network.depth() {

@@ -575,7 +575,10 @@ impl Spec {
             let n = self.samples as u64;
             let width_sum: u64 = net.widths.iter().map(|&w| w as u64).sum::<u64>() + net.input_dim as u64;
             // Gram sampler: every layer's pre-activations and B x B factors, plus a few n x B temporaries.
+            // and one group of a pass's Gaussian draws (at most 32 MiB, see sim::exact).
+            let draws = (8 * n * width_sum).min(32 << 20);
             let per_trial = 8 * (n * width_sum + (net.depth() as u64 + 4) * n * n + 4 * n * net.max_width() as u64)
+                + draws
                 + self.head_and_norms_bytes();
             let concurrent = parallel_trials.clamp(1, self.trials) as u64;
             let ratios = self.ratio_bytes();
@@ -588,10 +591,29 @@ impl Spec {
         let n = self.samples as u64;
         let width_sum: u64 = net.widths.iter().map(|&w| w as u64).sum::<u64>() + net.input_dim as u64;
         let widest = net.max_width() as u64;
-        // Per trial: every layer's weights and activations kept for the backward pass, two
-        // error buffers, one Gram-Schmidt scratch, the head, and the per-trial ratios.
-        // The Gram-Schmidt scratch of orthogonal layers is f64 whatever the precision.
-        let per_trial = b * (net.weight_count() + n * width_sum + 2 * n * widest)
+        // Per trial (see sim::dense): the weights kept for the backward pass, or one layer's
+        // buffer when they are drawn again; the input, three activation/error buffers, one
+        // byte per activation for the ReLU pattern (and the activations under weight norm);
+        // one Gram-Schmidt scratch (f64 whatever the precision); the head.
+        let all_weights = b * net.weight_count();
+        let weights = if all_weights <= crate::sim::dense::KEEP_WEIGHTS_BYTES as u64
+            || !crate::sim::dense::cheap_to_redraw(&net.weights)
+        {
+            all_weights
+        } else {
+            b * (1..=net.depth())
+                .map(|l| (net.fan_in(l) * net.widths[l - 1]) as u64)
+                .max()
+                .unwrap_or(0)
+        };
+        let activations = match net.weights {
+            Weights::Normalized(_) => b * n * width_sum,
+            Weights::Plain(_) => 0,
+        };
+        let per_trial = weights
+            + b * n * (net.input_dim as u64 + 3 * widest)
+            + n * width_sum
+            + activations
             + 8 * widest * widest
             + self.head_and_norms_bytes();
         let concurrent = parallel_trials.clamp(1, self.trials) as u64;
