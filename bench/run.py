@@ -73,7 +73,11 @@ def machine():
     cpu = sh(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]).strip()
     cores = os.cpu_count()
     numpy = sh([PY, "-c", "import numpy; print(numpy.__version__)"]).strip()
-    return f"{cpu}, {cores} cores; NumPy {numpy}"
+    try:
+        torch = sh([PY, "-c", "import torch; print(torch.__version__)"]).strip()
+    except subprocess.CalledProcessError:
+        torch = "not installed"
+    return f"{cpu}, {cores} cores; NumPy {numpy}; torch {torch}"
 
 
 def main():
@@ -81,6 +85,8 @@ def main():
     ap.add_argument("--torch", action="store_true")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--small-rounds", type=int, default=9,
+                    help="rounds for w1 and w2 (sub-second runs need more to settle)")
     args = ap.parse_args()
     has_torch = setup(args.torch)
     rounds = 2 if args.quick else args.rounds
@@ -94,7 +100,7 @@ def main():
     for workload, precision in workloads:
         times = {l: [] for l in libs}
         flops = 0.0
-        for _ in range(rounds):
+        for _ in range(rounds if workload in ("w3", "fig6") else max(rounds, args.small_rounds)):
             for lib in libs:
                 r = one(lib, workload, precision)
                 times[lib] += r["seconds"]
@@ -107,16 +113,16 @@ def main():
         line += f" {flops / med['widthlab'] / 1e9:>11.1f}"
         print(line, flush=True)
     print()
-    print("exact samplers (widthlab only, f64, median of 3):")
+    print("exact samplers (widthlab only, f64; median of the warm runs 2-6 of one process):")
     med = {}
     for workload, method, passes in [("gram_l50", "dense", "forward"), ("gram_l50", "exact", "forward"),
                                      ("gram_l50", "dense", "both"), ("gram_l50", "exact", "both"),
                                      ("gram_l10", "dense", "forward"), ("gram_l10", "exact", "forward"),
                                      ("gram_l10", "dense", "both"), ("gram_l10", "exact", "both"),
                                      ("single_1e6", "exact", "both")]:
-        reps = "3" if workload != "single_1e6" else "1"
+        reps = "6" if workload != "single_1e6" else "2"
         r = json.loads(sh([TIMER, workload, "f64", reps, method, passes]).strip())
-        med[(workload, method, passes)] = statistics.median(r["seconds"])
+        med[(workload, method, passes)] = statistics.median(r["seconds"][1:])
         print(f"  {workload:<11} {method:<6} {passes:<8} engine={r['engine']:<13} "
               f"median {med[(workload, method, passes)]:.4f} s")
     for workload in ["gram_l50", "gram_l10"]:

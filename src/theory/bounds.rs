@@ -308,9 +308,34 @@ pub mod exact_tail {
     }
 
     /// Smallest m with `2 N L P(|sqrt(X) - 1| > epsilon') <= delta`.
+    ///
+    /// The search costs up to a second; its answers are remembered for the life of the process
+    /// (a pure function of the inputs, so a repeat is the same number), which makes every
+    /// point of a sweep, a job's report and repeated `/v1/bounds` queries after the first free.
     pub fn min_width(inputs: &BoundInputs) -> Option<u64> {
+        use std::collections::HashMap;
+        use std::sync::{LazyLock, Mutex};
+        type Key = (u64, u64, u32, u64);
+        /// Entries kept; the map is emptied when full (answers are cheap to recompute once).
+        const CAPACITY: usize = 4096;
+        static KNOWN: LazyLock<Mutex<HashMap<Key, Option<u64>>>> = LazyLock::new(Default::default);
+        let key = (
+            inputs.epsilon.to_bits(),
+            inputs.delta.to_bits(),
+            inputs.depth,
+            inputs.samples,
+        );
+        if let Some(&m) = KNOWN.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return m;
+        }
         let t = inputs.epsilon_prime();
-        search_min_width(MAX_EXACT_TAIL_WIDTH, |m| holds(inputs, m, t))
+        let m = search_min_width(MAX_EXACT_TAIL_WIDTH, |m| holds(inputs, m, t));
+        let mut known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= CAPACITY {
+            known.clear();
+        }
+        known.insert(key, m);
+        m
     }
 
     /// Smallest per-layer tolerance the union bound guarantees at this width.
