@@ -58,14 +58,16 @@ def env_for_numpy():
 
 
 def one(kind, workload, precision, method="dense"):
-    """One timed repetition, warm: each process runs the workload twice and the second run
-    counts (the first pays for first-touch page faults and library start-up, in every library)."""
+    """Warm timings from one process: it runs the workload `runs` times and every run after the
+    first counts (the first pays for first-touch page faults and library start-up, in every
+    library). Sub-second workloads run 4 times per process, the others twice."""
+    runs = "2" if workload in ("w3", "fig6") else "4"
     if kind == "widthlab":
-        out = sh([TIMER, workload, precision, "2", method])
+        out = sh([TIMER, workload, precision, runs, method])
     else:
-        out = sh([PY, os.path.join(HERE, "reference.py"), kind, workload, precision, "2"], env=env_for_numpy())
+        out = sh([PY, os.path.join(HERE, "reference.py"), kind, workload, precision, runs], env=env_for_numpy())
     r = json.loads(out.strip().splitlines()[-1])
-    r["seconds"] = r["seconds"][-1:]
+    r["seconds"] = r["seconds"][1:]
     return r
 
 
@@ -85,18 +87,23 @@ def main():
     ap.add_argument("--torch", action="store_true")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--workloads", default="w1,w2,w3,fig6,exact",
+                    help="comma-separated subset of w1,w2,w3,fig6,exact")
     ap.add_argument("--small-rounds", type=int, default=9,
                     help="rounds for w1 and w2 (sub-second runs need more to settle)")
     args = ap.parse_args()
     has_torch = setup(args.torch)
     rounds = 2 if args.quick else args.rounds
     print("machine:", machine())
+    chosen = set(args.workloads.split(","))
     workloads = [("w1", "f32"), ("w1", "f64"), ("w2", "f32"), ("w2", "f64")]
     if not args.quick:
         workloads += [("w3", "f32"), ("w3", "f64"), ("fig6", "f64")]
+    workloads = [(w, p) for w, p in workloads if w in chosen]
     libs = ["widthlab", "numpy"] + (["torch"] if has_torch else [])
-    print(f"{'workload':<8} {'prec':<4} " + " ".join(f"{l + ' s':>11}" for l in libs)
-          + f" {'numpy/wl':>9}" + (f" {'torch/wl':>9}" if has_torch else "") + f" {'wl GFLOP/s':>11}")
+    if workloads:
+        print(f"{'workload':<8} {'prec':<4} " + " ".join(f"{l + ' s':>11}" for l in libs)
+              + f" {'numpy/wl':>9}" + (f" {'torch/wl':>9}" if has_torch else "") + f" {'wl GFLOP/s':>11}")
     for workload, precision in workloads:
         times = {l: [] for l in libs}
         flops = 0.0
@@ -112,19 +119,25 @@ def main():
             line += f" {med['torch'] / med['widthlab']:>9.2f}"
         line += f" {flops / med['widthlab'] / 1e9:>11.1f}"
         print(line, flush=True)
+    if "exact" not in chosen:
+        return
     print()
-    print("exact samplers (widthlab only, f64; median of the warm runs 2-6 of one process):")
-    med = {}
-    for workload, method, passes in [("gram_l50", "dense", "forward"), ("gram_l50", "exact", "forward"),
-                                     ("gram_l50", "dense", "both"), ("gram_l50", "exact", "both"),
-                                     ("gram_l10", "dense", "forward"), ("gram_l10", "exact", "forward"),
-                                     ("gram_l10", "dense", "both"), ("gram_l10", "exact", "both"),
-                                     ("single_1e6", "exact", "both")]:
-        reps = "6" if workload != "single_1e6" else "2"
-        r = json.loads(sh([TIMER, workload, "f64", reps, method, passes]).strip())
-        med[(workload, method, passes)] = statistics.median(r["seconds"][1:])
-        print(f"  {workload:<11} {method:<6} {passes:<8} engine={r['engine']:<13} "
-              f"median {med[(workload, method, passes)]:.4f} s")
+    print(f"exact samplers (widthlab only, f64; {rounds} alternating rounds, median of the warm runs 2-4):")
+    cases = [(w, m, p) for w in ["gram_l50", "gram_l10"] for p in ["forward", "both"] for m in ["dense", "exact"]]
+    times = {c: [] for c in cases}
+    engines = {}
+    for _ in range(rounds):
+        for case in cases:
+            workload, method, passes = case
+            r = json.loads(sh([TIMER, workload, "f64", "4", method, passes]).strip())
+            times[case] += r["seconds"][1:]
+            engines[case] = r["engine"]
+    med = {c: statistics.median(t) for c, t in times.items()}
+    for c in cases:
+        print(f"  {c[0]:<11} {c[1]:<6} {c[2]:<8} engine={engines[c]:<13} median {med[c]:.4f} s")
+    r = json.loads(sh([TIMER, "single_1e6", "f64", "2", "exact"]).strip())
+    print(f"  single_1e6  exact  both     engine={r['engine']:<13} {r['seconds'][-1]:.4f} s "
+          "(10^4 networks of width 10^6, depth 100)")
     for workload in ["gram_l50", "gram_l10"]:
         for passes in ["forward", "both"]:
             ratio = med[(workload, "dense", passes)] / med[(workload, "exact", passes)]
