@@ -29,32 +29,6 @@ pub const KEEP_WEIGHTS_BYTES: usize = 256 << 20;
 /// Partial sums kept apart so the sum of squares vectorizes (the order is fixed by the length).
 const ACC: usize = 8;
 
-/// Whether an entry of the forward pass was positive (its ReLU passed the error back).
-trait Positive: Copy + Sync {
-    fn positive(self) -> bool;
-}
-
-impl Positive for u8 {
-    #[inline(always)]
-    fn positive(self) -> bool {
-        self != 0
-    }
-}
-
-impl Positive for f32 {
-    #[inline(always)]
-    fn positive(self) -> bool {
-        self > 0.0
-    }
-}
-
-impl Positive for f64 {
-    #[inline(always)]
-    fn positive(self) -> bool {
-        self > 0.0
-    }
-}
-
 /// ReLU in place on one row, its positive pattern into `keep`; returns the row's squared norm
 /// (accumulated in f64).
 #[inline(always)]
@@ -89,20 +63,20 @@ fn relu_norm2<T: Real>(row: &mut [T], keep: &mut [u8]) -> f64 {
 /// Zero `d` where the forward pass was not positive (the ReLU derivative); returns the squared
 /// norm of the masked row.
 #[inline(always)]
-fn mask_norm2<T: Real, K: Positive>(d: &mut [T], keep: &[K]) -> f64 {
+fn mask_norm2<T: Real>(d: &mut [T], keep: &[u8]) -> f64 {
     let mut acc = [0.0f64; ACC];
     let mut dc = d.chunks_exact_mut(ACC);
     let mut kc = keep.chunks_exact(ACC);
     for (dd, kk) in (&mut dc).zip(&mut kc) {
         let dd: &mut [T; ACC] = dd.try_into().expect("chunks of ACC");
-        let kk: &[K; ACC] = kk.try_into().expect("chunks of ACC");
+        let kk: &[u8; ACC] = kk.try_into().expect("chunks of ACC");
         for k in 0..ACC {
-            dd[k] = if kk[k].positive() { dd[k] } else { T::zero() };
+            dd[k] = if kk[k] != 0 { dd[k] } else { T::zero() };
             acc[k] += dd[k].f64() * dd[k].f64();
         }
     }
     for ((x, g), a) in dc.into_remainder().iter_mut().zip(kc.remainder()).zip(acc.iter_mut()) {
-        *x = if g.positive() { *x } else { T::zero() };
+        *x = if *g != 0 { *x } else { T::zero() };
         *a += x.f64() * x.f64();
     }
     acc.iter().sum()
@@ -166,9 +140,9 @@ fn relu_rows<T: Real>(a: &mut Array2<T>, parallel: bool) -> (Vec<f64>, Vec<u8>) 
     (norms, keep)
 }
 
-/// `d` masked by the forward pass's positive pattern `keep` (bytes, or the activations; only
-/// read, but borrowed mutably to share [`map_rows`]); the rows' squared norms after masking.
-fn mask_rows<T: Real, K: Positive + Send>(d: &mut Array2<T>, keep: &mut [K], parallel: bool) -> Vec<f64> {
+/// `d` masked by the forward pass's positive pattern `keep` (one byte per entry; only read, but
+/// borrowed mutably to share [`map_rows`]); the rows' squared norms after masking.
+fn mask_rows<T: Real>(d: &mut Array2<T>, keep: &mut [u8], parallel: bool) -> Vec<f64> {
     let cols = d.ncols();
     map_rows(
         slice_mut(d),

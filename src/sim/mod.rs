@@ -148,7 +148,11 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
                     for _ in 0..2 * spec.network.depth() {
                         tick()?;
                     }
-                    Ok(exact::run_trial_single(&spec.network, spec.input, &mut rng))
+                    let mut ratios = exact::run_trial_single(&spec.network, spec.input, &mut rng);
+                    if passes == Passes::ForwardOnly {
+                        ratios.gradient.clear();
+                    }
+                    Ok(ratios)
                 }
             }
         })

@@ -7,8 +7,6 @@ use rand_distr::{Distribution, StandardNormal};
 
 /// A float the dense engine can use for matrices; statistics are always kept in f64.
 pub trait Real: LinalgScalar + Float + faer::traits::ComplexField + Send + Sync + std::fmt::Debug + 'static {
-    /// Width in bits (64 or 32): lets SIMD kernels store the type directly.
-    const BITS: u32;
     fn of(x: f64) -> Self;
     fn f64(self) -> f64;
     /// One standard normal draw. The f32 draw is the f64 draw rounded (as rand_distr does),
@@ -17,7 +15,6 @@ pub trait Real: LinalgScalar + Float + faer::traits::ComplexField + Send + Sync 
 }
 
 impl Real for f64 {
-    const BITS: u32 = 64;
     #[inline]
     fn of(x: f64) -> Self {
         x
@@ -33,7 +30,6 @@ impl Real for f64 {
 }
 
 impl Real for f32 {
-    const BITS: u32 = 32;
     #[inline]
     fn of(x: f64) -> Self {
         x as f32
