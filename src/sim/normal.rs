@@ -12,7 +12,6 @@
 
 use super::real::Real;
 use super::rng::splitmix64;
-use super::simd::has_avx512;
 use super::ziggurat_tables::{F, R, X};
 
 /// Lanes stepped together.
@@ -262,7 +261,7 @@ pub fn fill_portable<T: Real>(out: &mut [T], sd: f64, lanes: &mut NormalLanes) {
 pub fn kernel() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
-        if has_avx512() {
+        if super::simd::has_avx512() {
             return "avx512";
         }
         if std::arch::is_x86_feature_detected!("avx2") {
@@ -279,7 +278,7 @@ pub fn kernel() -> &'static str {
 pub fn fill_normal<T: Real>(out: &mut [T], sd: f64, lanes: &mut NormalLanes) {
     #[cfg(target_arch = "x86_64")]
     {
-        if has_avx512() {
+        if super::simd::has_avx512() {
             // SAFETY: the CPU has every feature the kernel was compiled for (checked above).
             return unsafe { fill_avx512(out, sd, lanes) };
         }
@@ -301,7 +300,7 @@ fn each_kernel(mut fill: impl FnMut(&str, fn(&mut [f64], f64, &mut NormalLanes))
             // SAFETY: the feature was detected.
             fill("avx2", |o, s, l| unsafe { fill_avx2(o, s, l) });
         }
-        if has_avx512() {
+        if super::simd::has_avx512() {
             // SAFETY: the features were detected.
             fill("avx512", |o, s, l| unsafe { fill_avx512(o, s, l) });
         }
