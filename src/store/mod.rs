@@ -115,6 +115,10 @@ pub struct ListQuery<'a> {
 }
 
 /// RFC 3339 UTC with exactly six fractional digits, so timestamps sort as strings.
+///
+/// A timestamp is taken when a query is built, which can be before an earlier-built query on
+/// another connection commits (a claim prepared while a job is being inserted). State changes
+/// therefore store `MAX(now, previous timestamp of the job)`: created <= started <= finished.
 pub fn now() -> String {
     const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
@@ -243,12 +247,17 @@ impl Store {
 
     /// Claim the oldest queued job: queued -> running.
     pub async fn claim_next(&self) -> Result<Option<JobRow>, StoreError> {
+        self.claim_next_at(&now()).await
+    }
+
+    /// [`Store::claim_next`] with the clock reading taken by the caller.
+    async fn claim_next_at(&self, now: &str) -> Result<Option<JobRow>, StoreError> {
         Ok(sqlx::query_as::<_, JobRow>(
-            "UPDATE jobs SET status = 'running', started_at = ?, progress_done = 0
+            "UPDATE jobs SET status = 'running', started_at = MAX(?, created_at), progress_done = 0
              WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) AND status = 'queued'
              RETURNING *",
         )
-        .bind(now())
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?)
     }
@@ -274,7 +283,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
-            "UPDATE jobs SET status = 'succeeded', finished_at = ?, stamp = ?, summary = ?, progress_done = progress_total, error = NULL
+            "UPDATE jobs SET status = 'succeeded', finished_at = MAX(?, COALESCE(started_at, created_at)), stamp = ?, summary = ?, progress_done = progress_total, error = NULL
              WHERE id = ? AND status = 'running'",
         )
         .bind(now())
@@ -328,7 +337,7 @@ impl Store {
     /// running -> failed.
     pub async fn finish_failed(&self, id: &str, error: &str) -> Result<bool, StoreError> {
         let r = sqlx::query(
-            "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
+            "UPDATE jobs SET status = 'failed', finished_at = MAX(?, COALESCE(started_at, created_at)), error = ? WHERE id = ? AND status = 'running'",
         )
         .bind(now())
         .bind(error)
@@ -341,7 +350,7 @@ impl Store {
     /// running -> cancelled (a cancel the worker honoured).
     pub async fn finish_cancelled(&self, id: &str) -> Result<bool, StoreError> {
         let r =
-            sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ? AND status = 'running'")
+            sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = MAX(?, COALESCE(started_at, created_at)) WHERE id = ? AND status = 'running'")
                 .bind(now())
                 .bind(id)
                 .execute(&self.pool)
@@ -365,14 +374,14 @@ impl Store {
     /// at [`MAX_ATTEMPTS`] crashes, which fail. Returns how many were re-queued.
     pub async fn recover(&self) -> Result<u64, StoreError> {
         sqlx::query(
-            "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE status = 'running' AND cancel_requested = 1",
+            "UPDATE jobs SET status = 'cancelled', finished_at = MAX(?, COALESCE(started_at, created_at)) WHERE status = 'running' AND cancel_requested = 1",
         )
         .bind(now())
         .execute(&self.pool)
         .await?;
         // A job that took the process down MAX_ATTEMPTS times would do it again: fail it.
         sqlx::query(
-            "UPDATE jobs SET status = 'failed', finished_at = ?,
+            "UPDATE jobs SET status = 'failed', finished_at = MAX(?, COALESCE(started_at, created_at)),
                  error = 'the server stopped while running this job ' || (attempt + 1) || ' times (crash or kill); not retried'
              WHERE status = 'running' AND attempt + 1 >= ?",
         )
@@ -391,7 +400,7 @@ impl Store {
     /// Cancel: a queued job at once (returns its new row), a running one by flag.
     pub async fn request_cancel(&self, id: &str) -> Result<Option<JobRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ? AND status = 'queued'")
+        sqlx::query("UPDATE jobs SET status = 'cancelled', finished_at = MAX(?, COALESCE(started_at, created_at)) WHERE id = ? AND status = 'queued'")
             .bind(now())
             .bind(id)
             .execute(&mut *tx)
@@ -462,4 +471,37 @@ impl Store {
 /// SQLite REAL has no NaN; store NULL instead.
 fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A claim whose clock reading predates the job's insertion (it was built while another
+    /// connection inserted the job) still records started_at >= created_at.
+    #[tokio::test]
+    async fn a_claim_prepared_before_the_insert_does_not_start_before_creation() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = dir.path().join("t.db");
+        let store = Store::connect(url.to_str().expect("utf-8 path")).await.expect("store");
+        let spec = serde_json::json!({});
+        let stamp = serde_json::json!({});
+        let (row, _) = store
+            .insert_job(NewJob {
+                id: "j1",
+                kind: "norms",
+                spec: &spec,
+                spec_hash: "h",
+                idempotency_key: None,
+                progress_total: 2,
+                seed: 1,
+                stamp: &stamp,
+            })
+            .await
+            .expect("insert");
+        let early = "2000-01-01T00:00:00.000000Z";
+        let claimed = store.claim_next_at(early).await.expect("claim").expect("a queued job");
+        assert_eq!(claimed.started_at.as_deref(), Some(row.created_at.as_str()));
+        assert!(claimed.started_at.as_deref() > Some(early));
+    }
 }
