@@ -84,6 +84,17 @@ pub fn work_units(spec: &Spec) -> u64 {
     spec.trials as u64 * spec.network.depth() as u64 * 2
 }
 
+/// [`dense::run_trial`] at one precision.
+type DenseTrial = fn(
+    &crate::spec::Network,
+    usize,
+    crate::spec::InputDistribution,
+    &mut rng::TrialRng,
+    faer::Par,
+    Passes,
+    &mut dyn FnMut() -> Result<(), Cancelled>,
+) -> Result<TrialRatios, Cancelled>;
+
 /// Run every trial of `spec` on the current rayon pool.
 pub fn simulate(spec: &Spec, ctl: &Control) -> Result<Simulation, Cancelled> {
     simulate_passes(spec, Passes::Both, ctl)
@@ -97,6 +108,10 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
     let reported = std::sync::Mutex::new(0u64);
     let engine = spec.engine();
     let par = gemm::par_for(spec.trials);
+    let dense_trial: DenseTrial = match spec.precision {
+        Precision::F32 => dense::run_trial::<f32>,
+        Precision::F64 => dense::run_trial::<f64>,
+    };
     let trials = (0..spec.trials)
         .into_par_iter()
         .map(|t| {
@@ -115,8 +130,8 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
                 }
                 Ok(())
             };
-            match (engine, spec.precision) {
-                (Engine::Dense, Precision::F32) => dense::run_trial::<f32>(
+            match engine {
+                Engine::Dense => dense_trial(
                     &spec.network,
                     spec.samples,
                     spec.input,
@@ -125,16 +140,7 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
                     passes,
                     &mut tick,
                 ),
-                (Engine::Dense, Precision::F64) => dense::run_trial::<f64>(
-                    &spec.network,
-                    spec.samples,
-                    spec.input,
-                    &mut rng,
-                    par,
-                    passes,
-                    &mut tick,
-                ),
-                (Engine::ExactGram, _) => exact::run_trial_gram(
+                Engine::ExactGram => exact::run_trial_gram(
                     &spec.network,
                     spec.samples,
                     spec.input,
@@ -143,7 +149,7 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
                     passes,
                     &mut tick,
                 ),
-                (Engine::ExactSingle, _) => {
+                Engine::ExactSingle => {
                     // O(L) per network: one progress unit per pass, as for the other engines.
                     for _ in 0..2 * spec.network.depth() {
                         tick()?;

@@ -49,22 +49,11 @@ impl NormalLanes {
     /// One Xoshiro256++ step of every lane.
     #[inline(always)]
     fn next_bits(&mut self) -> [u64; LANES] {
-        let [s0, s1, s2, s3] = &mut self.s;
-        let mut out = [0u64; LANES];
-        for j in 0..LANES {
-            out[j] = s0[j].wrapping_add(s3[j]).rotate_left(23).wrapping_add(s0[j]);
-            let t = s1[j] << 17;
-            s2[j] ^= s0[j];
-            s3[j] ^= s1[j];
-            s1[j] ^= s2[j];
-            s0[j] ^= s3[j];
-            s2[j] ^= t;
-            s3[j] = s3[j].rotate_left(45);
-        }
-        out
+        std::array::from_fn(|j| self.next_lane(j))
     }
 
-    /// One Xoshiro256++ step of lane `j` alone (the slow path).
+    /// One Xoshiro256++ step of lane `j` alone.
+    #[inline(always)]
     fn next_lane(&mut self, j: usize) -> u64 {
         let [s0, s1, s2, s3] = &mut self.s;
         let out = s0[j].wrapping_add(s3[j]).rotate_left(23).wrapping_add(s0[j]);
