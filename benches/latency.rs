@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use widthlab::config::Config;
-use widthlab::http::Application;
+use widthlab::startup::Application;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -9,9 +9,12 @@
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use widthlab::sim::{simulate, simulate_passes, Control, Passes};
+use std::sync::atomic::AtomicBool;
+
+use widthlab::jobs::kinds::{run_local, runner};
+use widthlab::sim::plan::SpecPlan;
+use widthlab::sim::{simulate_passes, Control, Passes};
 use widthlab::spec::{parse_spec, Limits};
-use widthlab::sweep::point_report;
 
 fn spec_for(workload: &str, precision: &str, method: &str, seed: u64) -> Option<Value> {
     let net = |n0: u64, depth: u64, width: u64| json!({"input_dim": n0, "depth": depth, "width": width, "init": {"scheme": "he", "fan": "out"}});
@@ -77,7 +80,7 @@ fn main() {
             eprintln!("unknown workload {workload}");
             std::process::exit(2);
         };
-        let spec = match parse_spec(&v, &limits) {
+        let spec = match parse_spec(&v, &limits).and_then(|s| runner(s.kind()).check(&s, &limits).map(|()| s)) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("{e}");
@@ -86,20 +89,22 @@ fn main() {
         };
         engine = spec.engine().as_str().to_string();
         let start = Instant::now();
-        match &spec.sweep {
+        match spec.sweep() {
             None => {
                 let sim = simulate_passes(&spec, passes, &Control::none()).expect("not cancelled");
                 std::hint::black_box(&sim);
                 flops = dense_flops(&spec.network.widths, spec.network.input_dim, spec.samples) * spec.trials as f64;
             }
             Some(sweep) => {
-                flops = 0.0;
-                for p in sweep.points() {
-                    let ps = spec.point_spec(p);
-                    let sim = simulate(&ps, &Control::none()).expect("not cancelled");
-                    std::hint::black_box(point_report(&ps, p, &sim));
-                    flops += dense_flops(&ps.network.widths, ps.network.input_dim, ps.samples);
-                }
+                // The whole job, as the server runs it: every point and the frontier.
+                let never = AtomicBool::new(false);
+                let finished = run_local(&spec, &|_, _| {}, &never).expect("not cancelled");
+                std::hint::black_box(&finished);
+                flops = sweep
+                    .points()
+                    .iter()
+                    .map(|p| dense_flops(&vec![p.width; p.depth], spec.network.input_dim, spec.samples))
+                    .sum();
             }
         }
         seconds.push(start.elapsed().as_secs_f64());

@@ -1,8 +1,11 @@
 //! Server configuration: one struct, from flags and `WIDTHLAB_*` environment variables.
+//!
+//! `Config::default()` reads the environment like the command line does; tests build their
+//! `Config` field by field instead.
 
 use clap::Args;
 
-use crate::spec::Limits;
+use crate::spec::{default_threads, Limits};
 
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -73,9 +76,7 @@ impl Config {
     }
 
     pub fn threads(&self) -> usize {
-        self.threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .max(1)
+        self.threads.unwrap_or_else(default_threads).max(1)
     }
 
     pub fn limits(&self) -> Limits {

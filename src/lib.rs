@@ -1,21 +1,21 @@
 //! widthlab: deep ReLU networks at initialization, simulated and held against width bounds.
 //!
-//! Layers depend one way: `http` -> `jobs` -> `sim`/`theory`; `store` is used by `jobs` only.
-//! The simulator (`spec`, `sim`, `stats`, `theory`, `report`) has no HTTP or database inside.
+//! Layers depend one way (see ARCHITECTURE.md):
+//! `cli`/`startup` -> `http` -> `jobs` -> `analysis`/`figures` -> `sim`/`theory` -> `spec`,
+//! with `store` called by `jobs` only. The simulator (`spec`, `sim`, `theory`, `analysis`,
+//! `figures`) has no HTTP or database inside.
 
+pub mod analysis;
 pub mod cli;
 pub mod config;
+pub mod figures;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
-pub mod plot;
-pub mod presets;
-pub mod report;
 pub mod sim;
 pub mod spec;
-pub mod stats;
+pub mod startup;
 pub mod store;
-pub mod sweep;
 pub mod telemetry;
 pub mod theory;
 

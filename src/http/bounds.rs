@@ -6,8 +6,8 @@ use super::extract::Params;
 
 use super::ApiError;
 
-/// Calculator computations (here and for sweep frontiers) running at once.
-pub(super) static BOUNDS_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+/// Calculator computations running at once.
+static BOUNDS_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 use crate::theory::bounds::{bounds_answer, BoundInputs, BoundsAnswer};
 
 /// Every bound's minimal width for (epsilon, delta, depth, samples); with `width`, the epsilon

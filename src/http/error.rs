@@ -115,6 +115,7 @@ impl From<StoreError> for ApiError {
                 code: "idempotency_conflict",
                 message: "this Idempotency-Key was used with a different body".into(),
             },
+            StoreError::QueueFull(n) => ApiError::QueueFull(n),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -132,6 +133,7 @@ impl From<JobError> for ApiError {
                 message: format!("job {id} is {status}"),
             },
             JobError::Store(s) => s.into(),
+            JobError::Internal(m) => ApiError::Internal(m),
         }
     }
 }

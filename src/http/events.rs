@@ -10,14 +10,15 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::extract::Path;
+use super::schema::JobView;
 use super::{ApiError, AppState};
-use crate::jobs::{job_view, JobEvent};
+use crate::jobs::JobEvent;
 use crate::store::{JobRow, Status};
 
 /// The database is re-read at least this often, so no change is missed.
 const POLL: Duration = Duration::from_secs(1);
 
-fn progress_event(id: &str, status: &str, done: i64, total: i64) -> Event {
+fn progress_event(id: &str, status: Status, done: u64, total: u64) -> Event {
     Event::default()
         .event("progress")
         .data(json!({"id": id, "status": status, "done": done, "total": total}).to_string())
@@ -26,7 +27,7 @@ fn progress_event(id: &str, status: &str, done: i64, total: i64) -> Event {
 fn final_event(row: &JobRow) -> Event {
     Event::default()
         .event("status")
-        .data(serde_json::to_string(&job_view(row)).unwrap_or_default())
+        .data(serde_json::to_string(&JobView::from(row)).unwrap_or_default())
 }
 
 enum Phase {
@@ -45,21 +46,16 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     // Subscribe before reading the row, so nothing between the two is lost.
     let rx = state.jobs.subscribe();
-    let row = state
-        .jobs
-        .store()
-        .job(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))?;
+    let row = state.jobs.job(&id).await?;
     let init = (Phase::Start, rx, row, state);
     let stream = stream::unfold(init, |(phase, mut rx, row, state)| async move {
         match phase {
             Phase::Done => None,
             Phase::Start => {
-                let ev = if row.status().is_terminal() {
+                let ev = if row.status.is_terminal() {
                     return Some((Ok(final_event(&row)), (Phase::Done, rx, row, state)));
                 } else {
-                    progress_event(&row.id, &row.status, row.progress_done, row.progress_total)
+                    progress_event(&row.id, row.status, row.progress_done, row.progress_total)
                 };
                 Some((Ok(ev), (Phase::Running, rx, row, state)))
             }
@@ -75,28 +71,28 @@ pub async fn events(
                 };
                 let terminal_event = next.as_ref().is_some_and(|e| e.status.is_terminal());
                 if let Some(ev) = next.filter(|_| !terminal_event) {
-                    if ev.done as i64 == row.progress_done && ev.status.as_str() == row.status {
+                    if ev.done == row.progress_done && ev.status == row.status {
                         continue; // nothing new
                     }
-                    let e = progress_event(&row.id, Status::as_str(ev.status), ev.done as i64, ev.total as i64);
+                    let e = progress_event(&row.id, ev.status, ev.done, ev.total);
                     // Remember what was sent, so the periodic re-read does not repeat it.
                     let mut seen = row;
-                    seen.progress_done = ev.done as i64;
-                    seen.progress_total = ev.total as i64;
-                    seen.status = ev.status.as_str().to_string();
+                    seen.progress_done = ev.done;
+                    seen.progress_total = ev.total;
+                    seen.status = ev.status;
                     return Some((Ok(e), (Phase::Running, rx, seen, state)));
                 }
                 // A terminal event, a timeout or a lag: read the row itself.
-                let fresh = match state.jobs.store().job(&row.id).await {
-                    Ok(Some(r)) => r,
+                let fresh = match state.jobs.job(&row.id).await {
+                    Ok(r) => r,
                     // Deleted while watching: end the stream.
                     _ => return None,
                 };
-                if fresh.status().is_terminal() {
+                if fresh.status.is_terminal() {
                     return Some((Ok(final_event(&fresh)), (Phase::Done, rx, fresh, state)));
                 }
                 if fresh.progress_done != row.progress_done || fresh.status != row.status {
-                    let e = progress_event(&fresh.id, &fresh.status, fresh.progress_done, fresh.progress_total);
+                    let e = progress_event(&fresh.id, fresh.status, fresh.progress_done, fresh.progress_total);
                     return Some((Ok(e), (Phase::Running, rx, fresh, state)));
                 }
             },

@@ -79,6 +79,16 @@ impl Params {
         }
     }
 
+    /// Parse a parameter naming a value of a string enum: 422 naming it and the allowed names.
+    pub fn parse_name<T>(&self, name: &str) -> Result<Option<T>, ApiError>
+    where
+        T: std::str::FromStr<Err = crate::spec::names::UnknownName>,
+    {
+        self.get(name)
+            .map(|raw| raw.parse::<T>().map_err(|e| ApiError::invalid(name, e.to_string())))
+            .transpose()
+    }
+
     pub fn require<T: std::str::FromStr>(&self, name: &str, allowed: &str) -> Result<T, ApiError> {
         self.parse(name, allowed)?
             .ok_or_else(|| ApiError::invalid(name, format!("required; allowed: {allowed}")))

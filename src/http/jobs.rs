@@ -1,17 +1,16 @@
-//! Job endpoints: submit, list, get, results, cancel, delete.
+//! Job endpoints: submit, list, get, cancel, delete, and the preset catalogue.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::Value;
 
 use super::extract::{JsonBody, Params, Path};
-use super::schema::{BoundChecksPage, ErrorBody, JobList, LayersPage};
+use super::schema::{ErrorBody, JobList, JobView, PresetList};
 use super::{ApiError, AppState};
-use crate::jobs::{job_view, JobView};
-use crate::spec::JobSpecInput;
-use crate::store::{JobRow, ListQuery, Status};
+use crate::spec::presets::presets;
+use crate::spec::{JobSpecInput, Kind};
+use crate::store::{ListQuery, Status};
 
 /// Hard cap on `limit` of `GET /v1/jobs`.
 pub const MAX_PAGE: u32 = 100;
@@ -51,42 +50,25 @@ pub async fn submit(
             Some(k.to_string())
         }
     };
-    let (spec, _preset) = crate::presets::expand(&body).map_err(ApiError::Invalid)?;
-    let (row, created) = state.jobs.submit(&spec, key.as_deref()).await?;
+    let (row, created) = state.jobs.submit(&body, key.as_deref()).await?;
     let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
     let location = format!("/v1/jobs/{}", row.id);
-    Ok((status, [(header::LOCATION, location)], Json(job_view(&row))).into_response())
+    Ok((status, [(header::LOCATION, location)], Json(JobView::from(&row))).into_response())
 }
 
 /// List jobs, newest first, with keyset pagination.
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
     params(
-        ("status" = Option<String>, Query, description = "queued | running | succeeded | failed | cancelled"),
-        ("kind" = Option<String>, Query, description = "norms | width_sweep"),
+        ("status" = Option<Status>, Query, description = "a job state"),
+        ("kind" = Option<Kind>, Query, description = "a job kind"),
         ("limit" = Option<u32>, Query, description = "1..=100, default 20"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
     responses((status = 200, body = JobList), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<JobList>, ApiError> {
     params.only(&["status", "kind", "limit", "cursor"])?;
-    let status = match params.get("status") {
-        None => None,
-        Some(s) => Some(Status::parse(s).ok_or_else(|| {
-            ApiError::invalid(
-                "status",
-                format!("unknown status {s:?}; allowed: queued, running, succeeded, failed, cancelled"),
-            )
-        })?),
-    };
-    let kind = params.get("kind");
-    if let Some(k) = kind {
-        if k != "norms" && k != "width_sweep" {
-            return Err(ApiError::invalid(
-                "kind",
-                format!("unknown kind {k:?}; allowed: norms, width_sweep"),
-            ));
-        }
-    }
+    let status: Option<Status> = params.parse_name("status")?;
+    let kind: Option<Kind> = params.parse_name("kind")?;
     let limit: u32 = params
         .parse("limit", &format!("an integer in [1, {MAX_PAGE}]"))?
         .unwrap_or(DEFAULT_PAGE);
@@ -100,8 +82,7 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
     // One row more than the page tells whether another page exists.
     let mut rows = state
         .jobs
-        .store()
-        .list_jobs(&ListQuery {
+        .list(&ListQuery {
             status,
             kind,
             limit: limit + 1,
@@ -116,159 +97,16 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
         None
     };
     Ok(Json(JobList {
-        jobs: rows.iter().map(job_view).collect(),
+        jobs: rows.iter().map(JobView::from).collect(),
         next_cursor,
     }))
-}
-
-/// The job with this id, or 404.
-pub(super) async fn find(state: &AppState, id: &str) -> Result<JobRow, ApiError> {
-    state
-        .jobs
-        .store()
-        .job(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no job with id {id}")))
 }
 
 /// One job.
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
 pub async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(job_view(&find(&state, &id).await?)))
-}
-
-/// Per-layer statistics as CSV columns: header name and JSON pointer into a layer report.
-const LAYER_COLUMNS: &[&str] = &[
-    "/layer",
-    "/width",
-    "/fan_in",
-    "/weight_variance",
-    "/forward/count",
-    "/forward/undefined",
-    "/forward/mean",
-    "/forward/std",
-    "/forward/min",
-    "/forward/max",
-    "/forward/p01",
-    "/forward/p05",
-    "/forward/p50",
-    "/forward/p95",
-    "/forward/p99",
-    "/gradient/count",
-    "/gradient/undefined",
-    "/gradient/mean",
-    "/gradient/std",
-    "/gradient/min",
-    "/gradient/max",
-    "/gradient/p01",
-    "/gradient/p05",
-    "/gradient/p50",
-    "/gradient/p95",
-    "/gradient/p99",
-    "/within_epsilon/forward",
-    "/within_epsilon/gradient",
-    "/predicted/forward/mean",
-    "/predicted/forward/std",
-    "/predicted/forward/mean_square",
-    "/predicted/gradient/mean",
-    "/across_trials/forward_mean/std",
-    "/across_trials/gradient_mean/std",
-];
-
-/// Render rows as CSV with a header row; columns are JSON pointers, headers the pointer with
-/// `/` replaced by `_`. Missing or null values are empty cells.
-pub(super) fn to_csv(rows: &[Value], columns: &[&str]) -> String {
-    let mut out = String::new();
-    let header: Vec<String> = columns
-        .iter()
-        .map(|c| c.trim_start_matches('/').replace('/', "_"))
-        .collect();
-    out.push_str(&header.join(","));
-    out.push('\n');
-    for row in rows {
-        let cells: Vec<String> = columns
-            .iter()
-            .map(|c| match row.pointer(c) {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => csv_quote(s),
-                Some(v) => v.to_string(),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
-}
-
-fn csv_quote(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-pub(super) fn wants_csv(params: &Params) -> Result<bool, ApiError> {
-    params.only(&["format"])?;
-    match params.get("format") {
-        None | Some("json") => Ok(false),
-        Some("csv") => Ok(true),
-        Some(other) => Err(ApiError::invalid(
-            "format",
-            format!("unknown format {other:?}; allowed: json, csv"),
-        )),
-    }
-}
-
-/// Per-layer statistics: JSON, or CSV with a header row (`?format=csv`).
-#[utoipa::path(get, path = "/v1/jobs/{id}/layers", tag = "results",
-    params(("id" = String, Path), ("format" = Option<String>, Query, description = "json (default) | csv")),
-    responses(
-        (status = 200, body = LayersPage, description = "JSON, or text/csv with one row per layer"),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn layers(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let csv = wants_csv(&params)?;
-    let job = find(&state, &id).await?;
-    let layers = state.jobs.store().layers(&id).await?;
-    if csv {
-        let body = to_csv(&layers, LAYER_COLUMNS);
-        let disposition = format!("inline; filename=\"widthlab-{id}-layers.csv\"");
-        return Ok((
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                (header::CONTENT_DISPOSITION, disposition),
-            ],
-            body,
-        )
-            .into_response());
-    }
-    Ok(Json(LayersPage {
-        job_id: id,
-        status: job.status,
-        layers,
-    })
-    .into_response())
-}
-
-/// The bound checks stored for a job.
-#[utoipa::path(get, path = "/v1/jobs/{id}/bound-checks", tag = "results", params(("id" = String, Path)),
-    responses((status = 200, body = BoundChecksPage), (status = 404, body = ErrorBody)))]
-pub async fn bound_checks(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<BoundChecksPage>, ApiError> {
-    let job = find(&state, &id).await?;
-    let bound_checks = state.jobs.store().bound_checks(&id).await?;
-    Ok(Json(BoundChecksPage {
-        job_id: id,
-        status: job.status,
-        bound_checks,
-    }))
+    Ok(Json(JobView::from(&state.jobs.job(&id).await?)))
 }
 
 /// Cancel: a queued job at once (200), a running one at its next layer (202).
@@ -281,12 +119,12 @@ pub async fn bound_checks(
 pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let row = state.jobs.cancel(&id).await?;
     // A queued job is cancelled at once (200); a running one stops at its next layer (202).
-    let status = if row.status().is_terminal() {
+    let status = if row.status.is_terminal() {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((status, Json(job_view(&row))).into_response())
+    Ok((status, Json(JobView::from(&row))).into_response())
 }
 
 /// Delete a finished job and its results.
@@ -298,4 +136,10 @@ pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Re
 pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     state.jobs.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The named paper configurations.
+#[utoipa::path(get, path = "/v1/presets", tag = "jobs", responses((status = 200, body = PresetList)))]
+pub async fn list_presets() -> Json<PresetList> {
+    Json(PresetList { presets: presets() })
 }

@@ -1,28 +1,35 @@
-//! The HTTP service: routes of the stable v1 contract (product.md), errors, middleware.
+//! The HTTP service: the routes of the stable v1 contract, errors, extractors, middleware.
+//!
+//! Holds one file per concern: `jobs` (submit, list, get, cancel, delete, presets), `results`
+//! (layers, bound checks, sweep points, CSV), `figures` (SVG), `events` (SSE), `bounds` (the
+//! calculator), `pages` (HTML), `ops` (health, readiness, metrics, OpenAPI), and the plumbing
+//! (`error`, `extract`, `auth`, `schema`: the typed response bodies).
+//! Depends on: `jobs` (the facade; never the store), `spec`, `analysis` and `figures` for types
+//! and rendering, `theory` for the calculator.
 
 mod auth;
 mod bounds;
 mod error;
 mod events;
 mod extract;
+mod figures;
 mod jobs;
+mod ops;
+mod pages;
+mod results;
 pub mod schema;
-mod views;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, State};
-use axum::http::{Request, StatusCode};
+use axum::http::Request;
 use axum::response::IntoResponse;
-use axum::{Json, Router};
+use axum::Router;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use schema::Health;
-use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -30,108 +37,13 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 
 use crate::config::Config;
-use crate::jobs::{Jobs, JobsConfig};
-use crate::store::Store;
+use crate::jobs::Jobs;
 
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub jobs: Arc<Jobs>,
     pub config: Arc<Config>,
-}
-
-/// A built server: listener bound, database migrated, worker ready to start.
-pub struct Application {
-    listener: TcpListener,
-    state: AppState,
-    port: u16,
-}
-
-/// How long shutdown waits for running jobs to stop and go back to the queue.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
-
-impl Application {
-    /// Bind the listener (port 0 picks one), open and migrate the database, re-queue jobs a
-    /// crash left running.
-    pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let store = Store::connect(&config.database_url).await?;
-        let jobs = Jobs::new(
-            store,
-            JobsConfig {
-                threads: config.threads(),
-                max_running: config.max_running,
-                max_queued: config.max_queued,
-                limits: config.limits(),
-            },
-        )?;
-        let requeued = jobs.recover().await?;
-        if requeued > 0 {
-            tracing::warn!(requeued, "jobs left running by an earlier crash were re-queued");
-        }
-        let listener = TcpListener::bind(&config.bind).await?;
-        let port = listener.local_addr()?.port();
-        Ok(Application {
-            listener,
-            state: AppState {
-                jobs,
-                config: Arc::new(config),
-            },
-            port,
-        })
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Serve until `shutdown` resolves; then stop accepting, re-queue running jobs, return.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let jobs = self.state.jobs.clone();
-        let worker = tokio::spawn(jobs.clone().run_worker());
-        let app = router(self.state);
-        // On the signal, stop the jobs first: event streams then end and running work goes back
-        // to the queue, so the graceful shutdown of the server cannot wait on a long stream.
-        let stopping = jobs.clone();
-        let signal = async move {
-            shutdown.await;
-            stopping.begin_shutdown();
-        };
-        axum::serve(self.listener, app).with_graceful_shutdown(signal).await?;
-        jobs.shutdown(SHUTDOWN_GRACE).await;
-        worker.abort();
-        Ok(())
-    }
-
-    /// Serve until ctrl-c or SIGTERM.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.run_until(shutdown_signal()).await
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }
 
 #[derive(OpenApi)]
@@ -172,37 +84,24 @@ pub fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::opena
     let timed = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(jobs::submit, jobs::list))
         .routes(routes!(jobs::get_job, jobs::delete))
-        .routes(routes!(jobs::layers))
-        .routes(routes!(jobs::bound_checks))
+        .routes(routes!(results::layers))
+        .routes(routes!(results::bound_checks))
         .routes(routes!(jobs::cancel))
-        .routes(routes!(views::sweep))
-        .routes(routes!(views::plot))
+        .routes(routes!(results::sweep))
+        .routes(routes!(figures::plot))
         .routes(routes!(bounds::bounds))
-        .routes(routes!(views::list_presets))
-        .routes(routes!(views::index))
-        .routes(routes!(views::metrics))
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-        .routes(routes!(openapi_json));
+        .routes(routes!(jobs::list_presets))
+        .routes(routes!(pages::index))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::openapi_json));
     // Event streams live as long as their job: no request timeout.
     let streams = OpenApiRouter::new().routes(routes!(events::events));
     let (timed, mut doc) = timed.split_for_parts();
     let (streams, stream_doc) = streams.split_for_parts();
     doc.merge(stream_doc);
     (timed, streams, doc)
-}
-
-/// The OpenAPI document, rendered once.
-static OPENAPI: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| documented_routes().2.to_pretty_json().unwrap_or_else(|_| "{}".into()));
-
-/// The OpenAPI 3 document of this API, generated from the code.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, content_type = "application/json", body = Object)))]
-async fn openapi_json() -> impl IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        OPENAPI.as_str(),
-    )
 }
 
 pub fn router(state: AppState) -> Router {
@@ -215,7 +114,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
-        .layer(axum::middleware::from_fn(record_metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             ServiceBuilder::new()
@@ -244,7 +143,11 @@ async fn request_timeout(
 }
 
 /// Count every request by matched route, method and status, with its duration.
-async fn record_metrics(req: Request<axum::body::Body>, next: axum::middleware::Next) -> axum::response::Response {
+async fn record_metrics(
+    State(state): State<AppState>,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -252,7 +155,10 @@ async fn record_metrics(req: Request<axum::body::Body>, next: axum::middleware::
     let method = req.method().to_string();
     let start = std::time::Instant::now();
     let response = next.run(req).await;
-    crate::metrics::http_request(&route, &method, response.status().as_u16(), start.elapsed());
+    state
+        .jobs
+        .metrics()
+        .http_request(&route, &method, response.status().as_u16(), start.elapsed());
     response
 }
 
@@ -262,38 +168,4 @@ async fn method_not_allowed() -> ApiError {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
-}
-
-/// Liveness.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
-async fn healthz() -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
-        version: Some(env!("CARGO_PKG_VERSION").into()),
-        error: None,
-    })
-}
-
-/// Readiness: the database answers.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = Health), (status = 503, body = Health)))]
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    match state.jobs.store().ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(Health {
-                status: "ready".into(),
-                version: None,
-                error: None,
-            }),
-        ),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health {
-                status: "unavailable".into(),
-                version: None,
-                error: Some(e.to_string()),
-            }),
-        ),
-    }
 }

@@ -4,10 +4,11 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::jobs::JobView;
-use crate::presets::Preset;
-use crate::report::{BoundCheck, LayerReport};
-use crate::sweep::{FrontierRow, PointReport};
+use crate::analysis::report::{BoundCheck, LayerReport};
+use crate::analysis::sweep::{FrontierRow, PointReport};
+use crate::spec::presets::Preset;
+use crate::spec::Kind;
+use crate::store::{JobRow, Status};
 
 /// Every error: `{"error": {"code", "message", "field"}}`.
 #[derive(Serialize, ToSchema)]
@@ -25,6 +26,83 @@ pub struct ErrorDetail {
     pub field: Option<String>,
 }
 
+/// Work done and to do: layer passes (`norms`) or grid points (`width_sweep`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Where a job's results live.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobLinks {
+    #[serde(rename = "self")]
+    pub self_: String,
+    pub layers: String,
+    pub bound_checks: String,
+    pub sweep: String,
+    pub events: String,
+    pub plot: String,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobView {
+    pub id: String,
+    pub kind: Kind,
+    pub status: Status,
+    pub progress: Progress,
+    /// The normalized spec: defaults filled in, the seed drawn if it was missing.
+    #[schema(value_type = Object)]
+    pub spec: Value,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+    /// Headline numbers once succeeded (pooled deviations, verdicts; the frontier for sweeps).
+    #[schema(value_type = Option<Object>)]
+    pub summary: Option<Value>,
+    /// Seed, RNG algorithm, crate version, precision and engine (set at submission).
+    #[schema(value_type = Option<Object>)]
+    pub stamp: Option<Value>,
+    /// 0 for the first run; +1 each time a crash re-queued it.
+    pub attempt: u32,
+    pub cancel_requested: bool,
+    pub links: JobLinks,
+}
+
+impl From<&JobRow> for JobView {
+    fn from(row: &JobRow) -> JobView {
+        let base = format!("/v1/jobs/{}", row.id);
+        JobView {
+            id: row.id.clone(),
+            kind: row.kind,
+            status: row.status,
+            progress: Progress {
+                done: row.progress_done,
+                total: row.progress_total,
+            },
+            spec: row.spec.clone(),
+            created_at: row.created_at.clone(),
+            started_at: row.started_at.clone(),
+            finished_at: row.finished_at.clone(),
+            error: row.error.clone(),
+            summary: row.summary.clone(),
+            stamp: row.stamp.clone(),
+            attempt: row.attempt,
+            cancel_requested: row.cancel_requested,
+            links: JobLinks {
+                layers: format!("{base}/layers"),
+                bound_checks: format!("{base}/bound-checks"),
+                sweep: format!("{base}/sweep"),
+                events: format!("{base}/events"),
+                plot: format!("{base}/plot.svg"),
+                self_: base,
+            },
+        }
+    }
+}
+
 /// A page of jobs, newest first.
 #[derive(Serialize, ToSchema)]
 pub struct JobList {
@@ -37,7 +115,7 @@ pub struct JobList {
 #[derive(Serialize, ToSchema)]
 pub struct LayersPage {
     pub job_id: String,
-    pub status: String,
+    pub status: Status,
     #[schema(value_type = Vec<LayerReport>)]
     pub layers: Vec<Value>,
 }
@@ -46,7 +124,7 @@ pub struct LayersPage {
 #[derive(Serialize, ToSchema)]
 pub struct BoundChecksPage {
     pub job_id: String,
-    pub status: String,
+    pub status: Status,
     #[schema(value_type = Vec<BoundCheck>)]
     pub bound_checks: Vec<Value>,
 }
@@ -55,7 +133,7 @@ pub struct BoundChecksPage {
 #[derive(Serialize, ToSchema)]
 pub struct SweepPage {
     pub job_id: String,
-    pub status: String,
+    pub status: Status,
     /// Each point also carries `guaranteed_epsilon` and `min_width` keyed by bound name.
     #[schema(value_type = Vec<PointReport>)]
     pub points: Vec<Value>,

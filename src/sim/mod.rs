@@ -1,5 +1,9 @@
 //! The simulator: random networks at initialization, measured layer by layer.
 //!
+//! Holds the engines (`dense`, the exact samplers in `exact`), their random streams (`rng`,
+//! `normal`, `weights`), GEMM and SIMD plumbing, and `plan` (engine choice, memory and work
+//! estimates). Depends on: `spec` only (no HTTP, database, tokio or serde_json in here).
+//!
 //! Pure library code: takes a validated [`Spec`], returns plain structs. Trials run in parallel
 //! on the current rayon pool; each trial's random stream depends only on (seed, trial), and
 //! results are collected in trial order, so the output is bit-identical for any thread count.
@@ -8,6 +12,7 @@ pub mod dense;
 pub mod exact;
 pub mod gemm;
 pub mod normal;
+pub mod plan;
 pub mod real;
 pub mod rng;
 pub mod simd;
@@ -18,7 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use crate::spec::{Engine, Precision, Spec};
+pub use plan::work_units;
+use plan::{Engine, SpecPlan};
+
+use crate::spec::{Precision, Spec};
 
 /// The run was cancelled through [`Control::cancelled`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -77,11 +85,6 @@ impl Control<'static> {
 pub enum Passes {
     Both,
     ForwardOnly,
-}
-
-/// Total work units of a spec (for progress bars): trials x depth x 2 passes.
-pub fn work_units(spec: &Spec) -> u64 {
-    spec.trials as u64 * spec.network.depth() as u64 * 2
 }
 
 /// [`dense::run_trial`] at one precision.

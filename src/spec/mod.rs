@@ -1,14 +1,19 @@
-//! Job specs: the JSON of product.md parsed into validated domain types.
+//! Job specs: the JSON of the API parsed into validated domain types, and the named presets.
 //!
-//! Parsing goes through `raw` (serde shapes, unknown fields refused) and then through range
-//! checks that name the offending field and the allowed range. A [`Spec`] that exists is valid,
-//! including its memory and work estimates against [`Limits`]; nothing is allocated before that.
+//! Holds: the spec's types, its parser (`raw`: serde shapes, unknown fields refused, then range
+//! checks that name the offending field and the allowed range), the string enums of the wire
+//! format (`names`), the paper presets, and `Display for Spec`.
+//! Depends on: nothing else in the crate. Resource estimates (memory, work, engine choice) are the
+//! simulator's business (`sim::plan`), checked after parsing.
 
+mod display;
+pub mod names;
+pub mod presets;
 mod raw;
 
-use serde::Serialize;
 use serde_json::{json, Value};
 
+use names::string_enum;
 pub use raw::{parse_spec, HeadInput, InitInput, InputSpec, JobSpecInput, NetworkInput, WeightNormInput};
 
 /// Proof that a value came out of the parser; only this module can make one.
@@ -33,7 +38,8 @@ impl SpecError {
     }
 }
 
-/// Resource limits enforced while parsing, before any allocation.
+/// Resource limits: sizes are enforced by the parser, memory and work by `sim::plan` (both before
+/// anything is allocated).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub max_width: usize,
@@ -64,25 +70,38 @@ impl Default for Limits {
             max_sweep_points: 64,
             max_memory_bytes: 4 << 30,
             max_work: 2e14,
-            parallel_trials: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            parallel_trials: default_threads(),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// One network configuration, measured layer by layer.
-    Norms,
-    /// The same measurement at every width (x depth) of a grid; one result per point.
-    WidthSweep,
+/// Compute threads when none are configured: every core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
+string_enum! {
+    /// What a job computes. Each kind has one runner (`jobs::kinds`).
+    pub enum Kind {
+        /// One network configuration, measured layer by layer.
+        Norms = "norms",
+        /// The same measurement at every width (x depth) of a grid; one result per point.
+        WidthSweep = "width_sweep",
+    }
+}
+
+/// The kind of a job with what only that kind needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Task {
+    Norms,
+    WidthSweep(Sweep),
+}
+
+impl Task {
+    pub fn kind(&self) -> Kind {
         match self {
-            Kind::Norms => "norms",
-            Kind::WidthSweep => "width_sweep",
+            Task::Norms => Kind::Norms,
+            Task::WidthSweep(_) => Kind::WidthSweep,
         }
     }
 }
@@ -118,11 +137,24 @@ impl Sweep {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fan {
-    In,
-    Out,
+string_enum! {
+    /// Which dimension of W^l scales the variance.
+    pub enum Fan {
+        In = "in",
+        Out = "out",
+    }
+}
+
+string_enum! {
+    /// The `scheme` of `network.init`.
+    pub enum Scheme {
+        He = "he",
+        Glorot = "glorot",
+        GlorotPaper = "glorot_paper",
+        Lecun = "lecun",
+        Orthogonal = "orthogonal",
+        Gaussian = "gaussian",
+    }
 }
 
 /// Weight initialization; the per-layer variance rule is [`Init::variance`].
@@ -197,11 +229,12 @@ pub enum WeightNormGain {
     Fixed(f64),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    Gaussian,
-    Orthogonal,
+string_enum! {
+    /// How the directions v of a weight-normalized layer are drawn.
+    pub enum Direction {
+        Gaussian = "gaussian",
+        Orthogonal = "orthogonal",
+    }
 }
 
 /// Row-wise weight normalization `w_i = g v_i / ||v_i||`.
@@ -246,53 +279,34 @@ pub enum Weights {
     Normalized(WeightNorm),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InputDistribution {
-    /// x ~ N(0, I).
-    Gaussian,
-    /// x uniform on the unit sphere.
-    Sphere,
-}
-
-/// How a spec asks to be simulated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// Draw every weight matrix and push the batch through it.
-    Dense,
-    /// Sample from the exact law without weight matrices (Gaussian weights only).
-    Exact,
-    /// `exact` where the spec permits it and it is cheaper, `dense` otherwise.
-    Auto,
-}
-
-/// The engine that actually runs (a resolved [`Method`]); recorded in the stamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Engine {
-    Dense,
-    /// One input per network: chi-square law, O(L + C) per network.
-    ExactSingle,
-    /// B inputs per network: B x B Gram recursion, O(n B^2 + B^3) per layer.
-    ExactGram,
-}
-
-impl Engine {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Engine::Dense => "dense",
-            Engine::ExactSingle => "exact_single",
-            Engine::ExactGram => "exact_gram",
-        }
+string_enum! {
+    /// The law of the inputs.
+    pub enum InputDistribution {
+        /// x ~ N(0, I).
+        Gaussian = "gaussian",
+        /// x uniform on the unit sphere.
+        Sphere = "sphere",
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Precision {
-    F32,
-    F64,
+string_enum! {
+    /// How a spec asks to be simulated (`sim::plan` resolves it to an engine).
+    pub enum Method {
+        /// Draw every weight matrix and push the batch through it.
+        Dense = "dense",
+        /// Sample from the exact law without weight matrices (Gaussian weights only).
+        Exact = "exact",
+        /// `exact` where the spec permits it and it is cheaper, `dense` otherwise.
+        Auto = "auto",
+    }
+}
+
+string_enum! {
+    /// Floating-point precision of the dense engine.
+    pub enum Precision {
+        F64 = "f64",
+        F32 = "f32",
+    }
 }
 
 impl Precision {
@@ -388,7 +402,8 @@ impl Network {
 /// A validated job spec. Construct with [`parse_spec`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
-    pub kind: Kind,
+    /// The kind, with the fields only it has (the grid of a sweep).
+    pub task: Task,
     pub network: Network,
     /// Inputs pushed through each network (N).
     pub samples: usize,
@@ -399,33 +414,34 @@ pub struct Spec {
     pub delta: f64,
     pub seed: u64,
     pub precision: Precision,
-    /// As requested; [`Spec::engine`] is what runs.
+    /// As requested; `sim::plan` resolves it to the engine that runs.
     pub method: Method,
-    /// The grid of a `width_sweep` (None for `norms`).
-    pub sweep: Option<Sweep>,
     pub(crate) _valid: Valid,
 }
 
-/// Resource estimates of a spec, computed before anything runs.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Estimate {
-    pub memory_bytes: u64,
-    pub work_flops: f64,
-}
-
 impl Spec {
+    pub fn kind(&self) -> Kind {
+        self.task.kind()
+    }
+
+    /// The grid of a `width_sweep`.
+    pub fn sweep(&self) -> Option<&Sweep> {
+        match &self.task {
+            Task::WidthSweep(sweep) => Some(sweep),
+            Task::Norms => None,
+        }
+    }
+
     /// Normalized spec JSON with every default filled in; [`parse_spec`] of it gives `self` back.
     pub fn to_json(&self) -> Value {
         let mut network = self.network.to_json();
-        if let Some(sweep) = &self.sweep {
-            if let Some(obj) = network.as_object_mut() {
-                obj.remove("widths");
-                obj.insert("widths_to_sweep".into(), json!(sweep.widths));
-                obj.insert("depths_to_sweep".into(), json!(sweep.depths));
-            }
+        if let (Task::WidthSweep(sweep), Some(obj)) = (&self.task, network.as_object_mut()) {
+            obj.remove("widths");
+            obj.insert("widths_to_sweep".into(), json!(sweep.widths));
+            obj.insert("depths_to_sweep".into(), json!(sweep.depths));
         }
         json!({
-            "kind": self.kind,
+            "kind": self.kind(),
             "network": network,
             "samples": self.samples,
             "trials": self.trials,
@@ -438,189 +454,16 @@ impl Spec {
         })
     }
 
-    /// Why the exact samplers cannot run this spec, if they cannot.
-    pub fn exact_unavailable(&self) -> Option<String> {
-        let net = &self.network;
-        match net.weights {
-            Weights::Plain(init) if init.is_gaussian() => {}
-            Weights::Plain(_) => return Some("the exact samplers need Gaussian weights (not orthogonal)".into()),
-            Weights::Normalized(_) => return Some("the exact samplers need Gaussian weights (no weight norm)".into()),
-        }
-        let narrowest = net.min_width().min(net.input_dim);
-        if self.samples > 1 && self.samples > narrowest {
-            return Some(format!(
-                "the Gram sampler needs samples <= the narrowest layer (including input_dim) = {narrowest}, got {}",
-                self.samples
-            ));
-        }
-        None
-    }
-
-    /// The engine that runs: `auto` takes the exact sampler when permitted and cheaper.
-    pub fn engine(&self) -> Engine {
-        let exact = if self.samples == 1 {
-            Engine::ExactSingle
-        } else {
-            Engine::ExactGram
-        };
-        match self.method {
-            Method::Dense => Engine::Dense,
-            Method::Exact => exact,
-            Method::Auto => {
-                if self.exact_unavailable().is_some() {
-                    Engine::Dense
-                } else if self.engine_work(exact) < self.engine_work(Engine::Dense) {
-                    exact
-                } else {
-                    Engine::Dense
-                }
-            }
-        }
-    }
-
-    /// Work of one trial under `engine`, in floating-point operations (estimates).
-    fn engine_work(&self, engine: Engine) -> f64 {
-        let net = &self.network;
-        let b = self.samples as f64;
-        // The head: logits and the error back into layer L (two B x C x n_L products), and W_out.
-        let head = (4.0 * b + 12.0) * net.classes as f64 * net.widths[net.depth() - 1] as f64;
-        match engine {
-            Engine::Dense => {
-                let qr: f64 = match net.weights {
-                    Weights::Plain(Init::Orthogonal { .. })
-                    | Weights::Normalized(WeightNorm {
-                        direction: Direction::Orthogonal,
-                        ..
-                    }) => (1..=net.depth())
-                        .map(|l| {
-                            let (i, o) = (net.fan_in(l) as f64, net.widths[l - 1] as f64);
-                            4.0 * i.min(o).powi(2) * i.max(o)
-                        })
-                        .sum(),
-                    _ => 0.0,
-                };
-                net.weight_count() as f64 * (4.0 * b + 12.0) + qr + head
-            }
-            Engine::ExactSingle => 200.0 * net.depth() as f64 + 50.0 * net.classes as f64,
-            Engine::ExactGram => {
-                (1..=net.depth())
-                    .map(|l| {
-                        let (i, o) = (net.fan_in(l) as f64, net.widths[l - 1] as f64);
-                        b * b * (6.0 * o + 6.0 * i) + 12.0 * b * (o + i) + 4.0 * b * b * b
-                    })
-                    .sum::<f64>()
-                    + 2.0 * b * b * net.input_dim as f64
-                    + head
-            }
-        }
-    }
-
-    /// Bytes a trial needs besides the engine's own buffers: the head (W_out, C x n_L, and
-    /// the B x C logits and errors, in f64 at most) and the per-sample norms (f64).
-    fn head_and_norms_bytes(&self) -> u64 {
-        let net = &self.network;
-        let (n, c, last) = (
-            self.samples as u64,
-            net.classes as u64,
-            net.widths[net.depth() - 1] as u64,
-        );
-        8 * (c * last + 3 * n * c + n * (net.depth() as u64 + 4))
-    }
-
-    /// Peak bytes of the stored ratios while the report is built: the ratios themselves
-    /// (2 per layer and sample), the pooled copies of both, and one deviation vector.
-    fn ratio_bytes(&self) -> u64 {
-        5 * 8 * self.trials as u64 * self.samples as u64 * self.network.depth() as u64
-    }
-
-    /// The `norms` spec of one sweep point: uniform width and depth, its own seed
-    /// (`splitmix64(seed ^ (index + 1) * golden)`, so points are independent and reproducible).
-    pub fn point_spec(&self, point: SweepPoint) -> Spec {
+    /// The `norms` spec of one grid point: `width` at every one of `depth` layers, with `seed`.
+    /// (The seed rule of sweeps is `analysis::sweep::point_seed`.)
+    pub fn with_point(&self, width: usize, depth: usize, seed: u64) -> Spec {
         let mut network = self.network.clone();
-        network.widths = vec![point.width; point.depth];
-        let mix = self.seed ^ (point.index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        network.widths = vec![width; depth];
         Spec {
-            kind: Kind::Norms,
+            task: Task::Norms,
             network,
-            seed: crate::sim::rng::splitmix64(mix),
-            sweep: None,
+            seed,
             ..self.clone()
-        }
-    }
-
-    /// Memory (peak over points) and work (sum over points) of the spec.
-    pub fn estimate(&self, parallel_trials: usize) -> Estimate {
-        match &self.sweep {
-            None => self.estimate_one(parallel_trials),
-            Some(sweep) => sweep.points().iter().fold(
-                Estimate {
-                    memory_bytes: 0,
-                    work_flops: 0.0,
-                },
-                |acc, &p| {
-                    let e = self.point_spec(p).estimate_one(parallel_trials);
-                    Estimate {
-                        memory_bytes: acc.memory_bytes.max(e.memory_bytes),
-                        work_flops: acc.work_flops + e.work_flops,
-                    }
-                },
-            ),
-        }
-    }
-
-    fn estimate_one(&self, parallel_trials: usize) -> Estimate {
-        let engine = self.engine();
-        let net = &self.network;
-        if engine != Engine::Dense {
-            let n = self.samples as u64;
-            let width_sum: u64 = net.widths.iter().map(|&w| w as u64).sum::<u64>() + net.input_dim as u64;
-            // Gram sampler: every layer's pre-activations and B x B factors, plus a few n x B temporaries.
-            // and one group of a pass's Gaussian draws (at most 32 MiB, see sim::exact).
-            let draws = (8 * n * width_sum).min(32 << 20);
-            let per_trial = 8 * (n * width_sum + (net.depth() as u64 + 4) * n * n + 4 * n * net.max_width() as u64)
-                + draws
-                + self.head_and_norms_bytes();
-            let concurrent = parallel_trials.clamp(1, self.trials) as u64;
-            let ratios = self.ratio_bytes();
-            return Estimate {
-                memory_bytes: concurrent.saturating_mul(per_trial).saturating_add(ratios),
-                work_flops: self.trials as f64 * self.engine_work(engine),
-            };
-        }
-        let b = self.precision.bytes();
-        let n = self.samples as u64;
-        let width_sum: u64 = net.widths.iter().map(|&w| w as u64).sum::<u64>() + net.input_dim as u64;
-        let widest = net.max_width() as u64;
-        // Per trial (see sim::dense): the weights kept for the backward pass, or one layer's
-        // buffer when they are drawn again; the input, three activation/error buffers, one
-        // byte per activation for the ReLU pattern (and the activations under weight norm);
-        // one Gram-Schmidt scratch (f64 whatever the precision); the head.
-        let all_weights = b * net.weight_count();
-        let weights = if all_weights <= crate::sim::dense::KEEP_WEIGHTS_BYTES as u64
-            || !crate::sim::dense::cheap_to_redraw(&net.weights)
-        {
-            all_weights
-        } else {
-            b * (1..=net.depth())
-                .map(|l| (net.fan_in(l) * net.widths[l - 1]) as u64)
-                .max()
-                .unwrap_or(0)
-        };
-        let activations = match net.weights {
-            Weights::Normalized(_) => b * n * width_sum,
-            Weights::Plain(_) => 0,
-        };
-        let per_trial = weights
-            + b * n * (net.input_dim as u64 + 3 * widest)
-            + n * width_sum
-            + activations
-            + 8 * widest * widest
-            + self.head_and_norms_bytes();
-        let concurrent = parallel_trials.clamp(1, self.trials) as u64;
-        let ratios = self.ratio_bytes();
-        Estimate {
-            memory_bytes: concurrent.saturating_mul(per_trial).saturating_add(ratios),
-            work_flops: self.trials as f64 * self.engine_work(Engine::Dense),
         }
     }
 }

@@ -9,7 +9,7 @@ use super::*;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpecInput {
-    kind: Option<String>,
+    kind: Option<Kind>,
     network: Option<NetworkInput>,
     samples: Option<i64>,
     trials: Option<i64>,
@@ -17,9 +17,9 @@ pub struct JobSpecInput {
     epsilon: Option<f64>,
     delta: Option<f64>,
     seed: Option<u64>,
-    precision: Option<String>,
+    precision: Option<Precision>,
     /// "dense", "exact" or "auto" (default): auto takes the exact sampler where permitted and cheaper.
-    method: Option<String>,
+    method: Option<Method>,
 }
 
 /// The network: `input_dim`, then `depth` + `width` or `widths` (or, for `width_sweep`,
@@ -43,8 +43,8 @@ pub struct NetworkInput {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InitInput {
-    scheme: String,
-    fan: Option<String>,
+    scheme: Scheme,
+    fan: Option<Fan>,
     gain: Option<f64>,
     variance: Option<f64>,
 }
@@ -56,7 +56,7 @@ pub struct InitInput {
 pub struct WeightNormInput {
     #[schema(value_type = Option<Object>)]
     gain: Option<Value>,
-    direction: Option<String>,
+    direction: Option<Direction>,
 }
 
 /// The softmax cross-entropy head: `classes` (default 20).
@@ -70,39 +70,39 @@ pub struct HeadInput {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
-    distribution: Option<String>,
+    distribution: Option<InputDistribution>,
 }
 
-/// The allowed values of a field, for messages about wrong types and unknown fields.
-fn allowed(field: &str) -> &'static str {
+/// The allowed values of a field, for messages about wrong types and unknown values.
+fn allowed(field: &str) -> String {
     match field {
-        "kind" => "\"norms\" or \"width_sweep\"",
-        "network.widths_to_sweep" => "a non-empty array of at most max_sweep_points integers in [1, max_width]",
-        "network.depths_to_sweep" => "a non-empty array of integers in [1, max_depth]",
-        "network" => "an object with input_dim, depth + width or widths, init, weight_norm, head",
-        "network.input_dim" => "an integer in [1, max_input_dim]",
-        "network.depth" => "an integer in [1, max_depth]",
-        "network.width" => "an integer in [1, max_width]",
-        "network.widths" => "a non-empty array of integers in [1, max_width]",
-        "network.init" => "an object {scheme, fan?, gain?, variance?}",
-        "network.init.scheme" => "one of he, glorot, glorot_paper, lecun, orthogonal, gaussian",
-        "network.init.fan" => "\"in\" or \"out\"",
-        "network.init.gain" | "network.init.variance" => "a finite number > 0",
-        "network.weight_norm" => "null or an object {gain, direction}",
-        "network.weight_norm.gain" => "\"naive\", \"derived\" or a number > 0",
-        "network.weight_norm.direction" => "\"gaussian\" or \"orthogonal\"",
-        "network.head" => "an object {classes}",
-        "network.head.classes" => "an integer in [2, max_classes]",
-        "samples" => "an integer in [1, max_samples]",
-        "trials" => "an integer in [1, max_trials]",
-        "input" => "an object {distribution}",
-        "input.distribution" => "\"gaussian\" or \"sphere\"",
-        "epsilon" => "a finite number > 0",
-        "delta" => "a number in the open interval (0, 1)",
-        "seed" => "an integer in [0, 2^64 - 1]",
-        "precision" => "\"f64\" or \"f32\"",
-        "method" => "\"dense\", \"exact\" or \"auto\"",
-        _ => "see the spec format in product.md",
+        "kind" => Kind::allowed(),
+        "network.init.scheme" => Scheme::allowed(),
+        "network.init.fan" => Fan::allowed(),
+        "network.weight_norm.direction" => Direction::allowed(),
+        "input.distribution" => InputDistribution::allowed(),
+        "precision" => Precision::allowed(),
+        "method" => Method::allowed(),
+        "network.widths_to_sweep" => "a non-empty array of at most max_sweep_points integers in [1, max_width]".into(),
+        "network.depths_to_sweep" => "a non-empty array of integers in [1, max_depth]".into(),
+        "network" => "an object with input_dim, depth + width or widths, init, weight_norm, head".into(),
+        "network.input_dim" => "an integer in [1, max_input_dim]".into(),
+        "network.depth" => "an integer in [1, max_depth]".into(),
+        "network.width" => "an integer in [1, max_width]".into(),
+        "network.widths" => "a non-empty array of integers in [1, max_width]".into(),
+        "network.init" => "an object {scheme, fan?, gain?, variance?}".into(),
+        "network.init.gain" | "network.init.variance" => "a finite number > 0".into(),
+        "network.weight_norm" => "null or an object {gain, direction}".into(),
+        "network.weight_norm.gain" => "\"naive\", \"derived\" or a number > 0".into(),
+        "network.head" => "an object {classes}".into(),
+        "network.head.classes" => "an integer in [2, max_classes]".into(),
+        "samples" => "an integer in [1, max_samples]".into(),
+        "trials" => "an integer in [1, max_trials]".into(),
+        "input" => "an object {distribution}".into(),
+        "epsilon" => "a finite number > 0".into(),
+        "delta" => "a number in the open interval (0, 1)".into(),
+        "seed" => "an integer in [0, 2^64 - 1]".into(),
+        _ => "see the spec format in the README".into(),
     }
 }
 
@@ -135,6 +135,12 @@ pub fn parse_spec(value: &Value, limits: &Limits) -> Result<Spec, SpecError> {
             );
         }
         let hint = allowed(&field);
+        // An unknown name of a string enum: say which, then what is allowed (serde's own text
+        // lists the names in backquotes).
+        if let Some(rest) = inner.strip_prefix("unknown variant `") {
+            let got = rest.split('`').next().unwrap_or_default();
+            return SpecError::new(field, format!("unknown value {got:?}; allowed: {hint}"));
+        }
         SpecError::new(field, format!("{inner}; allowed: {hint}"))
     })?;
     convert(raw, limits)
@@ -168,36 +174,21 @@ fn unused(field: &str, present: bool, why: &str) -> Result<(), SpecError> {
 }
 
 fn convert(raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
-    let kind = match raw.kind.as_deref() {
-        None | Some("norms") => Kind::Norms,
-        Some("width_sweep") => Kind::WidthSweep,
-        Some(other) => {
-            return Err(SpecError::new(
-                "kind",
-                format!("unknown kind {other:?}; allowed: \"norms\" or \"width_sweep\""),
-            ))
-        }
-    };
+    let kind = raw.kind.unwrap_or(Kind::Norms);
     let mut raw_network = raw.network.ok_or_else(|| {
         SpecError::new(
             "network",
             "required: an object with input_dim, depth + width or widths, init",
         )
     })?;
-    let sweep = take_sweep(kind, &mut raw_network, limits)?;
+    let task = take_task(kind, &mut raw_network, limits)?;
     let network = convert_network(raw_network, limits)?;
     let samples = int_in("samples", raw.samples.unwrap_or(2000), 1, limits.max_samples)?;
     let trials = int_in("trials", raw.trials.unwrap_or(1), 1, limits.max_trials)?;
-    let input = match raw.input.and_then(|i| i.distribution).as_deref() {
-        None | Some("gaussian") => InputDistribution::Gaussian,
-        Some("sphere") => InputDistribution::Sphere,
-        Some(other) => {
-            return Err(SpecError::new(
-                "input.distribution",
-                format!("unknown distribution {other:?}; allowed: \"gaussian\" or \"sphere\""),
-            ))
-        }
-    };
+    let input = raw
+        .input
+        .and_then(|i| i.distribution)
+        .unwrap_or(InputDistribution::Gaussian);
     let epsilon = raw.epsilon.unwrap_or(0.15);
     if !(epsilon > 0.0 && epsilon.is_finite() && epsilon <= 1e6) {
         return Err(SpecError::new(
@@ -212,62 +203,24 @@ fn convert(raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
             format!("must lie in the open interval (0, 1), got {delta}"),
         ));
     }
-    let precision = match raw.precision.as_deref() {
-        None | Some("f64") => Precision::F64,
-        Some("f32") => Precision::F32,
-        Some(other) => {
-            return Err(SpecError::new(
-                "precision",
-                format!("unknown precision {other:?}; allowed: \"f64\" or \"f32\""),
-            ))
-        }
-    };
-    let method = match raw.method.as_deref() {
-        None | Some("auto") => Method::Auto,
-        Some("dense") => Method::Dense,
-        Some("exact") => Method::Exact,
-        Some(other) => {
-            return Err(SpecError::new(
-                "method",
-                format!("unknown method {other:?}; allowed: \"dense\", \"exact\" or \"auto\""),
-            ))
-        }
-    };
-    let seed = raw.seed.unwrap_or_else(rand::random);
-    let spec = Spec {
-        kind,
+    Ok(Spec {
+        task,
         network,
         samples,
         trials,
         input,
         epsilon,
         delta,
-        seed,
-        precision,
-        method,
-        sweep,
+        seed: raw.seed.unwrap_or_else(rand::random),
+        precision: raw.precision.unwrap_or(Precision::F64),
+        method: raw.method.unwrap_or(Method::Auto),
         _valid: Valid(()),
-    };
-    if method == Method::Exact {
-        // A sweep needs every point to qualify; its widest constraint is the narrowest point.
-        let points: Vec<Spec> = match &spec.sweep {
-            Some(sw) => sw.points().into_iter().map(|p| spec.point_spec(p)).collect(),
-            None => vec![spec.clone()],
-        };
-        if let Some(why) = points.iter().find_map(Spec::exact_unavailable) {
-            return Err(SpecError::new(
-                "method",
-                format!("\"exact\" is not available for this spec: {why}; use \"dense\" or \"auto\""),
-            ));
-        }
-    }
-    check_estimate(&spec, limits)?;
-    Ok(spec)
+    })
 }
 
 /// For `width_sweep`: take the grid out of the network (leaving a valid base network of the
 /// first point); for `norms`: refuse the sweep fields.
-fn take_sweep(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Option<Sweep>, SpecError> {
+fn take_task(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Task, SpecError> {
     let list = |field: &str, v: &[i64], hi: usize| -> Result<Vec<usize>, SpecError> {
         if v.is_empty() || v.len() > limits.max_sweep_points {
             return Err(SpecError::new(
@@ -296,7 +249,7 @@ fn take_sweep(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Opt
                 net.depths_to_sweep.is_some(),
                 "by kind norms (use kind width_sweep)",
             )?;
-            Ok(None)
+            Ok(Task::Norms)
         }
         Kind::WidthSweep => {
             let why = "by kind width_sweep: the widths come from widths_to_sweep";
@@ -342,48 +295,9 @@ fn take_sweep(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Opt
             net.width = Some(widths[0] as i64);
             net.widths_to_sweep = None;
             net.depths_to_sweep = None;
-            Ok(Some(Sweep { widths, depths }))
+            Ok(Task::WidthSweep(Sweep { widths, depths }))
         }
     }
-}
-
-fn check_estimate(spec: &Spec, limits: &Limits) -> Result<(), SpecError> {
-    let est = spec.estimate(limits.parallel_trials);
-    if est.memory_bytes > limits.max_memory_bytes {
-        let human = |b: u64| {
-            if b >= 1 << 30 {
-                format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
-            } else {
-                format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
-            }
-        };
-        // Name the field that dominates: per-sample activations or the weights.
-        let act = spec.samples as u64 * spec.network.widths.iter().map(|&w| w as u64).sum::<u64>();
-        let field = if act >= spec.network.weight_count() {
-            "samples"
-        } else {
-            "network.width"
-        };
-        return Err(SpecError::new(
-            field,
-            format!(
-                "estimated memory {} exceeds the limit of {} (samples x widths = {act}, weights per network = {}); reduce samples, trials or width",
-                human(est.memory_bytes),
-                human(limits.max_memory_bytes),
-                spec.network.weight_count()
-            ),
-        ));
-    }
-    if est.work_flops > limits.max_work {
-        return Err(SpecError::new(
-            "trials",
-            format!(
-                "estimated work {:.3e} floating-point operations exceeds the limit of {:.3e}; reduce trials, samples, width or depth",
-                est.work_flops, limits.max_work
-            ),
-        ));
-    }
-    Ok(())
 }
 
 fn convert_network(raw: NetworkInput, limits: &Limits) -> Result<Network, SpecError> {
@@ -475,41 +389,33 @@ fn convert_network(raw: NetworkInput, limits: &Limits) -> Result<Network, SpecEr
 }
 
 fn convert_init(raw: InitInput) -> Result<Init, SpecError> {
-    let scheme = raw.scheme.as_str();
+    let scheme = raw.scheme;
     let why = format!("by scheme {scheme}");
-    if scheme != "he" {
+    if scheme != Scheme::He {
         unused("network.init.fan", raw.fan.is_some(), &why)?;
     }
-    if scheme != "orthogonal" {
+    if scheme != Scheme::Orthogonal {
         unused("network.init.gain", raw.gain.is_some(), &why)?;
     }
-    if scheme != "gaussian" {
+    if scheme != Scheme::Gaussian {
         unused("network.init.variance", raw.variance.is_some(), &why)?;
     }
     Ok(match scheme {
-        "he" => {
-            let fan = match raw.fan.as_deref() {
-                Some("in") => Fan::In,
-                Some("out") => Fan::Out,
-                Some(other) => {
-                    return Err(SpecError::new("network.init.fan", format!("unknown fan {other:?}; allowed: \"in\" or \"out\"")))
-                }
-                None => {
-                    return Err(SpecError::new(
-                        "network.init.fan",
-                        "required for he: \"out\" (N(0, 2/n_l), the paper's He) or \"in\" (N(0, 2/n_{l-1}), PyTorch's kaiming default)",
-                    ))
-                }
-            };
-            Init::He { fan }
-        }
-        "glorot" => Init::Glorot,
-        "glorot_paper" => Init::GlorotPaper,
-        "lecun" => Init::Lecun,
-        "orthogonal" => Init::Orthogonal {
+        Scheme::He => Init::He {
+            fan: raw.fan.ok_or_else(|| {
+                SpecError::new(
+                    "network.init.fan",
+                    "required for he: \"out\" (N(0, 2/n_l), the paper's He) or \"in\" (N(0, 2/n_{l-1}), PyTorch's kaiming default)",
+                )
+            })?,
+        },
+        Scheme::Glorot => Init::Glorot,
+        Scheme::GlorotPaper => Init::GlorotPaper,
+        Scheme::Lecun => Init::Lecun,
+        Scheme::Orthogonal => Init::Orthogonal {
             gain: positive("network.init.gain", raw.gain.unwrap_or(std::f64::consts::SQRT_2), 1e3)?,
         },
-        "gaussian" => Init::Gaussian {
+        Scheme::Gaussian => Init::Gaussian {
             variance: positive(
                 "network.init.variance",
                 raw.variance.ok_or_else(|| {
@@ -521,12 +427,6 @@ fn convert_init(raw: InitInput) -> Result<Init, SpecError> {
                 1e6,
             )?,
         },
-        other => {
-            return Err(SpecError::new(
-                "network.init.scheme",
-                format!("unknown scheme {other:?}; allowed: he, glorot, glorot_paper, lecun, orthogonal, gaussian"),
-            ))
-        }
     })
 }
 
@@ -547,17 +447,10 @@ fn convert_weight_norm(raw: WeightNormInput) -> Result<WeightNorm, SpecError> {
             ))
         }
     };
-    let direction = match raw.direction.as_deref() {
-        None | Some("gaussian") => Direction::Gaussian,
-        Some("orthogonal") => Direction::Orthogonal,
-        Some(other) => {
-            return Err(SpecError::new(
-                "network.weight_norm.direction",
-                format!("unknown direction {other:?}; allowed: \"gaussian\" or \"orthogonal\""),
-            ))
-        }
-    };
-    Ok(WeightNorm { gain, direction })
+    Ok(WeightNorm {
+        gain,
+        direction: raw.direction.unwrap_or(Direction::Gaussian),
+    })
 }
 
 #[cfg(test)]
@@ -677,36 +570,6 @@ mod tests {
         net.insert("widths".into(), json!([100, 200, 0]));
         let e = err_field(v);
         assert_eq!(e.field, "network.widths[2]");
-    }
-
-    #[test]
-    fn memory_limit_refuses_before_allocating() {
-        // 10^6 samples x 10 layers x 1000 wide would need tens of GiB.
-        let mut v = with(&["network", "width"], json!(1000));
-        v["samples"] = json!(1_000_000);
-        let e = err_field(v);
-        assert_eq!(e.field, "samples");
-        assert!(e.message.contains("exceeds the limit"), "{}", e.message);
-        // A single layer of width 10^6 has 5 * 10^11 weights: refused on memory, not allocated.
-        let e = err_field(with(&["network", "width"], json!(1_000_000)));
-        assert_eq!(e.field, "network.width");
-    }
-
-    #[test]
-    fn the_head_counts_in_the_estimates() {
-        // W_out alone is 10000 x 10^6 f64 = 80 GB: refused before anything is allocated.
-        let v = json!({"network": {"input_dim": 2, "depth": 2, "width": 1_000_000, "init": {"scheme": "he", "fan": "out"},
-                       "head": {"classes": 10000}}, "samples": 2});
-        let e = err_field(v);
-        assert!(e.message.contains("estimated memory"), "{e}");
-        // And its products count as work: 1000 samples x 10000 classes x width 1000, 10^4 trials.
-        let v = json!({"network": {"input_dim": 1, "depth": 1, "width": 1000, "init": {"scheme": "he", "fan": "out"},
-                       "head": {"classes": 10000}}, "samples": 1000, "trials": 10000, "method": "dense"});
-        let e = err_field(v);
-        assert!(
-            e.message.contains("estimated work") || e.message.contains("estimated memory"),
-            "{e}"
-        );
     }
 
     #[test]

@@ -1,4 +1,8 @@
-//! The theory of `theory.md`: width bounds, exact laws and predictions.
+//! The theory: width bounds, exact laws and predictions (docs/theory.md).
+//!
+//! Holds: `bounds` (the three width bounds and the calculator's answer), `exact` (exact laws of
+//! one Gaussian ReLU layer), `predict` (per-layer predictions printed beside measurements).
+//! Depends on: `spec` (network shapes) only.
 //!
 //! Everything here is closed-form or a deterministic numerical evaluation; nothing draws random
 //! numbers. The three bounds share one per-layer tolerance `epsilon' = (1 + epsilon)^(1/L) - 1`

@@ -5,13 +5,13 @@
 //! exact in expectation for Gaussian, orthogonal and weight-normalized layers. For Gaussian
 //! weights the whole law of the forward ratio is known, so its mean and spread are exact.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::exact::mean_layer_norm_ratio;
 use crate::spec::{Network, Weights};
 
 /// A prediction for one ratio at one layer.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RatioPrediction {
     /// Predicted mean of the ratio.
     pub mean: f64,
@@ -22,11 +22,10 @@ pub struct RatioPrediction {
     /// Whether `mean` and `std` are exact (true) or the square root of the second moment.
     pub exact: bool,
     /// The law or approximation used, in words.
-    #[schema(value_type = String)]
-    pub law: &'static str,
+    pub law: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LayerPrediction {
     pub forward: RatioPrediction,
     pub gradient: RatioPrediction,
@@ -53,7 +52,7 @@ pub fn predict(net: &Network) -> Vec<LayerPrediction> {
                 std: Some((fwd_ms - fwd_mean * fwd_mean).max(0.0).sqrt()),
                 mean_square: fwd_ms,
                 exact: true,
-                law: "exact: product over layers of sigma_k chi_{K_k}, K_k ~ Binomial(n_k, 1/2)",
+                law: "exact: product over layers of sigma_k chi_{K_k}, K_k ~ Binomial(n_k, 1/2)".into(),
             }
         } else {
             RatioPrediction {
@@ -61,7 +60,7 @@ pub fn predict(net: &Network) -> Vec<LayerPrediction> {
                 std: None,
                 mean_square: fwd_ms,
                 exact: false,
-                law: "sqrt of the exact second moment prod_k sigma_k^2 n_k / 2",
+                law: "sqrt of the exact second moment prod_k sigma_k^2 n_k / 2".into(),
             }
         };
         // r_g(l)^2 ~ (g_l / norm_l)^2 prod_{k<l} c_k prod_{k>l} b_k (mean-field, independent factors).
@@ -84,7 +83,8 @@ pub fn predict(net: &Network) -> Vec<LayerPrediction> {
                 exact: false,
                 law: "mean-field: (g_l/norm_l)^2 prod_{k<l} sigma_k^2 n_k/2 prod_{k>l} sigma_k^2 n_{k-1}/2; \
                       it drops the s^2/||h^{l-1}||^2 term of the exact law (s = z.(p - t), see sim::exact), \
-                      so the measured gradient ratio sits above it by O(L C / m) with C classes",
+                      so the measured gradient ratio sits above it by O(L C / m) with C classes"
+                    .into(),
             },
         });
     }

@@ -157,7 +157,8 @@ impl Drop for Server {
 }
 
 async fn stored_row(db: &Path, id: &str) -> widthlab::store::JobRow {
-    let store = widthlab::store::Store::connect(db.to_str().unwrap())
+    use widthlab::store::JobStore;
+    let store = widthlab::store::SqliteStore::connect(db.to_str().unwrap())
         .await
         .expect("open the database");
     store.job(id).await.expect("read").expect("the job is stored")

@@ -10,11 +10,11 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use widthlab::analysis::report::build_report;
 use widthlab::config::Config;
-use widthlab::http::Application;
-use widthlab::report::build_report;
 use widthlab::sim::{simulate, Control};
 use widthlab::spec::{parse_spec, Limits};
+use widthlab::startup::Application;
 
 pub const TERMINAL: &[&str] = &["succeeded", "failed", "cancelled"];
 
@@ -64,12 +64,19 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 /// A server on the database file in `dir`: a fresh one, or the one an earlier server left.
 pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let db_path = dir.path().join("widthlab-test.db");
+    // Every field spelled out: nothing comes from the WIDTHLAB_* variables of the shell that
+    // runs the tests (an exported WIDTHLAB_TOKENS would otherwise guard every POST).
     let mut config = Config {
         bind: "127.0.0.1:0".into(),
         database_url: db_path.to_str().expect("utf-8 temp path").to_string(),
         threads: Some(2),
         max_running: 1,
-        ..Config::default()
+        max_queued: 1000,
+        max_body_bytes: 1 << 20,
+        request_timeout_secs: 30,
+        max_job_memory_mib: 4096,
+        max_job_flops: 2e14,
+        tokens: Vec::new(),
     };
     tweak(&mut config);
     let app = Application::build(config).await.expect("the application builds");

@@ -163,7 +163,8 @@ async fn in_process_shutdown_requeues_the_running_job_and_a_restart_finishes_it(
     );
 
     // The job went back to the queue, not left running for crash recovery.
-    let store = widthlab::store::Store::connect(db_path.to_str().unwrap())
+    use widthlab::store::JobStore;
+    let store = widthlab::store::SqliteStore::connect(db_path.to_str().unwrap())
         .await
         .unwrap();
     let row = store.job(&id).await.unwrap().expect("the job is still stored");
@@ -225,23 +226,26 @@ async fn a_cancel_right_after_submit_is_never_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_running_during_three_crashes_is_failed_not_retried() {
-    use widthlab::store::{NewJob, Store, MAX_ATTEMPTS};
+    use widthlab::store::{JobStore, Kind, NewJob, SqliteStore, MAX_ATTEMPTS};
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(dir.path().join("crashes.db").to_str().unwrap())
+    let store = SqliteStore::connect(dir.path().join("crashes.db").to_str().unwrap())
         .await
         .unwrap();
     let spec = serde_json::json!({"kind": "norms"});
     store
-        .insert_job(NewJob {
-            id: "job-1",
-            kind: "norms",
-            spec: &spec,
-            spec_hash: "h",
-            idempotency_key: None,
-            progress_total: 1,
-            seed: 1,
-            stamp: &serde_json::Value::Null,
-        })
+        .insert_job(
+            NewJob {
+                id: "job-1",
+                kind: Kind::Norms,
+                spec: &spec,
+                spec_hash: "h",
+                idempotency_key: None,
+                progress_total: 1,
+                seed: 1,
+                stamp: &serde_json::Value::Null,
+            },
+            1000,
+        )
         .await
         .unwrap();
     // Each "crash": the job was claimed (running) when the process died; start-up recovers.

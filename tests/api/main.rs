@@ -11,3 +11,4 @@ mod helpers;
 mod jobs;
 mod lifecycle;
 mod results;
+mod structure;

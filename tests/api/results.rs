@@ -298,7 +298,7 @@ async fn served_numbers_are_the_computed_f64_bit_for_bit() {
     let id = job["id"].as_str().unwrap();
     let spec = widthlab::spec::parse_spec(&job["spec"], &widthlab::spec::Limits::default()).unwrap();
     let sim = widthlab::sim::simulate(&spec, &widthlab::sim::Control::none()).unwrap();
-    let report = widthlab::report::build_report(&spec, &sim);
+    let report = widthlab::analysis::report::build_report(&spec, &sim);
 
     for (path, computed) in [
         ("layers", serde_json::to_value(&report.layers).unwrap()),

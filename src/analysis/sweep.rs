@@ -2,12 +2,34 @@
 //! beside every bound's minimal width (theory.md section 5.3).
 
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
-use crate::report::{build_report, Probability};
+use super::report::{build_report, Probability};
+use super::stats::DeviationStats;
+use crate::sim::plan::SpecPlan;
+use crate::sim::rng::splitmix64;
 use crate::sim::Simulation;
 use crate::spec::{Spec, SweepPoint};
-use crate::stats::DeviationStats;
 use crate::theory::bounds::{evaluate, Bound, BoundInputs};
+
+/// Multiplier of the point index in [`point_seed`] (the 64-bit golden ratio).
+const POINT_SEED_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The seed of point `index` of a sweep with seed `seed`: points are independent and each is
+/// reproducible on its own. [`point_seed_rule`] describes this function in the stamp.
+pub fn point_seed(seed: u64, index: usize) -> u64 {
+    splitmix64(seed ^ (index as u64 + 1).wrapping_mul(POINT_SEED_MULTIPLIER))
+}
+
+/// [`point_seed`] in words, for the stamp.
+pub fn point_seed_rule() -> String {
+    format!("point seeds = splitmix64(seed ^ (point + 1) * {POINT_SEED_MULTIPLIER:#X})")
+}
+
+/// The `norms` spec of one sweep point: uniform width and depth, its own seed.
+pub fn point_spec(spec: &Spec, point: SweepPoint) -> Spec {
+    spec.with_point(point.width, point.depth, point_seed(spec.seed, point.index))
+}
 
 /// One bound at one grid point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -31,11 +53,25 @@ pub struct PointReport {
     pub engine: String,
     pub forward_deviation: DeviationStats,
     pub gradient_deviation: DeviationStats,
-    #[serde(deserialize_with = "crate::stats::nan_if_null")]
+    #[serde(deserialize_with = "super::stats::nan_if_null")]
     pub max_deviation: f64,
     /// Probability over networks that every layer of every sample stays within 1 +/- epsilon.
     pub all_within: Probability,
     pub bounds: Vec<PointBound>,
+}
+
+impl PointReport {
+    /// The point as JSON with the bounds also keyed by name (`guaranteed_epsilon.arpit2019`,
+    /// `min_width.chernoff`, ...): what `/sweep` serves and its CSV columns read.
+    pub fn to_flat_json(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        let by = |f: &dyn Fn(&PointBound) -> Value| -> Value {
+            Value::Object(self.bounds.iter().map(|b| (b.bound.clone(), f(b))).collect())
+        };
+        v["guaranteed_epsilon"] = by(&|b| json!(b.guaranteed_epsilon));
+        v["min_width"] = by(&|b| json!(b.min_width));
+        v
+    }
 }
 
 /// Summarize a finished point simulation (`point_spec` = `spec.point_spec(point)`).
@@ -88,7 +124,7 @@ pub struct FrontierRow {
 }
 
 pub fn frontier(spec: &Spec, points: &[PointReport]) -> Vec<FrontierRow> {
-    let Some(sweep) = &spec.sweep else { return Vec::new() };
+    let Some(sweep) = spec.sweep() else { return Vec::new() };
     let target = 1.0 - spec.delta;
     sweep
         .depths

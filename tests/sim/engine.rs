@@ -8,15 +8,16 @@
 //! floored at the i.i.d. SE (see `pooled_se`).
 //! Seeds are fixed and were chosen before the tests were first run.
 //!
-//! Run with `cargo test --release --test engine` (the debug profile is far too slow).
+//! Run with `cargo test --release --test sim` (the debug profile is far too slow).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
-use widthlab::report::{build_report, RunReport};
+use widthlab::analysis::report::{build_report, RunReport};
+use widthlab::sim::plan::parse_checked;
 use widthlab::sim::{simulate, Cancelled, Control, Simulation};
-use widthlab::spec::{parse_spec, Limits, Spec};
+use widthlab::spec::{Limits, Spec};
 
 /// Multiplier of the standard error in every statistical assertion.
 const Z: f64 = 5.0;
@@ -28,7 +29,7 @@ fn parse(v: &Value) -> Spec {
     if v.get("method").is_none() {
         v["method"] = serde_json::json!("dense");
     }
-    parse_spec(&v, &Limits::default()).unwrap_or_else(|e| panic!("spec refused: {e}\n{v}"))
+    parse_checked(&v, &Limits::default()).unwrap_or_else(|e| panic!("spec refused: {e}\n{v}"))
 }
 
 fn run(v: Value) -> (Spec, Simulation) {

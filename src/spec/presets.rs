@@ -186,7 +186,7 @@ mod tests {
         );
         let (spec, _) = expand(&json!({"preset": "arpit2019-fig6", "network": {"depths_to_sweep": [5, 10]}})).unwrap();
         assert_eq!(
-            parse_spec(&spec, &Limits::default()).unwrap().sweep.unwrap().depths,
+            parse_spec(&spec, &Limits::default()).unwrap().sweep().unwrap().depths,
             vec![5, 10]
         );
         let wn_to_he =

@@ -18,9 +18,10 @@
 use std::sync::OnceLock;
 
 use serde_json::{json, Value};
-use widthlab::report::build_report;
+use widthlab::analysis::report::build_report;
+use widthlab::sim::plan::{parse_checked, Engine, SpecPlan};
 use widthlab::sim::{simulate, Control, Simulation};
-use widthlab::spec::{parse_spec, Engine, Limits, Spec};
+use widthlab::spec::{Limits, Spec};
 
 /// Multiplier of the standard error in every mean assertion.
 const Z: f64 = 5.0;
@@ -28,7 +29,7 @@ const Z: f64 = 5.0;
 const KS_C: f64 = 1.949;
 
 fn parse(v: &Value) -> Spec {
-    parse_spec(v, &Limits::default()).unwrap_or_else(|e| panic!("spec refused: {e}\n{v}"))
+    parse_checked(v, &Limits::default()).unwrap_or_else(|e| panic!("spec refused: {e}\n{v}"))
 }
 
 fn run(v: &Value) -> Simulation {
@@ -524,7 +525,7 @@ fn auto_picks_the_cheapest_permitted_engine() {
 
 #[test]
 fn exact_is_refused_where_it_does_not_apply() {
-    let refused = |v: Value| parse_spec(&v, &Limits::default()).expect_err(&format!("should be refused: {v}"));
+    let refused = |v: Value| parse_checked(&v, &Limits::default()).expect_err(&format!("should be refused: {v}"));
     let orth = json!({"input_dim": 50, "depth": 3, "width": 40, "init": {"scheme": "orthogonal"}});
     let wn =
         json!({"input_dim": 50, "depth": 3, "width": 40, "weight_norm": {"gain": "naive", "direction": "gaussian"}});

@@ -6,11 +6,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::sim::Simulation;
-use crate::spec::{Fan, Init, Precision, Spec, Weights};
-use crate::stats::{
-    clopper_pearson, deviation_stats, fraction_within, ratio_stats, spread, DeviationStats, RatioStats, Spread,
+use super::stats::{
+    clopper_pearson, deviation_stats, fraction_within, nan_if_null, ratio_stats, spread, DeviationStats, RatioStats,
+    Spread,
 };
+use crate::sim::plan::SpecPlan;
+use crate::sim::Simulation;
+use crate::spec::names::string_enum;
+use crate::spec::{Fan, Init, Precision, Spec, Weights};
 use crate::theory::bounds::{evaluate, Bound, BoundInputs};
 use crate::theory::predict::{predict, LayerPrediction};
 
@@ -31,28 +34,16 @@ impl Stamp {
             rng: crate::sim::rng::RNG_ALGORITHM.to_string(),
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
             precision: spec.precision,
-            method: match spec.engine() {
-                crate::spec::Engine::Dense => "dense".into(),
-                crate::spec::Engine::ExactSingle => "exact_single: chi-square law of one input, computed in f64".into(),
-                crate::spec::Engine::ExactGram => "exact_gram: B x B Gram recursion, computed in f64".into(),
-            },
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Precision {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match String::deserialize(d)?.as_str() {
-            "f32" => Ok(Precision::F32),
-            "f64" => Ok(Precision::F64),
-            other => Err(serde::de::Error::custom(format!("unknown precision {other}"))),
+            method: spec.engine().describe().to_string(),
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Within {
+    #[serde(deserialize_with = "nan_if_null")]
     pub forward: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub gradient: f64,
 }
 
@@ -63,7 +54,7 @@ pub struct AcrossTrials {
     pub gradient_mean: Spread,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LayerReport {
     pub layer: usize,
     pub width: usize,
@@ -104,24 +95,28 @@ pub struct Pooled {
     pub forward_deviation: DeviationStats,
     pub gradient_deviation: DeviationStats,
     /// max |1 - r| over every layer, sample, trial and both ratios.
+    #[serde(deserialize_with = "nan_if_null")]
     pub max_deviation: f64,
     pub within_epsilon: Within,
     pub all_within: Probability,
     pub across_trials: PooledAcrossTrials,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Holds,
-    Violated,
-    Vacuous,
-    NotApplicable,
+string_enum! {
+    /// What a simulation says about a bound's claim.
+    pub enum Verdict {
+        Holds = "holds",
+        Violated = "violated",
+        Vacuous = "vacuous",
+        NotApplicable = "not_applicable",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MaxDeviation {
+    #[serde(deserialize_with = "nan_if_null")]
     pub forward: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub gradient: f64,
 }
 

@@ -1,0 +1,176 @@
+//! Text tables of finished jobs, one writer per kind.
+
+use std::io::Write;
+
+use crate::analysis::report::RunReport;
+use crate::analysis::sweep::{FrontierRow, PointReport};
+use crate::jobs::kinds::Output;
+use crate::spec::Spec;
+
+/// Print a finished job's output as text.
+pub fn write(out: &mut impl Write, spec: &Spec, output: &Output) -> std::io::Result<()> {
+    match output {
+        Output::Norms(report) => write_norms(out, spec, report),
+        Output::WidthSweep { points, frontier, .. } => write_sweep(out, spec, points, frontier),
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("-".to_string(), |v| v.to_string())
+}
+
+fn write_sweep(
+    out: &mut impl Write,
+    spec: &Spec,
+    points: &[PointReport],
+    frontier: &[FrontierRow],
+) -> std::io::Result<()> {
+    writeln!(out, "widthlab run: {spec}")?;
+    writeln!(out)?;
+    let bounds: Vec<&str> = points
+        .first()
+        .map(|p| p.bounds.iter().map(|b| b.bound.as_str()).collect())
+        .unwrap_or_default();
+    write!(
+        out,
+        "{:>5} {:>8} {:>5} {:>12} | {:>9} {:>9} {:>9} {:>9} | {:>14} {:>13}",
+        "point", "width", "depth", "engine", "fwd mean", "fwd max", "grad mean", "grad max", "all within", "95% CI"
+    )?;
+    for b in &bounds {
+        write!(out, " {:>13}", format!("eps {b}"))?;
+    }
+    writeln!(out)?;
+    for p in points {
+        let w = &p.all_within;
+        write!(
+            out,
+            "{:>5} {:>8} {:>5} {:>12} | {:>9.4} {:>9.4} {:>9.4} {:>9.4} | {:>14} {:>13}",
+            p.point,
+            p.width,
+            p.depth,
+            p.engine,
+            p.forward_deviation.mean,
+            p.forward_deviation.max,
+            p.gradient_deviation.mean,
+            p.gradient_deviation.max,
+            format!("{}/{}", w.successes, w.trials),
+            format!("{:.3}..{:.3}", w.ci_low, w.ci_high),
+        )?;
+        for b in &p.bounds {
+            write!(
+                out,
+                " {:>13}",
+                b.guaranteed_epsilon.map_or("-".into(), |g| format!("{g:.6}"))
+            )?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "frontier (smallest swept width with all layers and samples within 1 +/- {} in >= {} of networks):",
+        spec.epsilon,
+        1.0 - spec.delta
+    )?;
+    write!(out, "{:>5} {:>10} {:>10}", "depth", "empirical", "confident")?;
+    for b in &bounds {
+        write!(out, " {:>12}", b)?;
+    }
+    writeln!(out)?;
+    for row in frontier {
+        write!(
+            out,
+            "{:>5} {:>10} {:>10}",
+            row.depth,
+            opt(row.empirical_min_width),
+            opt(row.confident_min_width)
+        )?;
+        for b in &row.bounds {
+            write!(out, " {:>12}", opt(b.min_width))?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn write_norms(out: &mut impl Write, spec: &Spec, r: &RunReport) -> std::io::Result<()> {
+    writeln!(out, "widthlab run: {spec}")?;
+    writeln!(out, "variance rule: {}", r.variance_rule)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>5} {:>7} {:>10} | {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} | {:>8} {:>8} {:>9} | {:>6} {:>6}",
+        "layer",
+        "width",
+        "variance",
+        "fwd mean",
+        "fwd std",
+        "fwd p05",
+        "fwd p95",
+        "pred mean",
+        "pred std",
+        "grad mean",
+        "grad std",
+        "pred mean",
+        "in f",
+        "in g"
+    )?;
+    for l in &r.layers {
+        writeln!(
+            out,
+            "{:>5} {:>7} {:>10.4e} | {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>9.4} {:>8} | {:>9.4} {:>8.4} {:>9.4} | {:>6.3} {:>6.3}",
+            l.layer,
+            l.width,
+            l.weight_variance,
+            l.forward.mean,
+            l.forward.std,
+            l.forward.p05,
+            l.forward.p95,
+            l.predicted.forward.mean,
+            l.predicted.forward.std.map_or("-".to_string(), |v| format!("{v:.4}")),
+            l.gradient.mean,
+            l.gradient.std,
+            l.predicted.gradient.mean,
+            l.within_epsilon.forward,
+            l.within_epsilon.gradient,
+        )?;
+    }
+    let p = &r.pooled;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "pooled |1 - r|: forward mean {:.4} std {:.4} p95 {:.4} max {:.4}; gradient mean {:.4} std {:.4} p95 {:.4} max {:.4}",
+        p.forward_deviation.mean,
+        p.forward_deviation.std,
+        p.forward_deviation.p95,
+        p.forward_deviation.max,
+        p.gradient_deviation.mean,
+        p.gradient_deviation.std,
+        p.gradient_deviation.p95,
+        p.gradient_deviation.max
+    )?;
+    writeln!(
+        out,
+        "all layers and samples within 1 +/- {}: {}/{} networks (95% CI {:.3}..{:.3})",
+        p.all_within.epsilon, p.all_within.successes, p.all_within.trials, p.all_within.ci_low, p.all_within.ci_high
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<11} {:>9} {:>7} {:>11} {:>9}  reason",
+        "bound", "required", "width", "guaranteed", "verdict"
+    )?;
+    for c in &r.bound_checks {
+        writeln!(
+            out,
+            "{:<11} {:>9} {:>7} {:>11} {:>9}  {}",
+            c.bound,
+            c.required_width.map_or("-".into(), |w| w.to_string()),
+            c.actual_width,
+            c.guaranteed_epsilon.map_or("-".into(), |g| format!("{g:.6}")),
+            c.verdict,
+            c.reason
+        )?;
+    }
+    Ok(())
+}

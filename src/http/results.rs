@@ -1,0 +1,220 @@
+//! What a finished job holds: per-layer statistics, bound checks, sweep points; JSON or CSV.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::Value;
+
+use super::extract::{Params, Path};
+use super::schema::{BoundChecksPage, ErrorBody, LayersPage, SweepPage};
+use super::{ApiError, AppState};
+use crate::analysis::sweep::PointReport;
+use crate::spec::Kind;
+use crate::store::ResultFamily;
+use crate::theory::bounds::Bound;
+
+/// Per-layer statistics as CSV columns: JSON pointers into a layer report; the header is the
+/// pointer with `/` replaced by `_`.
+const LAYER_COLUMNS: &[&str] = &[
+    "/layer",
+    "/width",
+    "/fan_in",
+    "/weight_variance",
+    "/forward/count",
+    "/forward/undefined",
+    "/forward/mean",
+    "/forward/std",
+    "/forward/min",
+    "/forward/max",
+    "/forward/p01",
+    "/forward/p05",
+    "/forward/p50",
+    "/forward/p95",
+    "/forward/p99",
+    "/gradient/count",
+    "/gradient/undefined",
+    "/gradient/mean",
+    "/gradient/std",
+    "/gradient/min",
+    "/gradient/max",
+    "/gradient/p01",
+    "/gradient/p05",
+    "/gradient/p50",
+    "/gradient/p95",
+    "/gradient/p99",
+    "/within_epsilon/forward",
+    "/within_epsilon/gradient",
+    "/predicted/forward/mean",
+    "/predicted/forward/std",
+    "/predicted/forward/mean_square",
+    "/predicted/gradient/mean",
+    "/across_trials/forward_mean/std",
+    "/across_trials/gradient_mean/std",
+];
+
+/// Sweep points as CSV columns; each bound adds its guaranteed epsilon and minimal width.
+fn sweep_columns() -> Vec<String> {
+    let fixed = [
+        "/point",
+        "/width",
+        "/depth",
+        "/seed",
+        "/engine",
+        "/forward_deviation/mean",
+        "/forward_deviation/std",
+        "/forward_deviation/p95",
+        "/forward_deviation/max",
+        "/gradient_deviation/mean",
+        "/gradient_deviation/std",
+        "/gradient_deviation/p95",
+        "/gradient_deviation/max",
+        "/max_deviation",
+        "/all_within/epsilon",
+        "/all_within/trials",
+        "/all_within/successes",
+        "/all_within/probability",
+        "/all_within/ci_low",
+        "/all_within/ci_high",
+    ];
+    let mut columns: Vec<String> = fixed.iter().map(|c| c.to_string()).collect();
+    for quantity in ["guaranteed_epsilon", "min_width"] {
+        columns.extend(Bound::ALL.iter().map(|b| format!("/{quantity}/{}", b.name())));
+    }
+    columns
+}
+
+/// Render rows as CSV with a header row; columns are JSON pointers, headers the pointer with
+/// `/` replaced by `_`. Missing or null values are empty cells.
+fn to_csv<S: AsRef<str>>(rows: &[Value], columns: &[S]) -> String {
+    let mut out = String::new();
+    let header: Vec<String> = columns
+        .iter()
+        .map(|c| c.as_ref().trim_start_matches('/').replace('/', "_"))
+        .collect();
+    out.push_str(&header.join(","));
+    out.push('\n');
+    for row in rows {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| match row.pointer(c.as_ref()) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => csv_quote(s),
+                Some(v) => v.to_string(),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn csv_quote(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn wants_csv(params: &Params) -> Result<bool, ApiError> {
+    params.only(&["format"])?;
+    match params.get("format") {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(other) => Err(ApiError::invalid(
+            "format",
+            format!("unknown format {other:?}; allowed: json, csv"),
+        )),
+    }
+}
+
+/// A CSV download of job `id`'s `what`.
+fn csv_response(id: &str, what: &str, body: String) -> Response {
+    let disposition = format!("inline; filename=\"widthlab-{id}-{what}.csv\"");
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Per-layer statistics: JSON, or CSV with a header row (`?format=csv`).
+#[utoipa::path(get, path = "/v1/jobs/{id}/layers", tag = "results",
+    params(("id" = String, Path), ("format" = Option<String>, Query, description = "json (default) | csv")),
+    responses(
+        (status = 200, body = LayersPage, description = "JSON, or text/csv with one row per layer"),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn layers(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let csv = wants_csv(&params)?;
+    let job = state.jobs.job(&id).await?;
+    let layers = state.jobs.result_documents(&id, ResultFamily::Layer).await?;
+    if csv {
+        return Ok(csv_response(&id, "layers", to_csv(&layers, LAYER_COLUMNS)));
+    }
+    Ok(Json(LayersPage {
+        job_id: id,
+        status: job.status,
+        layers,
+    })
+    .into_response())
+}
+
+/// The bound checks stored for a job.
+#[utoipa::path(get, path = "/v1/jobs/{id}/bound-checks", tag = "results", params(("id" = String, Path)),
+    responses((status = 200, body = BoundChecksPage), (status = 404, body = ErrorBody)))]
+pub async fn bound_checks(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BoundChecksPage>, ApiError> {
+    let job = state.jobs.job(&id).await?;
+    let bound_checks = state.jobs.result_documents(&id, ResultFamily::BoundCheck).await?;
+    Ok(Json(BoundChecksPage {
+        job_id: id,
+        status: job.status,
+        bound_checks,
+    }))
+}
+
+/// The points of a `width_sweep` (stored as each completes) and the frontier; `?format=csv`.
+#[utoipa::path(get, path = "/v1/jobs/{id}/sweep", tag = "results",
+    params(("id" = String, Path), ("format" = Option<String>, Query, description = "json (default) | csv")),
+    responses((status = 200, body = SweepPage), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Not a sweep")))]
+pub async fn sweep(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let csv = wants_csv(&params)?;
+    let job = state.jobs.job(&id).await?;
+    if job.kind != Kind::WidthSweep {
+        return Err(ApiError::Conflict {
+            code: "wrong_kind",
+            message: format!(
+                "job {id} is a {} job; sweep points exist for {} jobs (see /layers)",
+                job.kind,
+                Kind::WidthSweep
+            ),
+        });
+    }
+    let points: Vec<PointReport> = state.jobs.results(&id, ResultFamily::SweepPoint).await?;
+    let rows: Vec<Value> = points.iter().map(PointReport::to_flat_json).collect();
+    if csv {
+        return Ok(csv_response(&id, "sweep", to_csv(&rows, &sweep_columns())));
+    }
+    let frontier = state.jobs.frontier(&job, &points).await?;
+    Ok(Json(SweepPage {
+        job_id: id,
+        status: job.status,
+        points: rows,
+        frontier,
+    })
+    .into_response())
+}

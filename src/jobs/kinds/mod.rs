@@ -1,0 +1,193 @@
+//! One runner per job kind, behind one interface ([`KindRunner`]): check a spec against the
+//! limits, count its progress units, run it with progress and cancellation, store its units as
+//! they complete (and resume from those an earlier attempt stored), summarize.
+//!
+//! The server's worker (`jobs::worker`), `widthlab run` and the benchmarks all run jobs through
+//! [`runner`]; what differs is the [`RunContext`]: the database for the server, memory for the
+//! command line ([`LocalContext`]). Adding a kind is one file here plus its line in [`runner`].
+
+mod norms;
+mod width_sweep;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::analysis::report::{RunReport, Stamp};
+use crate::analysis::sweep::{FrontierRow, PointReport};
+use crate::sim::{plan, Cancelled, Control};
+use crate::spec::presets;
+use crate::spec::{parse_spec, Kind, Limits, Spec, SpecError};
+use crate::store::{ResultFamily, ResultRow};
+
+/// What a runner needs from whoever runs it. Callable from any compute thread.
+pub trait RunContext: Sync {
+    /// Progress of the whole job, in the kind's units (monotone).
+    fn progress(&self, done: u64, total: u64);
+    /// Polled between units and layers: true stops the run.
+    fn cancelled(&self) -> bool;
+    /// Result rows of `family` stored by an earlier attempt of this job (to resume from).
+    fn stored(&self, family: ResultFamily) -> Result<Vec<ResultRow>, String>;
+    /// Store one unit as soon as it is complete.
+    fn store(&self, row: ResultRow) -> Result<(), String>;
+}
+
+/// Why a run did not finish.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// The context asked to stop (a cancel, or a shutdown that re-queues the job).
+    Cancelled,
+    Failed(String),
+}
+
+impl From<Cancelled> for Stop {
+    fn from(_: Cancelled) -> Stop {
+        Stop::Cancelled
+    }
+}
+
+/// The typed result of a finished job, as `widthlab run` prints it.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Norms(Box<RunReport>),
+    WidthSweep {
+        spec: Value,
+        stamp: Stamp,
+        points: Vec<PointReport>,
+        frontier: Vec<FrontierRow>,
+    },
+}
+
+/// A finished run: what the job row gets, the result rows written with the final state
+/// change, and the typed output.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub stamp: Stamp,
+    /// The job's headline numbers, shown in `GET /v1/jobs/{id}`.
+    pub summary: Value,
+    /// Result rows not stored unit by unit during the run.
+    pub rows: Vec<ResultRow>,
+    pub output: Output,
+}
+
+/// One job kind.
+pub trait KindRunner: Sync {
+    /// Refuse a spec this kind cannot run within the limits (before anything is allocated).
+    fn check(&self, spec: &Spec, limits: &Limits) -> Result<(), SpecError> {
+        plan::check(spec, limits)
+    }
+    /// The unit of the job's progress counter and how many there are.
+    fn progress_total(&self, spec: &Spec) -> u64;
+    /// Run on the current rayon pool.
+    fn run(&self, spec: &Spec, ctx: &dyn RunContext) -> Result<Finished, Stop>;
+}
+
+/// The runner of a kind.
+pub fn runner(kind: Kind) -> &'static dyn KindRunner {
+    match kind {
+        Kind::Norms => &norms::Norms,
+        Kind::WidthSweep => &width_sweep::WidthSweep,
+    }
+}
+
+/// A request body checked for running.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub spec: Spec,
+    /// The body with its preset expanded (what was parsed).
+    pub expanded: Value,
+    /// The preset the body named, if any.
+    pub preset: Option<&'static str>,
+}
+
+/// A request body (a spec, or `{"preset": NAME, ...overrides}`) checked for running: the
+/// preset expanded, the spec parsed, and its kind's limits checked.
+pub fn validate(body: &Value, limits: &Limits) -> Result<Validated, SpecError> {
+    let (expanded, preset) = presets::expand(body)?;
+    let spec = parse_spec(&expanded, limits)?;
+    runner(spec.kind()).check(&spec, limits)?;
+    Ok(Validated { spec, expanded, preset })
+}
+
+/// The [`Control`] a simulation inside a runner uses: the context's cancellation, and its
+/// progress unless the kind counts progress itself (`fine` false).
+fn with_control<T>(ctx: &dyn RunContext, fine: bool, f: impl FnOnce(&Control) -> T) -> T {
+    let progress = |done: u64, total: u64| {
+        if fine {
+            ctx.progress(done, total)
+        }
+    };
+    let cancelled = || ctx.cancelled();
+    f(&Control {
+        progress: &progress,
+        cancelled: &cancelled,
+    })
+}
+
+/// A result row holding `value` as JSON.
+pub fn encode<T: Serialize>(family: ResultFamily, index: i64, value: &T) -> Result<ResultRow, Stop> {
+    Ok(ResultRow {
+        family,
+        index,
+        data: serde_json::to_value(value).map_err(|e| Stop::Failed(format!("encoding a result: {e}")))?,
+    })
+}
+
+/// The typed values of result rows.
+pub fn decode<T: DeserializeOwned>(rows: Vec<ResultRow>) -> Result<Vec<T>, serde_json::Error> {
+    rows.into_iter().map(|r| serde_json::from_value(r.data)).collect()
+}
+
+/// A context without a database: units are kept in memory, progress goes to a callback, and
+/// cancellation is a flag (ctrl-c for the command line).
+pub struct LocalContext<'a> {
+    rows: Mutex<Vec<ResultRow>>,
+    progress: &'a (dyn Fn(u64, u64) + Sync),
+    cancel: &'a AtomicBool,
+}
+
+impl<'a> LocalContext<'a> {
+    pub fn new(progress: &'a (dyn Fn(u64, u64) + Sync), cancel: &'a AtomicBool) -> Self {
+        LocalContext {
+            rows: Mutex::new(Vec::new()),
+            progress,
+            cancel,
+        }
+    }
+
+    fn rows(&self) -> std::sync::MutexGuard<'_, Vec<ResultRow>> {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl RunContext for LocalContext<'_> {
+    fn progress(&self, done: u64, total: u64) {
+        (self.progress)(done, total)
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    fn stored(&self, family: ResultFamily) -> Result<Vec<ResultRow>, String> {
+        let mut rows: Vec<ResultRow> = self.rows().iter().filter(|r| r.family == family).cloned().collect();
+        rows.sort_by_key(|r| r.index);
+        Ok(rows)
+    }
+
+    fn store(&self, row: ResultRow) -> Result<(), String> {
+        let mut rows = self.rows();
+        rows.retain(|r| (r.family, r.index) != (row.family, row.index));
+        rows.push(row);
+        Ok(())
+    }
+}
+
+/// Run a checked spec here, on the current rayon pool, without a database.
+pub fn run_local(spec: &Spec, progress: &(dyn Fn(u64, u64) + Sync), cancel: &AtomicBool) -> Result<Finished, Stop> {
+    let ctx = LocalContext::new(progress, cancel);
+    runner(spec.kind()).run(spec, &ctx)
+}

@@ -1,0 +1,344 @@
+//! The simulator's plans: which engine runs a spec, and what it will cost (memory and work),
+//! known before anything is allocated.
+//!
+//! The cost models sit next to the engines they describe (`dense`, `exact`); the job layer
+//! refuses a spec whose estimate is over the configured limits ([`check`]).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::dense::{cheap_to_redraw, KEEP_WEIGHTS_BYTES};
+use crate::spec::names::string_enum;
+use crate::spec::{parse_spec, Direction, Init, Limits, Method, Spec, SpecError, Task, WeightNorm, Weights};
+
+string_enum! {
+    /// The engine that actually runs (a resolved `method`); recorded in the stamp.
+    pub enum Engine {
+        Dense = "dense",
+        /// One input per network: chi-square law, O(L + C) per network.
+        ExactSingle = "exact_single",
+        /// B inputs per network: B x B Gram recursion, O(n B^2 + B^3) per layer.
+        ExactGram = "exact_gram",
+    }
+}
+
+impl Engine {
+    /// What the engine computes, for the stamp.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Engine::Dense => "dense",
+            Engine::ExactSingle => "exact_single: chi-square law of one input, computed in f64",
+            Engine::ExactGram => "exact_gram: B x B Gram recursion, computed in f64",
+        }
+    }
+}
+
+/// Resource estimates of a spec, computed before anything runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Estimate {
+    pub memory_bytes: u64,
+    pub work_flops: f64,
+}
+
+/// Plans of a spec: engine choice, availability of the exact samplers, estimates.
+pub trait SpecPlan {
+    /// The engine that runs: `auto` takes the exact sampler when permitted and cheaper.
+    fn engine(&self) -> Engine;
+    /// Why the exact samplers cannot run this spec, if they cannot.
+    fn exact_unavailable(&self) -> Option<String>;
+    /// Memory (peak over grid points) and work (sum over points) of the spec.
+    fn estimate(&self, parallel_trials: usize) -> Estimate;
+}
+
+/// Total progress units of one simulation (for progress bars): trials x depth x 2 passes.
+pub fn work_units(spec: &Spec) -> u64 {
+    spec.trials as u64 * spec.network.depth() as u64 * 2
+}
+
+/// The specs a job simulates: itself, or every point of its grid (seeds left as given: the
+/// estimates do not depend on them).
+fn simulated(spec: &Spec) -> Vec<Spec> {
+    match &spec.task {
+        Task::Norms => vec![spec.clone()],
+        Task::WidthSweep(sweep) => sweep
+            .points()
+            .into_iter()
+            .map(|p| spec.with_point(p.width, p.depth, spec.seed))
+            .collect(),
+    }
+}
+
+impl SpecPlan for Spec {
+    fn engine(&self) -> Engine {
+        let exact = if self.samples == 1 {
+            Engine::ExactSingle
+        } else {
+            Engine::ExactGram
+        };
+        match self.method {
+            Method::Dense => Engine::Dense,
+            Method::Exact => exact,
+            Method::Auto => {
+                if self.exact_unavailable().is_some() {
+                    Engine::Dense
+                } else if engine_work(self, exact) < engine_work(self, Engine::Dense) {
+                    exact
+                } else {
+                    Engine::Dense
+                }
+            }
+        }
+    }
+
+    fn exact_unavailable(&self) -> Option<String> {
+        let net = &self.network;
+        match net.weights {
+            Weights::Plain(init) if init.is_gaussian() => {}
+            Weights::Plain(_) => return Some("the exact samplers need Gaussian weights (not orthogonal)".into()),
+            Weights::Normalized(_) => return Some("the exact samplers need Gaussian weights (no weight norm)".into()),
+        }
+        let narrowest = net.min_width().min(net.input_dim);
+        if self.samples > 1 && self.samples > narrowest {
+            return Some(format!(
+                "the Gram sampler needs samples <= the narrowest layer (including input_dim) = {narrowest}, got {}",
+                self.samples
+            ));
+        }
+        None
+    }
+
+    fn estimate(&self, parallel_trials: usize) -> Estimate {
+        simulated(self).iter().fold(
+            Estimate {
+                memory_bytes: 0,
+                work_flops: 0.0,
+            },
+            |acc, s| {
+                let e = estimate_one(s, parallel_trials);
+                Estimate {
+                    memory_bytes: acc.memory_bytes.max(e.memory_bytes),
+                    work_flops: acc.work_flops + e.work_flops,
+                }
+            },
+        )
+    }
+}
+
+/// Parse a spec and check it against the limits: the parser's shape and size checks, then
+/// [`check`]. What the CLI, the server and the tests use to accept a spec.
+pub fn parse_checked(value: &Value, limits: &Limits) -> Result<Spec, SpecError> {
+    let spec = parse_spec(value, limits)?;
+    check(&spec, limits)?;
+    Ok(spec)
+}
+
+/// Refuse a spec whose method cannot run it or whose estimates exceed the limits.
+pub fn check(spec: &Spec, limits: &Limits) -> Result<(), SpecError> {
+    if spec.method == Method::Exact {
+        // A sweep needs every point to qualify.
+        if let Some(why) = simulated(spec).iter().find_map(|s| s.exact_unavailable()) {
+            return Err(SpecError::new(
+                "method",
+                format!("\"exact\" is not available for this spec: {why}; use \"dense\" or \"auto\""),
+            ));
+        }
+    }
+    let est = spec.estimate(limits.parallel_trials);
+    if est.memory_bytes > limits.max_memory_bytes {
+        // Name the field that dominates: per-sample activations or the weights.
+        let act = spec.samples as u64 * spec.network.widths.iter().map(|&w| w as u64).sum::<u64>();
+        let field = if act >= spec.network.weight_count() {
+            "samples"
+        } else {
+            "network.width"
+        };
+        return Err(SpecError::new(
+            field,
+            format!(
+                "estimated memory {} exceeds the limit of {} (samples x widths = {act}, weights per network = {}); reduce samples, trials or width",
+                human_bytes(est.memory_bytes),
+                human_bytes(limits.max_memory_bytes),
+                spec.network.weight_count()
+            ),
+        ));
+    }
+    if est.work_flops > limits.max_work {
+        return Err(SpecError::new(
+            "trials",
+            format!(
+                "estimated work {:.3e} floating-point operations exceeds the limit of {:.3e}; reduce trials, samples, width or depth",
+                est.work_flops, limits.max_work
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn human_bytes(b: u64) -> String {
+    if b >= 1 << 30 {
+        format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+    }
+}
+
+/// Work of one trial under `engine`, in floating-point operations (estimates).
+fn engine_work(spec: &Spec, engine: Engine) -> f64 {
+    let net = &spec.network;
+    let b = spec.samples as f64;
+    // The head: logits and the error back into layer L (two B x C x n_L products), and W_out.
+    let head = (4.0 * b + 12.0) * net.classes as f64 * net.widths[net.depth() - 1] as f64;
+    match engine {
+        Engine::Dense => {
+            let qr: f64 = match net.weights {
+                Weights::Plain(Init::Orthogonal { .. })
+                | Weights::Normalized(WeightNorm {
+                    direction: Direction::Orthogonal,
+                    ..
+                }) => (1..=net.depth())
+                    .map(|l| {
+                        let (i, o) = (net.fan_in(l) as f64, net.widths[l - 1] as f64);
+                        4.0 * i.min(o).powi(2) * i.max(o)
+                    })
+                    .sum(),
+                _ => 0.0,
+            };
+            net.weight_count() as f64 * (4.0 * b + 12.0) + qr + head
+        }
+        Engine::ExactSingle => 200.0 * net.depth() as f64 + 50.0 * net.classes as f64,
+        Engine::ExactGram => {
+            (1..=net.depth())
+                .map(|l| {
+                    let (i, o) = (net.fan_in(l) as f64, net.widths[l - 1] as f64);
+                    b * b * (6.0 * o + 6.0 * i) + 12.0 * b * (o + i) + 4.0 * b * b * b
+                })
+                .sum::<f64>()
+                + 2.0 * b * b * net.input_dim as f64
+                + head
+        }
+    }
+}
+
+/// Bytes a trial needs besides the engine's own buffers: the head (W_out, C x n_L, and
+/// the B x C logits and errors, in f64 at most) and the per-sample norms (f64).
+fn head_and_norms_bytes(spec: &Spec) -> u64 {
+    let net = &spec.network;
+    let (n, c, last) = (
+        spec.samples as u64,
+        net.classes as u64,
+        net.widths[net.depth() - 1] as u64,
+    );
+    8 * (c * last + 3 * n * c + n * (net.depth() as u64 + 4))
+}
+
+/// Peak bytes of the stored ratios while the report is built: the ratios themselves
+/// (2 per layer and sample), the pooled copies of both, and one deviation vector.
+fn ratio_bytes(spec: &Spec) -> u64 {
+    5 * 8 * spec.trials as u64 * spec.samples as u64 * spec.network.depth() as u64
+}
+
+fn estimate_one(spec: &Spec, parallel_trials: usize) -> Estimate {
+    let engine = spec.engine();
+    let net = &spec.network;
+    let concurrent = parallel_trials.clamp(1, spec.trials) as u64;
+    let n = spec.samples as u64;
+    let width_sum: u64 = net.widths.iter().map(|&w| w as u64).sum::<u64>() + net.input_dim as u64;
+    if engine != Engine::Dense {
+        // Gram sampler: every layer's pre-activations and B x B factors, plus a few n x B
+        // temporaries, and one group of a pass's Gaussian draws (at most 32 MiB, see sim::exact).
+        let draws = (8 * n * width_sum).min(32 << 20);
+        let per_trial = 8 * (n * width_sum + (net.depth() as u64 + 4) * n * n + 4 * n * net.max_width() as u64)
+            + draws
+            + head_and_norms_bytes(spec);
+        return Estimate {
+            memory_bytes: concurrent.saturating_mul(per_trial).saturating_add(ratio_bytes(spec)),
+            work_flops: spec.trials as f64 * engine_work(spec, engine),
+        };
+    }
+    let b = spec.precision.bytes();
+    let widest = net.max_width() as u64;
+    // Per trial (see sim::dense): the weights kept for the backward pass, or one layer's
+    // buffer when they are drawn again; the input, three activation/error buffers, one
+    // byte per activation for the ReLU pattern (and the activations under weight norm);
+    // one Gram-Schmidt scratch (f64 whatever the precision); the head.
+    let all_weights = b * net.weight_count();
+    let weights = if all_weights <= KEEP_WEIGHTS_BYTES as u64 || !cheap_to_redraw(&net.weights) {
+        all_weights
+    } else {
+        b * (1..=net.depth())
+            .map(|l| (net.fan_in(l) * net.widths[l - 1]) as u64)
+            .max()
+            .unwrap_or(0)
+    };
+    let activations = match net.weights {
+        Weights::Normalized(_) => b * n * width_sum,
+        Weights::Plain(_) => 0,
+    };
+    let per_trial = weights
+        + b * n * (net.input_dim as u64 + 3 * widest)
+        + n * width_sum
+        + activations
+        + 8 * widest * widest
+        + head_and_norms_bytes(spec);
+    Estimate {
+        memory_bytes: concurrent.saturating_mul(per_trial).saturating_add(ratio_bytes(spec)),
+        work_flops: spec.trials as f64 * engine_work(spec, Engine::Dense),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> Value {
+        json!({
+            "network": {"input_dim": 500, "depth": 10, "width": 100, "init": {"scheme": "he", "fan": "out"}},
+            "samples": 2000, "seed": 7
+        })
+    }
+
+    fn err_field(v: Value) -> SpecError {
+        parse_checked(&v, &Limits::default()).expect_err("spec should be refused")
+    }
+
+    fn with(path: &[&str], value: Value) -> Value {
+        let mut v = base();
+        let mut cur = &mut v;
+        for p in &path[..path.len() - 1] {
+            cur = &mut cur[*p];
+        }
+        cur[path[path.len() - 1]] = value;
+        v
+    }
+
+    #[test]
+    fn memory_limit_refuses_before_allocating() {
+        // 10^6 samples x 10 layers x 1000 wide would need tens of GiB.
+        let mut v = with(&["network", "width"], json!(1000));
+        v["samples"] = json!(1_000_000);
+        let e = err_field(v);
+        assert_eq!(e.field, "samples");
+        assert!(e.message.contains("exceeds the limit"), "{}", e.message);
+        // A single layer of width 10^6 has 5 * 10^11 weights: refused on memory, not allocated.
+        let e = err_field(with(&["network", "width"], json!(1_000_000)));
+        assert_eq!(e.field, "network.width");
+    }
+
+    #[test]
+    fn the_head_counts_in_the_estimates() {
+        // W_out alone is 10000 x 10^6 f64 = 80 GB: refused before anything is allocated.
+        let v = json!({"network": {"input_dim": 2, "depth": 2, "width": 1_000_000, "init": {"scheme": "he", "fan": "out"},
+                       "head": {"classes": 10000}}, "samples": 2});
+        let e = err_field(v);
+        assert!(e.message.contains("estimated memory"), "{e}");
+        // And its products count as work: 1000 samples x 10000 classes x width 1000, 10^4 trials.
+        let v = json!({"network": {"input_dim": 1, "depth": 1, "width": 1000, "init": {"scheme": "he", "fan": "out"},
+                       "head": {"classes": 10000}}, "samples": 1000, "trials": 10000, "method": "dense"});
+        let e = err_field(v);
+        assert!(
+            e.message.contains("estimated work") || e.message.contains("estimated memory"),
+            "{e}"
+        );
+    }
+}
