@@ -1,10 +1,14 @@
 //! What a simulation means: statistics, per-layer reports with predictions and bound checks,
 //! sweep points and frontiers.
 //!
-//! Holds: `stats` (descriptive statistics, Clopper-Pearson), `report` (the result of one
-//! simulation), `sweep` (grid points, their seeds, the empirical frontier).
+//! Holds: `stats` (descriptive statistics, Clopper-Pearson), `predict` (what the exact laws
+//! predict beside every measured layer), `report` (the result of one simulation), `verdict`
+//! (what a simulation says about a bound's claim), `sweep` (grid points, their seeds, the
+//! empirical frontier).
 //! Depends on: `spec`, `sim` (its plain outputs), `theory`. No HTTP or database.
 
+pub mod predict;
 pub mod report;
 pub mod stats;
 pub mod sweep;
+pub mod verdict;

@@ -6,16 +6,17 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::predict::{predict, LayerPrediction};
 use super::stats::{
     clopper_pearson, deviation_stats, fraction_within, nan_if_null, ratio_stats, spread, DeviationStats, RatioStats,
     Spread,
 };
+pub use super::verdict::Verdict;
+use super::verdict::{Claim, Evidence};
 use crate::sim::plan::SpecPlan;
 use crate::sim::Simulation;
-use crate::spec::names::string_enum;
 use crate::spec::{Fan, Init, Precision, Spec, Weights};
 use crate::theory::bounds::{evaluate, Bound, BoundInputs};
-use crate::theory::predict::{predict, LayerPrediction};
 
 /// What produced a result: enough to reproduce it bit for bit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -102,16 +103,6 @@ pub struct Pooled {
     pub across_trials: PooledAcrossTrials,
 }
 
-string_enum! {
-    /// What a simulation says about a bound's claim.
-    pub enum Verdict {
-        Holds = "holds",
-        Violated = "violated",
-        Vacuous = "vacuous",
-        NotApplicable = "not_applicable",
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MaxDeviation {
     #[serde(deserialize_with = "nan_if_null")]
@@ -120,7 +111,17 @@ pub struct MaxDeviation {
     pub gradient: f64,
 }
 
-/// One bound held against one finished simulation.
+/// The evidence about each of a bound's claims.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClaimsEvidence {
+    pub forward: Evidence,
+    pub gradient: Evidence,
+    /// Forward and gradient ratios at once (the theorem's claim).
+    pub both: Evidence,
+}
+
+/// One bound held against one finished simulation: evidence about the bound's own claim at the
+/// actual width (see `analysis::verdict`), and whether that width meets the spec's epsilon.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BoundCheck {
     pub bound: String,
@@ -128,14 +129,25 @@ pub struct BoundCheck {
     pub required_width: Option<u64>,
     /// Smallest hidden width of the network.
     pub actual_width: u64,
+    /// The spec's epsilon.
     pub epsilon: f64,
+    /// Whether the actual width is at least the width this bound requires for the spec's
+    /// epsilon (false when that width is beyond the search limit).
+    pub meets_epsilon: bool,
     /// The epsilon the bound guarantees at the actual width.
     pub guaranteed_epsilon: Option<f64>,
+    /// The guarantee is >= 1: its lower side (ratio >= 1 - epsilon) says nothing, and only the
+    /// upper side (ratio <= 1 + epsilon) is tested.
+    pub lower_side_vacuous: bool,
     pub observed_max_deviation: MaxDeviation,
-    /// At the spec's epsilon.
+    /// At the spec's epsilon (both ratios; two-sided 95% Clopper-Pearson interval).
     pub observed: Probability,
-    /// At the guaranteed epsilon: the claim the bound makes at this width.
+    /// At the guaranteed epsilon (both ratios; two-sided 95% interval).
     pub observed_at_guaranteed: Option<Probability>,
+    /// The evidence about the bound's claim at the actual width, per claim.
+    pub claims: ClaimsEvidence,
+    /// The headline: the claim on both ratios, or on the forward ratio alone where the
+    /// gradient claim does not apply.
     pub verdict: Verdict,
     pub reason: String,
 }
@@ -152,18 +164,32 @@ pub struct RunReport {
     pub bound_checks: Vec<BoundCheck>,
 }
 
-/// Per-trial maximum deviation over both ratios, every layer and sample (NaN counts as infinite).
-fn trial_max_deviation(sim: &Simulation) -> Vec<f64> {
-    sim.trials
+/// Largest |1 - r| of each network, per ratio (NaN counts as infinite).
+#[derive(Debug, Clone)]
+pub struct TrialMaxDeviation {
+    pub forward: Vec<f64>,
+    pub gradient: Vec<f64>,
+    /// Over both ratios.
+    pub both: Vec<f64>,
+}
+
+fn max_deviation(ratios: &[f64]) -> f64 {
+    ratios
         .iter()
-        .map(|t| {
-            t.forward
-                .iter()
-                .chain(&t.gradient)
-                .map(|r| if r.is_nan() { f64::INFINITY } else { (1.0 - r).abs() })
-                .fold(0.0, f64::max)
-        })
-        .collect()
+        .map(|r| if r.is_nan() { f64::INFINITY } else { (1.0 - r).abs() })
+        .fold(0.0, f64::max)
+}
+
+/// Per-trial maximum deviations of every layer and sample.
+fn trial_max_deviation(sim: &Simulation) -> TrialMaxDeviation {
+    let forward: Vec<f64> = sim.trials.iter().map(|t| max_deviation(&t.forward)).collect();
+    let gradient: Vec<f64> = sim.trials.iter().map(|t| max_deviation(&t.gradient)).collect();
+    let both = forward.iter().zip(&gradient).map(|(f, g)| f.max(*g)).collect();
+    TrialMaxDeviation {
+        forward,
+        gradient,
+        both,
+    }
 }
 
 fn probability_within(max_dev: &[f64], epsilon: f64) -> Probability {
@@ -186,7 +212,7 @@ fn per_trial(sim: &Simulation, f: impl Fn(usize) -> f64) -> Vec<f64> {
 
 pub fn build_report(spec: &Spec, sim: &Simulation) -> RunReport {
     let net = &spec.network;
-    let predictions = predict(net);
+    let predictions = predict(net, spec.input);
     let mut layers = Vec::with_capacity(net.depth());
     for (l, predicted) in (1..=net.depth()).zip(predictions) {
         let fwd: Vec<f64> = (0..sim.trials.len())
@@ -216,7 +242,8 @@ pub fn build_report(spec: &Spec, sim: &Simulation) -> RunReport {
     }
     let all_fwd: Vec<f64> = sim.trials.iter().flat_map(|t| t.forward.iter().copied()).collect();
     let all_grad: Vec<f64> = sim.trials.iter().flat_map(|t| t.gradient.iter().copied()).collect();
-    let max_dev = trial_max_deviation(sim);
+    let trial_max = trial_max_deviation(sim);
+    let max_dev = &trial_max.both;
     let forward_deviation = deviation_stats(&all_fwd);
     let gradient_deviation = deviation_stats(&all_grad);
     let pooled = Pooled {
@@ -225,11 +252,11 @@ pub fn build_report(spec: &Spec, sim: &Simulation) -> RunReport {
             forward: fraction_within(&all_fwd, spec.epsilon),
             gradient: fraction_within(&all_grad, spec.epsilon),
         },
-        all_within: probability_within(&max_dev, spec.epsilon),
+        all_within: probability_within(max_dev, spec.epsilon),
         across_trials: PooledAcrossTrials {
             forward_mean_deviation: spread(&per_trial(sim, |t| deviation_stats(&sim.trials[t].forward).mean)),
             gradient_mean_deviation: spread(&per_trial(sim, |t| deviation_stats(&sim.trials[t].gradient).mean)),
-            max_deviation: spread(&max_dev),
+            max_deviation: spread(max_dev),
         },
         forward: ratio_stats(all_fwd),
         gradient: ratio_stats(all_grad),
@@ -238,7 +265,7 @@ pub fn build_report(spec: &Spec, sim: &Simulation) -> RunReport {
     };
     let bound_checks = Bound::ALL
         .iter()
-        .map(|&b| bound_check(b, spec, &pooled, &max_dev))
+        .map(|&b| bound_check(b, spec, &pooled, &trial_max))
         .collect();
     RunReport {
         spec: spec.to_json(),
@@ -250,84 +277,94 @@ pub fn build_report(spec: &Spec, sim: &Simulation) -> RunReport {
     }
 }
 
-/// Hold one bound against the simulation. The claim tested is the bound's own at this width:
-/// with probability >= 1 - delta every ratio lies within 1 +/- guaranteed epsilon. It is
-/// `violated` when the Clopper-Pearson upper limit of the observed probability is below 1 - delta.
-pub fn bound_check(bound: Bound, spec: &Spec, pooled: &Pooled, max_dev: &[f64]) -> BoundCheck {
+/// Why the theorem does not cover this network's claims, if it does not: (forward and both,
+/// gradient).
+fn not_covered(spec: &Spec) -> (Option<String>, Option<String>) {
+    let net = &spec.network;
+    if net.weights != Weights::Plain(Init::He { fan: Fan::Out }) {
+        let why = "the theorem covers Gaussian weights N(0, 2/n_l) (he, fan out) without weight norm".to_string();
+        return (Some(why.clone()), Some(why));
+    }
+    if !net.is_uniform() {
+        return (
+            None,
+            Some(
+                "the gradient claim is about equal hidden widths: with He fan-out the backward norm scales by \
+                 n_(l-1)/n_l per layer, so the gradient ratio concentrates near sqrt(n_l/n_L), not 1"
+                    .into(),
+            ),
+        );
+    }
+    (None, None)
+}
+
+/// Hold one bound against the simulation: the evidence about the bound's own claim at the
+/// actual width, for the forward ratio, the gradient ratio and both (`analysis::verdict`).
+pub fn bound_check(bound: Bound, spec: &Spec, pooled: &Pooled, max_dev: &TrialMaxDeviation) -> BoundCheck {
     let net = &spec.network;
     let actual_width = net.min_width() as u64;
-    let observed_max_deviation = MaxDeviation {
-        forward: pooled.forward_deviation.max,
-        gradient: pooled.gradient_deviation.max,
+    let (forward_na, gradient_na) = not_covered(spec);
+    // A network outside the theorem gets no bound numbers at all.
+    let report = match &forward_na {
+        Some(why) => Err(why.clone()),
+        None => BoundInputs::new(spec.epsilon, spec.delta, net.depth() as u32, spec.samples as u64)
+            .map(|inputs| evaluate(bound, &inputs, Some(actual_width)))
+            .map_err(|e| format!("bound inputs out of range: {e}")),
     };
-    let observed = probability_within(max_dev, spec.epsilon);
-    let mut check = BoundCheck {
+    let (required_width, guaranteed) = match &report {
+        Ok(r) => (r.min_width, r.guaranteed_epsilon.filter(|g| g.is_finite())),
+        Err(_) => (None, None),
+    };
+    let judge = |claim: Claim, devs: &[f64], na: &Option<String>| -> Evidence {
+        match (na, guaranteed, &report) {
+            (Some(why), _, _) => Evidence::not_applicable(claim, spec.delta, why.clone()),
+            (None, _, Err(e)) => Evidence::not_applicable(claim, spec.delta, e.clone()),
+            (None, None, Ok(_)) => Evidence::not_applicable(
+                claim,
+                spec.delta,
+                "the bound guarantees no finite epsilon at this width",
+            ),
+            (None, Some(g), Ok(_)) => Evidence::judge(claim, g, devs, spec.delta),
+        }
+    };
+    let both_na = forward_na.clone().or_else(|| gradient_na.clone());
+    let claims = ClaimsEvidence {
+        forward: judge(Claim::Forward, &max_dev.forward, &forward_na),
+        gradient: judge(Claim::Gradient, &max_dev.gradient, &gradient_na),
+        both: judge(Claim::Both, &max_dev.both, &both_na),
+    };
+    let headline = if claims.both.verdict == Verdict::NotApplicable && forward_na.is_none() {
+        &claims.forward
+    } else {
+        &claims.both
+    };
+    let lower_side_vacuous = guaranteed.is_some_and(|g| g >= 1.0);
+    let mut reason = match (&forward_na, &gradient_na, headline.claim) {
+        (None, Some(why), Claim::Forward) => format!(
+            "forward claim: {}; gradient claim not applicable: {why}",
+            headline.reason
+        ),
+        _ => headline.reason.clone(),
+    };
+    if lower_side_vacuous && headline.verdict != Verdict::NotApplicable {
+        reason.push_str("; the guarantee is >= 1, so only its upper side (ratio <= 1 + epsilon) is tested");
+    }
+    BoundCheck {
         bound: bound.name().to_string(),
-        required_width: None,
+        required_width,
         actual_width,
         epsilon: spec.epsilon,
-        guaranteed_epsilon: None,
-        observed_max_deviation,
-        observed,
-        observed_at_guaranteed: None,
-        verdict: Verdict::NotApplicable,
-        reason: String::new(),
-    };
-    if net.weights != Weights::Plain(Init::He { fan: Fan::Out }) {
-        check.reason = "the theorem covers Gaussian weights N(0, 2/n_l) (he, fan out) without weight norm".into();
-        return check;
+        meets_epsilon: required_width.is_some_and(|r| actual_width >= r),
+        guaranteed_epsilon: guaranteed,
+        lower_side_vacuous,
+        observed_max_deviation: MaxDeviation {
+            forward: pooled.forward_deviation.max,
+            gradient: pooled.gradient_deviation.max,
+        },
+        observed: probability_within(&max_dev.both, spec.epsilon),
+        observed_at_guaranteed: guaranteed.map(|g| probability_within(&max_dev.both, g)),
+        verdict: headline.verdict,
+        reason,
+        claims,
     }
-    let inputs = match BoundInputs::new(spec.epsilon, spec.delta, net.depth() as u32, spec.samples as u64) {
-        Ok(i) => i,
-        Err(e) => {
-            check.reason = format!("bound inputs out of range: {e}");
-            return check;
-        }
-    };
-    let report = evaluate(bound, &inputs, Some(actual_width));
-    check.required_width = report.min_width;
-    check.guaranteed_epsilon = report.guaranteed_epsilon;
-    let below = report.min_width.is_none_or(|r| actual_width < r);
-    // The bound's own claim at this width is reported whatever the verdict, so a vacuous check
-    // (e.g. m = 4000 just below the 4061 required for epsilon 0.15) still shows whether
-    // 1 +/- epsilon(m) held.
-    check.observed_at_guaranteed = report
-        .guaranteed_epsilon
-        .filter(|g| g.is_finite())
-        .map(|g| probability_within(max_dev, g));
-    if spec.epsilon >= 1.0 {
-        check.verdict = Verdict::Vacuous;
-        check.reason = "epsilon >= 1: the lower side of the claim is vacuous".into();
-    } else if below {
-        check.verdict = Verdict::Vacuous;
-        check.reason = match report.min_width {
-            Some(r) => format!(
-                "width {actual_width} is below the {r} this bound requires for epsilon {}",
-                spec.epsilon
-            ),
-            None => "the required width is beyond the search limit".into(),
-        };
-    } else if let (Some(g), Some(at)) = (report.guaranteed_epsilon, check.observed_at_guaranteed.clone()) {
-        let target = 1.0 - spec.delta;
-        if g >= 1.0 {
-            check.verdict = Verdict::Vacuous;
-            check.reason = format!("guaranteed epsilon {g:.6} >= 1");
-        } else if at.ci_high < target {
-            check.verdict = Verdict::Violated;
-            check.reason = format!(
-                "observed probability {:.4} (95% CI {:.4}..{:.4}) of staying within 1 +/- {g:.6} is below 1 - delta = {target}",
-                at.probability, at.ci_low, at.ci_high
-            );
-        } else {
-            check.verdict = Verdict::Holds;
-            check.reason = format!(
-                "observed probability {:.4} (95% CI {:.4}..{:.4}) is consistent with >= 1 - delta = {target}",
-                at.probability, at.ci_low, at.ci_high
-            );
-        }
-    } else {
-        check.verdict = Verdict::Vacuous;
-        check.reason = "no finite guarantee at this width".into();
-    }
-    check
 }

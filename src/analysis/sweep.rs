@@ -9,6 +9,7 @@ use super::stats::DeviationStats;
 use crate::sim::plan::SpecPlan;
 use crate::sim::rng::splitmix64;
 use crate::sim::Simulation;
+use crate::spec::names::string_enum;
 use crate::spec::{Spec, SweepPoint};
 use crate::theory::bounds::{evaluate, Bound, BoundInputs};
 
@@ -110,6 +111,25 @@ pub fn point_report(point_spec: &Spec, point: SweepPoint, sim: &Simulation) -> P
     }
 }
 
+string_enum! {
+    /// Where the true frontier lies when the swept range does not bracket it.
+    pub enum Censoring {
+        /// The smallest swept width already meets the target: the frontier is at or below it.
+        BelowRange = "below_range",
+        /// No swept width meets the target: the frontier is above the largest.
+        AboveRange = "above_range",
+    }
+}
+
+/// The censoring of a frontier found at `found` among `widths` (ascending).
+fn censoring(found: Option<usize>, widths: &[usize]) -> Option<Censoring> {
+    match found {
+        None => Some(Censoring::AboveRange),
+        Some(w) if widths.first() == Some(&w) => Some(Censoring::BelowRange),
+        Some(_) => None,
+    }
+}
+
 /// Per depth: the smallest swept width whose observed probability of staying within
 /// 1 +/- epsilon reaches 1 - delta (and the Clopper-Pearson lower limit of it), beside each
 /// bound's minimal width.
@@ -120,6 +140,12 @@ pub struct FrontierRow {
     pub empirical_min_width: Option<usize>,
     /// Smallest width whose Clopper-Pearson lower limit reaches 1 - delta (a conservative frontier).
     pub confident_min_width: Option<usize>,
+    /// Whether the empirical frontier lies outside the swept range (null: bracketed by it).
+    #[serde(default)]
+    pub empirical_censoring: Option<Censoring>,
+    /// The same for the confident frontier.
+    #[serde(default)]
+    pub confident_censoring: Option<Censoring>,
     pub bounds: Vec<PointBound>,
 }
 
@@ -137,6 +163,7 @@ pub fn frontier(spec: &Spec, points: &[PointReport]) -> Vec<FrontierRow> {
                 .find(|p| p.all_within.probability >= target)
                 .map(|p| p.width);
             let confident_min_width = at_depth.iter().find(|p| p.all_within.ci_low >= target).map(|p| p.width);
+            let widths: Vec<usize> = at_depth.iter().map(|p| p.width).collect();
             let bounds = match BoundInputs::new(spec.epsilon, spec.delta, depth as u32, spec.samples as u64) {
                 Ok(inputs) => Bound::ALL
                     .iter()
@@ -155,8 +182,30 @@ pub fn frontier(spec: &Spec, points: &[PointReport]) -> Vec<FrontierRow> {
                 depth,
                 empirical_min_width,
                 confident_min_width,
+                empirical_censoring: censoring(empirical_min_width, &widths),
+                confident_censoring: censoring(confident_min_width, &widths),
                 bounds,
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontiers_outside_the_swept_range_are_censored() {
+        let widths = [500, 1000, 2000];
+        assert_eq!(censoring(Some(500), &widths), Some(Censoring::BelowRange));
+        assert_eq!(censoring(Some(1000), &widths), None);
+        assert_eq!(censoring(None, &widths), Some(Censoring::AboveRange));
+    }
+
+    #[test]
+    fn the_seed_rule_in_words_is_the_function() {
+        // splitmix64(7 ^ (0 + 1) * 0x9E3779B97F4A7C15), by hand from the description.
+        assert_eq!(point_seed(7, 0), splitmix64(7 ^ 0x9E37_79B9_7F4A_7C15));
+        assert!(point_seed_rule().contains("0x9E3779B97F4A7C15"));
+    }
 }

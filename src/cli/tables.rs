@@ -94,31 +94,49 @@ fn write_sweep(
 }
 
 fn write_norms(out: &mut impl Write, spec: &Spec, r: &RunReport) -> std::io::Result<()> {
+    let f4 = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     writeln!(out, "widthlab run: {spec}")?;
     writeln!(out, "variance rule: {}", r.variance_rule)?;
-    writeln!(out)?;
+    let one = spec.trials == 1;
+    let spread = if one {
+        "over the inputs of the one network"
+    } else {
+        "over every network's inputs"
+    };
     writeln!(
         out,
-        "{:>5} {:>7} {:>10} | {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} | {:>8} {:>8} {:>9} | {:>6} {:>6}",
-        "layer",
-        "width",
-        "variance",
-        "fwd mean",
-        "fwd std",
-        "fwd p05",
-        "fwd p95",
-        "pred mean",
-        "pred std",
-        "grad mean",
-        "grad std",
-        "pred mean",
-        "in f",
-        "in g"
+        "measured: mean, std, p05, p95 {spread}; law: the exact law's mean and std over networks and inputs{}; \
+         within: its expected std within one network{}",
+        if r.layers.first().is_some_and(|l| l.predicted.forward.exact) {
+            ""
+        } else {
+            " (no exact law for this init: sqrt of the second moment, mean-field for the gradient)"
+        },
+        if one {
+            ""
+        } else {
+            "; nets sd: the std of per-network means, measured and predicted"
+        }
+    )?;
+    writeln!(out)?;
+    write!(
+        out,
+        "{:>5} {:>7} {:>10} | {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} |",
+        "layer", "width", "variance", "fwd mean", "fwd std", "fwd p05", "fwd p95", "law mean", "law std", "within",
+    )?;
+    if !one {
+        write!(out, " {:>8} {:>8} |", "nets sd", "law")?;
+    }
+    writeln!(
+        out,
+        " {:>9} {:>8} {:>8} {:>8} | {:>6} {:>6}",
+        "grad mean", "grad std", "law mean", "law std", "in f", "in g"
     )?;
     for l in &r.layers {
-        writeln!(
+        let (pf, pg) = (&l.predicted.forward, &l.predicted.gradient);
+        write!(
             out,
-            "{:>5} {:>7} {:>10.4e} | {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>9.4} {:>8} | {:>9.4} {:>8.4} {:>9.4} | {:>6.3} {:>6.3}",
+            "{:>5} {:>7} {:>10.4e} | {:>8.4} {:>8.4} {:>8.4} {:>8.4} | {:>8.4} {:>8} {:>8} |",
             l.layer,
             l.width,
             l.weight_variance,
@@ -126,11 +144,25 @@ fn write_norms(out: &mut impl Write, spec: &Spec, r: &RunReport) -> std::io::Res
             l.forward.std,
             l.forward.p05,
             l.forward.p95,
-            l.predicted.forward.mean,
-            l.predicted.forward.std.map_or("-".to_string(), |v| format!("{v:.4}")),
+            pf.mean,
+            f4(pf.std),
+            f4(pf.std_within_network),
+        )?;
+        if !one {
+            write!(
+                out,
+                " {:>8.4} {:>8} |",
+                l.across_trials.forward_mean.std,
+                f4(pf.std_between_networks)
+            )?;
+        }
+        writeln!(
+            out,
+            " {:>9.4} {:>8.4} {:>8.4} {:>8} | {:>6.3} {:>6.3}",
             l.gradient.mean,
             l.gradient.std,
-            l.predicted.gradient.mean,
+            pg.mean,
+            f4(pg.std),
             l.within_epsilon.forward,
             l.within_epsilon.gradient,
         )?;
@@ -157,18 +189,28 @@ fn write_norms(out: &mut impl Write, spec: &Spec, r: &RunReport) -> std::io::Res
     writeln!(out)?;
     writeln!(
         out,
-        "{:<11} {:>9} {:>7} {:>11} {:>9}  reason",
-        "bound", "required", "width", "guaranteed", "verdict"
+        "bound checks: each bound's own claim at width {} (all ratios within 1 +/- its guaranteed epsilon with \
+         probability >= {}), judged with one-sided {:.0}% Clopper-Pearson limits over the networks",
+        r.bound_checks.first().map_or(0, |c| c.actual_width),
+        1.0 - spec.delta,
+        crate::analysis::verdict::CONFIDENCE * 100.0
+    )?;
+    writeln!(
+        out,
+        "{:<11} {:>9} {:>6} {:>11} {:>14} {:>14} {:>14}  reason",
+        "bound", "required", "meets", "guaranteed", "forward", "gradient", "both"
     )?;
     for c in &r.bound_checks {
         writeln!(
             out,
-            "{:<11} {:>9} {:>7} {:>11} {:>9}  {}",
+            "{:<11} {:>9} {:>6} {:>11} {:>14} {:>14} {:>14}  {}",
             c.bound,
             c.required_width.map_or("-".into(), |w| w.to_string()),
-            c.actual_width,
+            if c.meets_epsilon { "yes" } else { "no" },
             c.guaranteed_epsilon.map_or("-".into(), |g| format!("{g:.6}")),
-            c.verdict,
+            c.claims.forward.verdict,
+            c.claims.gradient.verdict,
+            c.claims.both.verdict,
             c.reason
         )?;
     }

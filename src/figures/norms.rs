@@ -3,9 +3,9 @@
 use plotters::prelude::*;
 
 use super::{err, PlotResult};
+use crate::analysis::predict::RatioPrediction;
 use crate::analysis::report::LayerReport;
 use crate::analysis::stats::RatioStats;
-use crate::theory::predict::RatioPrediction;
 
 const WIDE: (u32, u32) = (1000, 440);
 

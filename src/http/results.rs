@@ -51,6 +51,15 @@ const LAYER_COLUMNS: &[&str] = &[
     "/predicted/gradient/mean",
     "/across_trials/forward_mean/std",
     "/across_trials/gradient_mean/std",
+    "/predicted/forward/p05",
+    "/predicted/forward/p95",
+    "/predicted/forward/std_within_network",
+    "/predicted/forward/std_between_networks",
+    "/predicted/gradient/std",
+    "/predicted/gradient/p05",
+    "/predicted/gradient/p95",
+    "/predicted/gradient/standard_error",
+    "/predicted/gradient/mean_field/mean",
 ];
 
 /// Sweep points as CSV columns; each bound adds its guaranteed epsilon and minimal width.

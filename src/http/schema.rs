@@ -51,6 +51,8 @@ pub struct JobView {
     pub id: String,
     pub kind: Kind,
     pub status: Status,
+    /// The preset the job was submitted from (null for a plain spec).
+    pub preset: Option<String>,
     pub progress: Progress,
     /// The normalized spec: defaults filled in, the seed drawn if it was missing.
     #[schema(value_type = Object)]
@@ -78,6 +80,7 @@ impl From<&JobRow> for JobView {
             id: row.id.clone(),
             kind: row.kind,
             status: row.status,
+            preset: row.preset.clone(),
             progress: Progress {
                 done: row.progress_done,
                 total: row.progress_total,

@@ -131,7 +131,7 @@ impl Jobs {
     /// Validate and queue a job from a request body (a spec or a preset with overrides).
     /// Returns the job and whether it was created (false: an idempotent replay).
     pub async fn submit(&self, body: &Value, idempotency_key: Option<&str>) -> Result<(JobRow, bool), JobError> {
-        let kinds::Validated { spec, expanded, .. } = kinds::validate(body, &self.config.limits)?;
+        let kinds::Validated { spec, expanded, preset } = kinds::validate(body, &self.config.limits)?;
         let hash = body_hash(&expanded);
         let id = uuid::Uuid::new_v4().to_string();
         let spec_json = spec.to_json();
@@ -145,6 +145,7 @@ impl Jobs {
             progress_total: kinds::runner(spec.kind()).progress_total(&spec),
             seed: spec.seed,
             stamp: &stamp,
+            preset,
         };
         let _guard = self.submit_lock.lock().await;
         let (row, created) = self.store.insert_job(new, self.config.max_queued).await?;

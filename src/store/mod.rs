@@ -98,6 +98,8 @@ pub struct JobRow {
     pub finished_at: Option<String>,
     pub stamp: Option<Value>,
     pub summary: Option<Value>,
+    /// The preset the job was submitted from.
+    pub preset: Option<String>,
 }
 
 /// What a new job needs.
@@ -112,6 +114,7 @@ pub struct NewJob<'a> {
     pub seed: u64,
     /// Seed, RNG, version, precision and engine, known before the job runs.
     pub stamp: &'a Value,
+    pub preset: Option<&'a str>,
 }
 
 /// Filters and page of a job listing, newest first.

@@ -49,6 +49,7 @@ struct StoredJob {
     finished_at: Option<String>,
     stamp: Option<String>,
     summary: Option<String>,
+    preset: Option<String>,
 }
 
 impl TryFrom<StoredJob> for JobRow {
@@ -81,6 +82,7 @@ impl TryFrom<StoredJob> for JobRow {
             created_at: r.created_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
+            preset: r.preset,
         })
     }
 }
@@ -169,8 +171,8 @@ impl JobStore for SqliteStore {
             return Err(StoreError::QueueFull(queued));
         }
         let row = sqlx::query_as::<_, StoredJob>(
-            "INSERT INTO jobs (id, kind, spec, spec_hash, idempotency_key, status, progress_total, seed, created_at, stamp)
-             VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING *",
+            "INSERT INTO jobs (id, kind, spec, spec_hash, idempotency_key, status, progress_total, seed, created_at, stamp, preset)
+             VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING *",
         )
         .bind(job.id)
         .bind(job.kind.as_str())
@@ -181,6 +183,7 @@ impl JobStore for SqliteStore {
         .bind(job.seed.to_string())
         .bind(now())
         .bind(job.stamp.to_string())
+        .bind(job.preset)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -429,6 +432,7 @@ mod tests {
             progress_total: 2,
             seed: 1,
             stamp: &stamp,
+            preset: None,
         };
         store.insert_job(job, 100).await.expect("insert").0
     }
@@ -501,6 +505,7 @@ mod tests {
             progress_total: 1,
             seed: 1,
             stamp: &stamp,
+            preset: None,
         };
         let (first, created) = store.insert_job(job("a", "h1"), 5).await.expect("insert");
         assert!(created);

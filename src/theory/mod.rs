@@ -1,7 +1,7 @@
 //! The theory: width bounds, exact laws and predictions (docs/theory.md).
 //!
 //! Holds: `bounds` (the three width bounds and the calculator's answer), `exact` (exact laws of
-//! one Gaussian ReLU layer), `predict` (per-layer predictions printed beside measurements).
+//! one Gaussian ReLU layer), `kernels` (the ReLU arc-cosine kernels of the infinite-width view).
 //! Depends on: `spec` (network shapes) only.
 //!
 //! Everything here is closed-form or a deterministic numerical evaluation; nothing draws random
@@ -10,6 +10,6 @@
 
 pub mod bounds;
 pub mod exact;
-pub mod predict;
+pub mod kernels;
 
 pub use bounds::{Bound, BoundInputs, BoundReport};

@@ -243,6 +243,7 @@ async fn a_job_running_during_three_crashes_is_failed_not_retried() {
                 progress_total: 1,
                 seed: 1,
                 stamp: &serde_json::Value::Null,
+                preset: None,
             },
             1000,
         )

@@ -5,3 +5,4 @@
 
 mod engine;
 mod exact;
+mod predictions;

@@ -1,0 +1,2 @@
+-- The preset a job was submitted from (null for a plain spec).
+ALTER TABLE jobs ADD COLUMN preset TEXT;
