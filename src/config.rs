@@ -24,6 +24,16 @@ pub struct Config {
     /// Queued jobs accepted before POST /v1/jobs answers 503.
     #[arg(long = "max-queued", env = "WIDTHLAB_MAX_QUEUED", default_value_t = 1000)]
     pub max_queued: i64,
+    /// Open HTTP connections at most (one more is closed at once).
+    #[arg(long = "max-connections", env = "WIDTHLAB_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request head, and may stay idle between requests.
+    #[arg(
+        long = "header-read-timeout-secs",
+        env = "WIDTHLAB_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub header_read_timeout_secs: u64,
     /// Largest request body in bytes (413 above).
     #[arg(long = "max-body-bytes", env = "WIDTHLAB_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,

@@ -8,27 +8,41 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::http::{router, AppState};
+use crate::http::{router, serve, AppState, ConnectionLimits};
 use crate::jobs::{Jobs, JobsConfig};
 use crate::metrics::Metrics;
-use crate::store::{JobStore, SqliteStore};
+use crate::store::{DatabaseLock, JobStore, SqliteStore};
 
 /// How long shutdown waits for running jobs to stop and go back to the queue.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+/// How long shutdown waits for in-flight HTTP requests.
+pub const HTTP_GRACE: Duration = Duration::from_secs(5);
 
-/// Store, job system and metrics, ready to run jobs; no HTTP.
+/// Store, job system and metrics, ready to run jobs; no HTTP. Holds the database's lock: one
+/// process serves a SQLite database at a time.
 pub struct Services {
     pub jobs: Arc<Jobs>,
     pub config: Arc<Config>,
+    lock: DatabaseLock,
 }
 
 impl Services {
-    /// Open and migrate the database, build the job system, re-queue jobs a crash left running.
+    /// Lock, open and migrate the database and build the job system. Jobs a crash left running
+    /// are re-queued by [`Services::recover`], once nothing else can fail.
     pub async fn build(config: Config) -> anyhow::Result<Services> {
-        let store: Arc<dyn JobStore> = Arc::new(SqliteStore::connect(&config.database_url).await?);
+        let url = &config.database_url;
+        // Before anything is read: a second process on the same file stops here.
+        let lock = DatabaseLock::acquire(url, &format!("serving {}", config.bind))
+            .with_context(|| format!("database {url}"))?;
+        let store: Arc<dyn JobStore> = Arc::new(
+            SqliteStore::connect(url)
+                .await
+                .with_context(|| format!("opening the database {url}"))?,
+        );
         let jobs = Jobs::new(
             store,
             JobsConfig {
@@ -39,30 +53,47 @@ impl Services {
             },
             Arc::new(Metrics::new()),
         )?;
-        let requeued = jobs.recover().await?;
-        if requeued > 0 {
-            tracing::warn!(requeued, "jobs left running by an earlier crash were re-queued");
-        }
         Ok(Services {
             jobs,
             config: Arc::new(config),
+            lock,
         })
+    }
+
+    /// Re-queue the jobs an earlier crash left running (this process holds the lock, so no
+    /// other process is running them).
+    pub async fn recover(&self) -> anyhow::Result<()> {
+        let requeued = self
+            .jobs
+            .recover()
+            .await
+            .with_context(|| format!("recovering jobs in {}", self.config.database_url))?;
+        if requeued > 0 {
+            tracing::warn!(requeued, "jobs left running by an earlier crash were re-queued");
+        }
+        Ok(())
     }
 }
 
-/// A built server: listener bound, database migrated, worker ready to start.
+/// A built server: database locked and migrated, listener bound, worker ready to start.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     port: u16,
+    lock: DatabaseLock,
 }
 
 impl Application {
-    /// Build the services and bind the listener.
+    /// Build the services, bind the listener, then recover crashed jobs: a process that cannot
+    /// serve changes nothing in the database.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let services = Services::build(config).await?;
-        let listener = TcpListener::bind(&services.config.bind).await?;
+        let bind = services.config.bind.clone();
+        let listener = TcpListener::bind(&bind)
+            .await
+            .with_context(|| format!("listening on {bind}"))?;
         let port = listener.local_addr()?.port();
+        services.recover().await?;
         Ok(Application {
             listener,
             state: AppState {
@@ -70,6 +101,7 @@ impl Application {
                 config: services.config,
             },
             port,
+            lock: services.lock,
         })
     }
 
@@ -84,6 +116,11 @@ impl Application {
     /// Serve until `shutdown` resolves; then stop accepting, re-queue running jobs, return.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let jobs = self.state.jobs.clone();
+        let limits = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.state.config.header_read_timeout_secs.max(1)),
+            max_connections: self.state.config.max_connections,
+            grace: HTTP_GRACE,
+        };
         let worker = tokio::spawn(jobs.clone().run_worker());
         let app = router(self.state);
         // On the signal, stop the jobs first: event streams then end and running work goes back
@@ -93,9 +130,11 @@ impl Application {
             shutdown.await;
             stopping.begin_shutdown();
         };
-        axum::serve(self.listener, app).with_graceful_shutdown(signal).await?;
+        serve(self.listener, app, limits, signal).await;
         jobs.shutdown(SHUTDOWN_GRACE).await;
         worker.abort();
+        // The database is free for the next process once this one has stopped using it.
+        drop(self.lock);
         Ok(())
     }
 

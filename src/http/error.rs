@@ -19,6 +19,8 @@ pub enum ApiError {
     #[error("a bearer token is required for this endpoint")]
     Unauthorized,
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -28,6 +30,9 @@ pub enum ApiError {
     Invalid(SpecError),
     #[error("the queue is full ({0} jobs queued); try again later")]
     QueueFull(i64),
+    /// The server cannot store anything now (its disk is full); nothing was changed.
+    #[error("the server cannot store anything now: its disk is full; nothing was changed, try again later")]
+    StorageFull,
     #[error("this method is not allowed on this route; see /openapi.json")]
     MethodNotAllowed,
     #[error("the request took longer than {0} s")]
@@ -41,11 +46,12 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::QueueFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::QueueFull(_) | ApiError::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,11 +63,13 @@ impl ApiError {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { code, .. } => code,
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Invalid(_) => "invalid_spec",
             ApiError::QueueFull(_) => "queue_full",
+            ApiError::StorageFull => "storage_full",
             ApiError::Timeout(_) => "timeout",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Internal(_) => "internal",
@@ -99,7 +107,7 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"widthlab\""),
             );
         }
-        if matches!(self, ApiError::QueueFull(_)) {
+        if matches!(self, ApiError::QueueFull(_) | ApiError::StorageFull) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
@@ -116,6 +124,10 @@ impl From<StoreError> for ApiError {
                 message: "this Idempotency-Key was used with a different body".into(),
             },
             StoreError::QueueFull(n) => ApiError::QueueFull(n),
+            StoreError::Full(detail) => {
+                tracing::error!(error = %detail, "a write failed: the database's disk is full");
+                ApiError::StorageFull
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -18,6 +18,7 @@ mod ops;
 mod pages;
 mod results;
 pub mod schema;
+mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +36,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+pub use serve::{serve, ConnectionLimits};
 
 use crate::config::Config;
 use crate::jobs::Jobs;
@@ -114,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(axum::middleware::from_fn_with_state(body_limit, refuse_oversized))
         .layer(axum::middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
@@ -140,6 +143,23 @@ async fn request_timeout(
         Ok(response) => response,
         Err(_) => ApiError::Timeout(limit.as_secs()).into_response(),
     }
+}
+
+/// 413 at once for a declared `Content-Length` above the limit, before any of the body is read.
+async fn refuse_oversized(
+    State(limit): State<usize>,
+    req: Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::PayloadTooLarge(limit).into_response();
+    }
+    next.run(req).await
 }
 
 /// Count every request by matched route, method and status, with its duration.

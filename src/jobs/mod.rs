@@ -286,7 +286,17 @@ impl Jobs {
         let all = self.config.max_running.max(1) as u32;
         match tokio::time::timeout(grace, self.slots.acquire_many(all)).await {
             Ok(Ok(permits)) => permits.forget(),
-            _ => tracing::warn!("running jobs did not stop within {grace:?}; they are re-queued at next start"),
+            _ => {
+                // A layer longer than the grace: put the job back in the queue now, as a stop
+                // and not a crash (its late result, if any, finds it no longer running).
+                let ids: Vec<String> = self.lock_running().keys().cloned().collect();
+                for id in ids {
+                    match self.store.requeue(&id).await {
+                        Ok(_) => tracing::warn!(job = %id, "still computing after {grace:?}; re-queued"),
+                        Err(e) => tracing::error!(job = %id, error = %e, "re-queueing at shutdown failed"),
+                    }
+                }
+            }
         }
         self.slots.close();
     }

@@ -13,7 +13,7 @@ use tokio::sync::{oneshot, watch};
 use super::kinds::{runner, Finished, RunContext, Stop};
 use super::{JobEvent, Jobs};
 use crate::spec::parse_spec;
-use crate::store::{JobRow, JobStore, ResultFamily, ResultRow, Status};
+use crate::store::{JobRow, JobStore, ResultFamily, ResultRow, Status, StoreError};
 
 /// Progress is written to the database at most this often per job.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
@@ -128,26 +128,41 @@ impl Jobs {
         };
         let outcome = self.compute(&id, progress_rx, move || runner.run(&spec, &ctx)).await;
         self.lock_running().remove(&id);
-        let result = match outcome {
-            Ok(Ok(done)) => self
-                .store
-                .finish_succeeded(
-                    &id,
-                    &serde_json::to_value(&done.stamp).unwrap_or_default(),
-                    &done.summary,
-                    &done.rows,
-                )
-                .await
-                .map(|_| ()),
-            Ok(Err(Stop::Cancelled)) if !cancel.load(Ordering::Relaxed) => {
-                tracing::info!(job = %id, "job re-queued by shutdown");
-                self.store.requeue(&id).await.map(|_| ())
+        // The outcome is kept in memory until it is stored: a full disk delays it, it does not
+        // lose it (retried until it is written or the server stops; a restart then recomputes).
+        let mut logged = false;
+        loop {
+            let result = match &outcome {
+                Ok(Ok(done)) => {
+                    let stamp = serde_json::to_value(&done.stamp).unwrap_or_default();
+                    self.store
+                        .finish_succeeded(&id, &stamp, &done.summary, &done.rows)
+                        .await
+                        .map(|_| ())
+                }
+                Ok(Err(Stop::Cancelled)) if !cancel.load(Ordering::Relaxed) => {
+                    tracing::info!(job = %id, "job re-queued by shutdown");
+                    self.store.requeue(&id).await.map(|_| ())
+                }
+                Ok(Err(Stop::Cancelled)) => self.store.finish_cancelled(&id).await.map(|_| ()),
+                Ok(Err(Stop::Failed(message))) | Err(message) => {
+                    self.store.finish_failed(&id, message).await.map(|_| ())
+                }
+            };
+            match result {
+                Ok(()) => break,
+                Err(e @ StoreError::Full(_)) if !self.shutdown.load(Ordering::Relaxed) => {
+                    if !logged {
+                        tracing::error!(job = %id, error = %e, "storing the job's outcome failed; retrying every 2 s");
+                        logged = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                Err(e) => {
+                    tracing::error!(job = %id, error = %e, "storing the job's outcome failed");
+                    break;
+                }
             }
-            Ok(Err(Stop::Cancelled)) => self.store.finish_cancelled(&id).await.map(|_| ()),
-            Ok(Err(Stop::Failed(message))) | Err(message) => self.store.finish_failed(&id, &message).await.map(|_| ()),
-        };
-        if let Err(e) = result {
-            tracing::error!(job = %id, error = %e, "storing the job's outcome failed");
         }
         self.metrics.job_finished(started.elapsed());
         if let Ok(Some(row)) = self.store.job(&id).await {

@@ -53,38 +53,48 @@ pub fn presets() -> Vec<Preset> {
             name: "arpit2019-fig1",
             figure: "Figure 1 (He initialization)",
             description: "One He (fan-out, N(0, 2/n_l)) network, n0 = 500, 10 layers of width 100, 2000 Gaussian inputs. \
-                          The figure shows the forward ratio ||h^l||/||x|| and the gradient ratio staying near 1 at every \
-                          layer, with a spread that grows with depth (std about 0.11 to 0.23).",
+                          Expect, in distribution (the exact law): forward ratio ||h^l||/||x|| with mean 0.994 at layer 1 \
+                          falling to 0.939 at layer 10, spread over networks and inputs 0.11 to 0.34 but within one network \
+                          only 0.11 to 0.24 (the rest is the network's own drift, of order sqrt(5/m) per layer); gradient \
+                          ratio with mean 1.18 at layer 1 falling to 0.945 at layer 10 (above mean field's 1 below layer L: \
+                          the s^2 term of the exact law), spread about 0.33 to 0.36. One network's layer means differ from \
+                          these by its own noise.",
             spec: base(paper_network(he.clone(), 100)),
         },
         Preset {
             name: "arpit2019-fig1-glorot",
             figure: "Figure 1 (Glorot initialization, as in the paper's scripts)",
-            description: "The same setting with W ~ N(0, 1/n_l). The figure shows the forward ratio decaying by about \
-                          2^(-1/2) per layer (0.70, 0.51, 0.35, ... down to about 0.02 at layer 10).",
+            description: "The same setting with W ~ N(0, 1/n_l): each layer halves the squared norm in expectation. Expect \
+                          (exact law) a forward ratio with mean 0.703, 0.494, 0.347, 0.244, 0.171, 0.120, 0.085, 0.059, 0.042, \
+                          0.029 at layers 1 to 10 (2^(-l/2) times the He law) and a gradient ratio near 0.06 to 0.04.",
             spec: base(paper_network(json!({"scheme": "glorot_paper"}), 100)),
         },
         Preset {
             name: "arpit2019-fig3-wn-naive",
             figure: "Figure 3 (weight normalization, naive gain g = 1)",
             description: "Weight-normalized network, n0 = 500, 10 layers of width 2000, g = 1, Gaussian directions. \
-                          The figure shows the forward ratio at sqrt(2) after layer 1 and shrinking by 2^(-1/2) per \
-                          layer (0.0625 at layer 10); gradient ratios small but flat (about 0.088, 0.044 at layer 1).",
+                          Expect (the exact second moment: each layer multiplies the squared norm by g^2 n_l / (2 n_(l-1))) \
+                          a forward ratio of sqrt(2) = 1.414 at layer 1 and 2^(-1/2) less per layer after, 0.0625 at layer \
+                          10; gradient ratios small and flat (mean field 0.088 for l >= 2, 0.044 at layer 1). At width 2000 \
+                          the spread is a few percent.",
             spec: base(wn_naive),
         },
         Preset {
             name: "arpit2019-fig4-wn-derived",
             figure: "Figure 4 (weight normalization, the derived initialization)",
-            description: "The same network with g^l = sqrt(2 n_(l-1) / n_l). The figure shows forward ratios within a few \
-                          percent of 1 (0.95 to 1.01) and gradient ratios 0.96 to 1.01 at every layer.",
+            description: "The same network with g^l = sqrt(2 n_(l-1) / n_l). Expect forward and gradient ratios whose \
+                          second moment is exactly 1 at every layer (mean field for the gradient), with a spread of a few \
+                          percent at width 2000.",
             spec: base(wn_derived),
         },
         Preset {
             name: "arpit2019-fig6",
             figure: "Figure 6 (the width bound)",
-            description: "He (fan-out) networks of depth 10 at widths 500, 1000, 2000, 4000, 2000 inputs, delta = 0.05. \
-                          The figure shows the pooled deviation |1 - r| falling with width (mean about 0.10-0.14 at 500, \
-                          0.03-0.04 at 4000) beside the bound's guaranteed epsilon 1.950933, 0.743145, 0.325388, 0.152397.",
+            description: "He (fan-out) networks of depth 10 at widths 500, 1000, 2000, 4000, one network of 2000 inputs per \
+                          width, delta = 0.05. Expect the pooled forward deviation |1 - r| to fall like m^(-1/2): its mean \
+                          over networks and inputs (exact law) is 0.090, 0.063, 0.045, 0.032 (gradient 0.121, 0.085, \
+                          0.060, 0.042), one network sitting above or below by its own drift; beside it arpit2019's \
+                          guaranteed epsilon 1.950933, 0.743145, 0.325388, 0.152397.",
             spec: sweep,
         },
     ]

@@ -15,7 +15,7 @@ mod sqlite;
 
 use serde_json::Value;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{DatabaseLock, SqliteStore};
 
 use crate::spec::names::string_enum;
 pub use crate::spec::Kind;
@@ -23,11 +23,17 @@ pub use crate::spec::Kind;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("migration: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Database(sqlx::Error),
+    /// The disk (or the database's size limit) is full: nothing was written.
+    #[error("the database cannot grow: its disk is full ({0})")]
+    Full(String),
+    #[error("migrating the schema: {0}")]
+    Migration(sqlx::migrate::MigrateError),
     #[error("stored JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
+    /// The database is not usable at all (held by another process, corrupt, not a database).
+    #[error("{0}")]
+    Unusable(String),
     /// A stored value this build does not understand (an unknown status or kind, say).
     #[error("the database holds a value this version cannot read: {0}")]
     Corrupt(String),
@@ -35,6 +41,33 @@ pub enum StoreError {
     IdempotencyConflict,
     #[error("the queue is full ({0} jobs queued)")]
     QueueFull(i64),
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migration(e)
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Json(e)
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        // SQLITE_FULL (13); PostgreSQL's disk_full (53100).
+        let full = e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "13" || code == "53100");
+        if full {
+            StoreError::Full(e.to_string())
+        } else {
+            StoreError::Database(e)
+        }
+    }
 }
 
 string_enum! {
@@ -92,6 +125,8 @@ pub struct JobRow {
     pub error: Option<String>,
     pub seed: u64,
     pub attempt: u32,
+    /// Runs in a row a crash ended before the job stored a new result.
+    pub stalls: u32,
     pub cancel_requested: bool,
     pub created_at: String,
     pub started_at: Option<String>,
@@ -127,7 +162,8 @@ pub struct ListQuery {
     pub before_seq: Option<i64>,
 }
 
-/// Runs a job may start before a crash during each of them fails it instead of re-queueing.
+/// Runs in a row that may end in a crash without storing a new result before the job is failed
+/// instead of re-queued (a job that stores units between crashes is never failed for them).
 pub const MAX_ATTEMPTS: u32 = 3;
 
 /// The answer to a submission whose idempotency key is already stored: the original job if the
@@ -143,7 +179,7 @@ pub fn replay(existing: JobRow, spec_hash: &str) -> Result<(JobRow, bool), Store
 /// Where jobs and their results live.
 #[async_trait::async_trait]
 pub trait JobStore: Send + Sync {
-    /// The database answers.
+    /// The database answers and takes a write.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Insert a queued job, unless its idempotency key was used ([`replay`]: the original job,
@@ -165,7 +201,8 @@ pub trait JobStore: Send + Sync {
     async fn set_progress(&self, id: &str, done: u64, total: u64) -> Result<(), StoreError>;
 
     /// Store one result row of a running job, replacing a row at the same (family, index): a
-    /// unit stored twice (a resumed attempt) is the same row.
+    /// unit stored twice (a resumed attempt) is the same row. A stored unit is progress: the
+    /// job's stall count goes back to 0.
     async fn put_result(&self, id: &str, row: &ResultRow) -> Result<(), StoreError>;
 
     /// A job's result rows of one family, by index.
@@ -187,12 +224,13 @@ pub trait JobStore: Send + Sync {
     /// running -> cancelled (a cancel the worker honoured).
     async fn finish_cancelled(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// running -> queued (shutdown): the job will run again from its seed and stored units.
+    /// running -> queued (shutdown): the job will run again from its seed and stored units. Not a
+    /// crash: neither `attempt` nor `stalls` changes.
     async fn requeue(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// At start-up: jobs left running by a crash go back to the queue (attempt + 1), except
-    /// those whose cancel was requested (cancelled) and those that were running at
-    /// [`MAX_ATTEMPTS`] crashes (failed). Returns how many were re-queued.
+    /// At start-up: jobs left running by a crash go back to the queue (attempt + 1, stalls + 1),
+    /// except those whose cancel was requested (cancelled) and those that stalled
+    /// [`MAX_ATTEMPTS`] runs in a row (failed). Returns how many were re-queued.
     async fn recover(&self) -> Result<u64, StoreError>;
 
     /// Cancel: a queued job at once, a running one by flag. Returns the job after the change.

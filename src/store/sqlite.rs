@@ -1,17 +1,18 @@
 //! The embedded store: SQLite through sqlx (WAL, busy timeout, migrations embedded from
 //! `migrations/sqlite`).
 //!
-//! Writes that read first (a submission checks the idempotency key and the queue length before
-//! it inserts) run in `BEGIN IMMEDIATE` transactions, so no other connection can commit between
-//! the read and the write; every write that returns rows reads them inside its transaction and
-//! returns them only after the commit succeeded.
+//! Every multi-statement write runs in one `BEGIN IMMEDIATE` transaction ([`SqliteStore::write`]),
+//! so no other connection commits between its reads and its writes, and a row it returns is
+//! returned only after its COMMIT succeeded: when the disk is full the caller gets
+//! [`StoreError::Full`], never a row that was not stored. A failed transaction is rolled back,
+//! and a connection that cannot roll back is closed rather than returned to the pool.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, SqlitePool};
+use sqlx::{Connection, FromRow, SqliteConnection, SqlitePool};
 
 use super::{
     replay, JobRow, JobStore, Kind, ListQuery, NewJob, ResultFamily, ResultRow, Status, StoreError, MAX_ATTEMPTS,
@@ -43,6 +44,7 @@ struct StoredJob {
     error: Option<String>,
     seed: String,
     attempt: i64,
+    stalls: i64,
     cancel_requested: i64,
     created_at: String,
     started_at: Option<String>,
@@ -71,6 +73,7 @@ impl TryFrom<StoredJob> for JobRow {
             progress_done: u64::try_from(r.progress_done).unwrap_or(0),
             progress_total: u64::try_from(r.progress_total).unwrap_or(0),
             attempt: u32::try_from(r.attempt).map_err(|_| corrupt("attempt", &r.attempt.to_string()))?,
+            stalls: u32::try_from(r.stalls).map_err(|_| corrupt("stalls", &r.stalls.to_string()))?,
             cancel_requested: r.cancel_requested != 0,
             stamp: json(&r.stamp)?,
             summary: json(&r.summary)?,
@@ -89,6 +92,74 @@ impl TryFrom<StoredJob> for JobRow {
 
 fn rows(stored: Vec<StoredJob>) -> Result<Vec<JobRow>, StoreError> {
     stored.into_iter().map(JobRow::try_from).collect()
+}
+
+/// The file of a SQLite URL or path (`sqlite://a/b.db?mode=rwc`, `sqlite:b.db`, `b.db`); None
+/// for an in-memory database.
+pub fn database_file(url: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or_default();
+    if path == ":memory:" || rest.starts_with(":memory:") {
+        return Ok(None);
+    }
+    if path.is_empty() {
+        return Err(StoreError::Unusable(format!(
+            "the database URL {url:?} names no file; give a path such as widthlab.db or sqlite://widthlab.db"
+        )));
+    }
+    Ok(Some(std::path::PathBuf::from(path)))
+}
+
+/// An exclusive lock on a database, held for the life of the process that serves it: a second
+/// server (or worker) on the same file is refused before it reads anything. Advisory (`flock`
+/// on `<database>.lock`): released by the kernel when the process dies, however it dies.
+#[derive(Debug)]
+pub struct DatabaseLock {
+    _file: Option<std::fs::File>,
+}
+
+impl DatabaseLock {
+    /// Take the lock of the database at `url`, recording `holder` (this process, its address)
+    /// in the lock file for the error a second process gets.
+    pub fn acquire(url: &str, holder: &str) -> Result<DatabaseLock, StoreError> {
+        use std::io::{Read, Seek, Write};
+        let Some(db) = database_file(url)? else {
+            return Ok(DatabaseLock { _file: None });
+        };
+        let mut path = db.clone().into_os_string();
+        path.push(".lock");
+        let path = std::path::PathBuf::from(path);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| StoreError::Unusable(format!("opening the lock file {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut who = String::new();
+                let _ = file.read_to_string(&mut who);
+                return Err(StoreError::Unusable(format!(
+                    "the database {} is in use by another widthlab process ({}); stop it first, or give this one                      another --database-url",
+                    db.display(),
+                    if who.trim().is_empty() { "holder unknown" } else { who.trim() }
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Unusable(format!("locking {}: {e}", path.display())));
+            }
+        }
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "pid {} {holder}, since {}", std::process::id(), now());
+        let _ = file.flush();
+        Ok(DatabaseLock { _file: Some(file) })
+    }
 }
 
 /// SQLite implementation of [`JobStore`].
@@ -112,14 +183,45 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+        // A file that is not a database, or a damaged one, is refused here rather than served
+        // with 500s (quick_check reads every page once, without the index cross-checks).
+        let check: Vec<String> = sqlx::query_scalar("PRAGMA quick_check").fetch_all(&pool).await?;
+        if check.first().map(String::as_str) != Some("ok") {
+            return Err(StoreError::Unusable(format!(
+                "the database fails its integrity check: {}",
+                check.join("; ")
+            )));
+        }
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(SqliteStore { pool })
     }
 
-    async fn job_by_idempotency_key(
-        conn: &mut sqlx::SqliteConnection,
-        key: &str,
-    ) -> Result<Option<JobRow>, StoreError> {
+    /// Run `steps` in one `BEGIN IMMEDIATE` transaction and commit it. Only a committed
+    /// transaction's value is returned; on any error (of a step or of the COMMIT) the
+    /// transaction is rolled back, and a connection that cannot roll back is closed.
+    async fn write<T>(
+        &self,
+        steps: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let outcome = match steps(&mut conn).await {
+            Ok(value) => sqlx::query("COMMIT")
+                .execute(&mut *conn)
+                .await
+                .map(|_| value)
+                .map_err(StoreError::from),
+            Err(e) => Err(e),
+        };
+        if outcome.is_err() && sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+            // Either SQLite already rolled back (then closing costs one reconnect) or the
+            // connection is unusable: never hand it to the next caller mid-transaction.
+            let _ = conn.detach().close().await;
+        }
+        outcome
+    }
+
+    async fn job_by_idempotency_key(conn: &mut SqliteConnection, key: &str) -> Result<Option<JobRow>, StoreError> {
         sqlx::query_as::<_, StoredJob>("SELECT * FROM jobs WHERE idempotency_key = ?")
             .bind(key)
             .fetch_optional(conn)
@@ -128,7 +230,7 @@ impl SqliteStore {
             .transpose()
     }
 
-    /// One guarded state change of one job, committed before it returns.
+    /// One guarded state change of one job (binds: now, id), committed before it returns.
     async fn update(&self, sql: &str, id: &str) -> Result<bool, StoreError> {
         let r = sqlx::query(sql).bind(now()).bind(id).execute(&self.pool).await?;
         Ok(r.rows_affected() == 1)
@@ -136,58 +238,79 @@ impl SqliteStore {
 
     /// [`JobStore::claim_next`] with the clock reading taken by the caller.
     async fn claim_next_at(&self, now: &str) -> Result<Option<JobRow>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query_as::<_, StoredJob>(
-            "UPDATE jobs SET status = 'running', started_at = MAX(?, created_at), progress_done = 0
-             WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) AND status = 'queued'
-             RETURNING *",
-        )
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let row = self
+            .write(async |conn| {
+                Ok(sqlx::query_as::<_, StoredJob>(
+                    "UPDATE jobs SET status = 'running', started_at = MAX(?, created_at), progress_done = 0
+                     WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) AND status = 'queued'
+                     RETURNING *",
+                )
+                .bind(now)
+                .fetch_optional(conn)
+                .await?)
+            })
+            .await?;
         row.map(JobRow::try_from).transpose()
     }
 }
 
+/// Insert or replace one result row (binds: job id, family, index, data).
+const UPSERT_RESULT: &str = "INSERT INTO results (job_id, family, idx, data) VALUES (?, ?, ?, ?)
+     ON CONFLICT (job_id, family, idx) DO UPDATE SET data = excluded.data";
+
 #[async_trait::async_trait]
 impl JobStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        let at = now();
+        self.write(async |conn| {
+            sqlx::query("UPDATE heartbeat SET at = ? WHERE id = 1")
+                .bind(&at)
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn insert_job(&self, job: NewJob<'_>, max_queued: i64) -> Result<(JobRow, bool), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if let Some(key) = job.idempotency_key {
-            if let Some(existing) = Self::job_by_idempotency_key(&mut tx, key).await? {
-                return replay(existing, job.spec_hash);
-            }
-        }
-        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
-            .fetch_one(&mut *tx)
+        let created_at = now();
+        let outcome = self
+            .write(async |conn| {
+                if let Some(key) = job.idempotency_key {
+                    if let Some(existing) = Self::job_by_idempotency_key(conn, key).await? {
+                        return Ok(Err(existing));
+                    }
+                }
+                let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if queued >= max_queued {
+                    return Err(StoreError::QueueFull(queued));
+                }
+                let row = sqlx::query_as::<_, StoredJob>(
+                    "INSERT INTO jobs (id, kind, spec, spec_hash, idempotency_key, status, progress_total, seed,
+                                       created_at, stamp, preset)
+                     VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING *",
+                )
+                .bind(job.id)
+                .bind(job.kind.as_str())
+                .bind(job.spec.to_string())
+                .bind(job.spec_hash)
+                .bind(job.idempotency_key)
+                .bind(job.progress_total as i64)
+                .bind(job.seed.to_string())
+                .bind(&created_at)
+                .bind(job.stamp.to_string())
+                .bind(job.preset)
+                .fetch_one(conn)
+                .await?;
+                Ok(Ok(JobRow::try_from(row)?))
+            })
             .await?;
-        if queued >= max_queued {
-            return Err(StoreError::QueueFull(queued));
+        match outcome {
+            Ok(row) => Ok((row, true)),
+            Err(existing) => replay(existing, job.spec_hash),
         }
-        let row = sqlx::query_as::<_, StoredJob>(
-            "INSERT INTO jobs (id, kind, spec, spec_hash, idempotency_key, status, progress_total, seed, created_at, stamp, preset)
-             VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING *",
-        )
-        .bind(job.id)
-        .bind(job.kind.as_str())
-        .bind(job.spec.to_string())
-        .bind(job.spec_hash)
-        .bind(job.idempotency_key)
-        .bind(job.progress_total as i64)
-        .bind(job.seed.to_string())
-        .bind(now())
-        .bind(job.stamp.to_string())
-        .bind(job.preset)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok((JobRow::try_from(row)?, true))
     }
 
     async fn job(&self, id: &str) -> Result<Option<JobRow>, StoreError> {
@@ -243,17 +366,21 @@ impl JobStore for SqliteStore {
     }
 
     async fn put_result(&self, id: &str, row: &ResultRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO results (job_id, family, idx, data) VALUES (?, ?, ?, ?)
-             ON CONFLICT (job_id, family, idx) DO UPDATE SET data = excluded.data",
-        )
-        .bind(id)
-        .bind(row.family.as_str())
-        .bind(row.index)
-        .bind(row.data.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.write(async |conn| {
+            sqlx::query(UPSERT_RESULT)
+                .bind(id)
+                .bind(row.family.as_str())
+                .bind(row.index)
+                .bind(row.data.to_string())
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("UPDATE jobs SET stalls = 0 WHERE id = ?")
+                .bind(id)
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn results(&self, id: &str, family: ResultFamily) -> Result<Vec<ResultRow>, StoreError> {
@@ -282,36 +409,34 @@ impl JobStore for SqliteStore {
         summary: &Value,
         rows: &[ResultRow],
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let updated = sqlx::query(
-            "UPDATE jobs SET status = 'succeeded', finished_at = MAX(?, COALESCE(started_at, created_at)), stamp = ?,
-                 summary = ?, progress_done = progress_total, error = NULL
-             WHERE id = ? AND status = 'running'",
-        )
-        .bind(now())
-        .bind(stamp.to_string())
-        .bind(summary.to_string())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        for row in rows {
-            sqlx::query(
-                "INSERT INTO results (job_id, family, idx, data) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (job_id, family, idx) DO UPDATE SET data = excluded.data",
+        let finished_at = now();
+        self.write(async |conn| {
+            let updated = sqlx::query(
+                "UPDATE jobs SET status = 'succeeded', finished_at = MAX(?, COALESCE(started_at, created_at)), stamp = ?,
+                     summary = ?, progress_done = progress_total, error = NULL
+                 WHERE id = ? AND status = 'running'",
             )
+            .bind(&finished_at)
+            .bind(stamp.to_string())
+            .bind(summary.to_string())
             .bind(id)
-            .bind(row.family.as_str())
-            .bind(row.index)
-            .bind(row.data.to_string())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+            if updated.rows_affected() == 0 {
+                return Ok(false);
+            }
+            for row in rows {
+                sqlx::query(UPSERT_RESULT)
+                    .bind(id)
+                    .bind(row.family.as_str())
+                    .bind(row.index)
+                    .bind(row.data.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(true)
+        })
+        .await
     }
 
     async fn finish_failed(&self, id: &str, error: &str) -> Result<bool, StoreError> {
@@ -347,53 +472,61 @@ impl JobStore for SqliteStore {
     }
 
     async fn recover(&self) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "UPDATE jobs SET status = 'cancelled', finished_at = MAX(?, COALESCE(started_at, created_at))
-             WHERE status = 'running' AND cancel_requested = 1",
-        )
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        // A job that took the process down MAX_ATTEMPTS times would do it again: fail it.
-        sqlx::query(
-            "UPDATE jobs SET status = 'failed', finished_at = MAX(?, COALESCE(started_at, created_at)),
-                 error = 'the server stopped while running this job ' || (attempt + 1) || ' times (crash or kill); not retried'
-             WHERE status = 'running' AND attempt + 1 >= ?",
-        )
-        .bind(now())
-        .bind(MAX_ATTEMPTS as i64)
-        .execute(&mut *tx)
-        .await?;
-        let r = sqlx::query(
-            "UPDATE jobs SET status = 'queued', attempt = attempt + 1, started_at = NULL, progress_done = 0
-             WHERE status = 'running'",
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(r.rows_affected())
+        let at = now();
+        self.write(async |conn| {
+            sqlx::query(
+                "UPDATE jobs SET status = 'cancelled', finished_at = MAX(?, COALESCE(started_at, created_at))
+                 WHERE status = 'running' AND cancel_requested = 1",
+            )
+            .bind(&at)
+            .execute(&mut *conn)
+            .await?;
+            // A job that took the process down MAX_ATTEMPTS runs in a row without storing
+            // anything would do it again: fail it.
+            sqlx::query(
+                "UPDATE jobs SET status = 'failed', finished_at = MAX(?, COALESCE(started_at, created_at)),
+                     error = 'the server stopped while running this job ' || (stalls + 1) ||
+                             ' times in a row (crash or kill) before it stored any new result; not retried'
+                 WHERE status = 'running' AND stalls + 1 >= ?",
+            )
+            .bind(&at)
+            .bind(MAX_ATTEMPTS as i64)
+            .execute(&mut *conn)
+            .await?;
+            let r = sqlx::query(
+                "UPDATE jobs SET status = 'queued', attempt = attempt + 1, stalls = stalls + 1, started_at = NULL,
+                     progress_done = 0
+                 WHERE status = 'running'",
+            )
+            .execute(conn)
+            .await?;
+            Ok(r.rows_affected())
+        })
+        .await
     }
 
     async fn request_cancel(&self, id: &str) -> Result<Option<JobRow>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "UPDATE jobs SET status = 'cancelled', finished_at = MAX(?, COALESCE(started_at, created_at))
-             WHERE id = ? AND status = 'queued'",
-        )
-        .bind(now())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'")
-            .bind(id)
-            .execute(&mut *tx)
+        let at = now();
+        let row = self
+            .write(async |conn| {
+                sqlx::query(
+                    "UPDATE jobs SET status = 'cancelled', finished_at = MAX(?, COALESCE(started_at, created_at))
+                     WHERE id = ? AND status = 'queued'",
+                )
+                .bind(&at)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(sqlx::query_as::<_, StoredJob>("SELECT * FROM jobs WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(conn)
+                    .await?)
+            })
             .await?;
-        let row = sqlx::query_as::<_, StoredJob>("SELECT * FROM jobs WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
         row.map(JobRow::try_from).transpose()
     }
 

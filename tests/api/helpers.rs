@@ -72,6 +72,8 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) ->
         threads: Some(2),
         max_running: 1,
         max_queued: 1000,
+        max_connections: 512,
+        header_read_timeout_secs: 10,
         max_body_bytes: 1 << 20,
         request_timeout_secs: 30,
         max_job_memory_mib: 4096,

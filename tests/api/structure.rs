@@ -119,3 +119,16 @@ async fn metrics_count_exactly_what_this_server_saw() {
         1.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_records_the_preset_it_came_from() {
+    let app = spawn_app().await;
+    let job = app
+        .submit(&json!({"preset": "arpit2019-fig1", "samples": 20, "network": {"width": 20}}))
+        .await;
+    assert_eq!(job["preset"], "arpit2019-fig1");
+    let id = job["id"].as_str().unwrap();
+    assert_eq!(app.job(id).await["preset"], "arpit2019-fig1");
+    let plain = app.submit(&small_spec(22)).await;
+    assert!(plain["preset"].is_null(), "{plain}");
+}
