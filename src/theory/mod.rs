@@ -7,5 +7,6 @@
 pub mod bounds;
 pub mod exact;
 pub mod predict;
+pub mod special;
 
 pub use bounds::{Bound, BoundInputs, BoundReport};
