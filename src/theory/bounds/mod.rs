@@ -3,16 +3,35 @@
 //! Inputs are the same for all three: tolerance `epsilon`, failure probability `delta`,
 //! depth `L` and number of samples `N`. Each answers two questions: the minimal width for
 //! `epsilon`, and the guaranteed epsilon at a given width.
+//!
+//! Accepted inputs (checked by [`BoundInputs::new`]): `epsilon` finite and > 0, `delta` in
+//! `[1e-300, 1)`, depth in `[1, 100000]`, samples in `[1, 10^12]`. Every width `>= 1` is
+//! accepted; the exact tail answers up to [`MAX_EXACT_TAIL_WIDTH`] (`None` with a note above).
+//! Over these ranges every number of an answer is finite or `None` with a note saying why, and
+//! one full answer (three bounds, with a width) takes well under 100 ms on one core
+//! (`cargo run --release --example bounds_grid` times a grid of extreme queries).
+//!
+//! The searches can be stopped: the `*_with` functions take a `cancelled` closure, polled
+//! between two evaluations of the exact tail (each at most about a millisecond), and return
+//! [`Cancelled`] once it answers `true`.
+
+use std::convert::Infallible;
 
 use serde::Serialize;
 
-use super::exact::layer_tail;
+pub mod arpit2019;
+pub mod chernoff;
+pub mod exact_tail;
 
 /// Largest width any bound search looks at; beyond it the answer is reported as `None`.
 pub const MAX_SEARCH_WIDTH: u64 = 1_000_000_000;
-/// The exact tail sums O(sqrt(m)) chi-square tails per evaluation; above this width the
-/// search would take seconds, so the exact bound answers `None` with a note.
-pub const MAX_EXACT_TAIL_WIDTH: u64 = 20_000_000;
+/// Largest width at which the exact tail is evaluated (its minimal-width search stops here and
+/// its guaranteed epsilon is `None` above it). One evaluation costs O(log m) incomplete gamma
+/// ratios, about 0.1 ms at 10^9, so this is the general search limit.
+pub const MAX_EXACT_TAIL_WIDTH: u64 = MAX_SEARCH_WIDTH;
+/// Smallest accepted `delta`. Below it `ln(delta)` still fits a double, but the bounds' targets
+/// `delta / (2 N L)` leave the range where the tests pin the exact tail (1e-300 down to 1e-318).
+pub const MIN_DELTA: f64 = 1e-300;
 
 /// The bounds widthlab knows, named as stored in every check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -55,6 +74,11 @@ pub struct BoundInputError {
     pub message: String,
 }
 
+/// A computation stopped because its caller's `cancelled` closure answered `true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the bound computation was cancelled by its caller")]
+pub struct Cancelled;
+
 impl BoundInputs {
     pub fn new(epsilon: f64, delta: f64, depth: u32, samples: u64) -> Result<Self, BoundInputError> {
         if !(epsilon > 0.0 && epsilon.is_finite()) {
@@ -63,10 +87,10 @@ impl BoundInputs {
                 message: format!("must be a finite number > 0, got {epsilon}"),
             });
         }
-        if !(delta > 0.0 && delta < 1.0) {
+        if !(MIN_DELTA..1.0).contains(&delta) {
             return Err(BoundInputError {
                 field: "delta",
-                message: format!("must lie in the open interval (0, 1), got {delta}"),
+                message: format!("must lie in [1e-300, 1), got {delta}"),
             });
         }
         if depth == 0 || depth > 100_000 {
@@ -89,28 +113,31 @@ impl BoundInputs {
         })
     }
 
-    /// Per-layer tolerance `epsilon' = (1 + epsilon)^(1/L) - 1`.
+    /// Per-layer tolerance `epsilon' = (1 + epsilon)^(1/L) - 1` (finite for every accepted
+    /// epsilon; 0 when it underflows, for epsilon below about 1e-303 L).
     pub fn epsilon_prime(&self) -> f64 {
         per_layer_tolerance(self.epsilon, self.depth)
     }
 
-    /// `ln(4 N L / delta)`.
+    /// `ln(4 N L / delta)`, as `ln 4 + ln N + ln L - ln delta` (no overflow: at most 771).
     pub fn log_term(&self) -> f64 {
-        (4.0 * self.samples as f64 * self.depth as f64 / self.delta).ln()
+        2.0 * std::f64::consts::LN_2 + (self.samples as f64).ln() + f64::from(self.depth).ln() - self.delta.ln()
     }
 
-    /// Number of per-layer events in the union bound: forward and gradient, every sample and layer.
-    fn union_events(&self) -> f64 {
-        2.0 * self.samples as f64 * self.depth as f64
+    /// `ln(2 N L)`, the log of the number of per-layer events in the union bound (forward and
+    /// gradient, every sample and layer).
+    fn ln_union_events(&self) -> f64 {
+        std::f64::consts::LN_2 + (self.samples as f64).ln() + f64::from(self.depth).ln()
     }
 }
 
-/// `epsilon' = (1 + epsilon)^(1/L) - 1`, computed without cancellation.
+/// `epsilon' = (1 + epsilon)^(1/L) - 1`, computed without cancellation (and never above
+/// `f64::MAX`).
 pub fn per_layer_tolerance(epsilon: f64, depth: u32) -> f64 {
-    (epsilon.ln_1p() / depth as f64).exp_m1()
+    (epsilon.ln_1p() / depth as f64).exp_m1().min(f64::MAX)
 }
 
-/// `(1 + epsilon')^L - 1`, the inverse of [`per_layer_tolerance`].
+/// `(1 + epsilon')^L - 1`, the inverse of [`per_layer_tolerance`] (infinite when it overflows).
 pub fn total_tolerance(epsilon_prime: f64, depth: u32) -> f64 {
     (depth as f64 * epsilon_prime.ln_1p()).exp_m1()
 }
@@ -121,11 +148,13 @@ pub struct BoundReport {
     pub bound: Bound,
     /// Smallest width meeting `epsilon`; `None` if above the search limit (see `note`).
     pub min_width: Option<u64>,
-    /// The unrounded width for bounds with a closed form (`arpit2019`, `chernoff`).
+    /// The unrounded width for bounds with a closed form (`arpit2019`, `chernoff`); `None` when
+    /// it is not a finite number (see `notes`).
     pub min_width_exact: Option<f64>,
     /// Per-layer tolerance used for the minimal width.
     pub epsilon_prime: f64,
-    /// At the requested width: the guaranteed epsilon (`None` without a width or if unbounded).
+    /// At the requested width: the guaranteed epsilon (`None` without a width, if unbounded,
+    /// or if it overflows a double; see `notes`).
     pub width: Option<u64>,
     pub guaranteed_epsilon: Option<f64>,
     /// At the requested width: the per-layer tolerance the bound guarantees.
@@ -156,8 +185,60 @@ pub struct BoundsAnswer {
     pub bounds: Vec<BoundReport>,
 }
 
+/// How a search learns that its caller gave up: polled between evaluations of the exact tail.
+pub(crate) trait Stop {
+    type Error;
+    fn check(&self) -> Result<(), Self::Error>;
+}
+
+/// Never stops (the plain functions).
+pub(crate) struct Never;
+
+impl Stop for Never {
+    type Error = Infallible;
+    fn check(&self) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+/// Stops once the caller's closure answers `true`.
+pub(crate) struct Poll<'a>(pub &'a dyn Fn() -> bool);
+
+impl Stop for Poll<'_> {
+    type Error = Cancelled;
+    fn check(&self) -> Result<(), Cancelled> {
+        if (self.0)() {
+            Err(Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn infallible<T>(r: Result<T, Infallible>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(never) => match never {},
+    }
+}
+
+/// The calculator's answer for these inputs (every bound; with `width`, the guarantees there).
 pub fn bounds_answer(inputs: &BoundInputs, width: Option<u64>) -> BoundsAnswer {
-    BoundsAnswer {
+    infallible(answer_impl(inputs, width, &Never))
+}
+
+/// [`bounds_answer`], stopping with [`Cancelled`] as soon as `cancelled()` returns `true`
+/// (polled between evaluations of the exact tail, so within about a millisecond).
+pub fn bounds_answer_with(
+    inputs: &BoundInputs,
+    width: Option<u64>,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<BoundsAnswer, Cancelled> {
+    answer_impl(inputs, width, &Poll(cancelled))
+}
+
+fn answer_impl<S: Stop>(inputs: &BoundInputs, width: Option<u64>, stop: &S) -> Result<BoundsAnswer, S::Error> {
+    Ok(BoundsAnswer {
         inputs: BoundsEcho {
             epsilon: inputs.epsilon,
             delta: inputs.delta,
@@ -167,29 +248,75 @@ pub fn bounds_answer(inputs: &BoundInputs, width: Option<u64>) -> BoundsAnswer {
             epsilon_prime: inputs.epsilon_prime(),
             log_term: inputs.log_term(),
         },
-        bounds: all_bounds(inputs, width),
-    }
+        bounds: all_bounds_impl(inputs, width, stop)?,
+    })
 }
 
 /// Evaluate every bound; `width` adds the guaranteed epsilon at that width.
 pub fn all_bounds(inputs: &BoundInputs, width: Option<u64>) -> Vec<BoundReport> {
-    Bound::ALL.iter().map(|&b| evaluate(b, inputs, width)).collect()
+    infallible(all_bounds_impl(inputs, width, &Never))
 }
 
+/// [`all_bounds`], stopping with [`Cancelled`] as soon as `cancelled()` returns `true`.
+pub fn all_bounds_with(
+    inputs: &BoundInputs,
+    width: Option<u64>,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Vec<BoundReport>, Cancelled> {
+    all_bounds_impl(inputs, width, &Poll(cancelled))
+}
+
+fn all_bounds_impl<S: Stop>(inputs: &BoundInputs, width: Option<u64>, stop: &S) -> Result<Vec<BoundReport>, S::Error> {
+    Bound::ALL
+        .iter()
+        .map(|&b| evaluate_impl(b, inputs, width, stop))
+        .collect()
+}
+
+/// One bound's minimal width and, with `width`, its guarantee there.
 pub fn evaluate(bound: Bound, inputs: &BoundInputs, width: Option<u64>) -> BoundReport {
+    infallible(evaluate_impl(bound, inputs, width, &Never))
+}
+
+/// [`evaluate`], stopping with [`Cancelled`] as soon as `cancelled()` returns `true`.
+pub fn evaluate_with(
+    bound: Bound,
+    inputs: &BoundInputs,
+    width: Option<u64>,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<BoundReport, Cancelled> {
+    evaluate_impl(bound, inputs, width, &Poll(cancelled))
+}
+
+fn evaluate_impl<S: Stop>(
+    bound: Bound,
+    inputs: &BoundInputs,
+    width: Option<u64>,
+    stop: &S,
+) -> Result<BoundReport, S::Error> {
     let ep = inputs.epsilon_prime();
     let mut notes = Vec::new();
+    if ep == 0.0 {
+        notes.push(format!(
+            "epsilon' = (1 + epsilon)^(1/L) - 1 underflows to 0 in double precision (epsilon = {:e}, L = {}): \
+             no width meets it",
+            inputs.epsilon, inputs.depth
+        ));
+    }
     let (min_width, min_width_exact) = match bound {
         Bound::Arpit2019 => {
             let m = arpit2019::min_width_real(inputs);
-            (ceil_width(m), Some(m))
+            (ceil_width(m), m.is_finite().then_some(m))
         }
         Bound::Chernoff => {
             let m = chernoff::min_width_real(inputs);
-            (ceil_width(m), Some(m))
+            (ceil_width(m), m.is_finite().then_some(m))
         }
-        Bound::ExactTail => (exact_tail::min_width(inputs), None),
+        Bound::ExactTail => (exact_tail::min_width_impl(inputs, stop)?, None),
     };
+    if bound != Bound::ExactTail && min_width_exact.is_none() {
+        notes.push("the unrounded width is not a finite double (epsilon' too small)".into());
+    }
     if min_width.is_none() {
         let limit = if bound == Bound::ExactTail {
             MAX_EXACT_TAIL_WIDTH
@@ -198,12 +325,54 @@ pub fn evaluate(bound: Bound, inputs: &BoundInputs, width: Option<u64>) -> Bound
         };
         notes.push(format!("the minimal width exceeds the search limit of {limit}"));
     }
-    let guaranteed_prime = width.and_then(|m| match bound {
-        Bound::Arpit2019 => Some(arpit2019::per_layer_epsilon(inputs, m)),
-        Bound::Chernoff => chernoff::per_layer_epsilon(inputs, m),
-        Bound::ExactTail => exact_tail::per_layer_epsilon(inputs, m),
+    let guaranteed_prime = match width {
+        None => None,
+        Some(0) => {
+            notes.push("width 0 guarantees nothing".into());
+            None
+        }
+        Some(m) => match bound {
+            Bound::Arpit2019 => Some(arpit2019::per_layer_epsilon(inputs, m)),
+            Bound::Chernoff => {
+                let t = chernoff::per_layer_epsilon(inputs, m);
+                if t.is_none() {
+                    notes.push(format!(
+                        "no per-layer tolerance up to {:e} meets the target at width {m}",
+                        chernoff::MAX_TOLERANCE
+                    ));
+                }
+                t
+            }
+            Bound::ExactTail if m > MAX_EXACT_TAIL_WIDTH => {
+                notes.push(format!(
+                    "the exact tail is evaluated up to width {MAX_EXACT_TAIL_WIDTH}: no guarantee at {m}"
+                ));
+                None
+            }
+            Bound::ExactTail => {
+                let t = exact_tail::per_layer_epsilon_impl(inputs, m, stop)?;
+                if t.is_none() {
+                    notes.push(format!(
+                        "no per-layer tolerance up to {} meets the target at width {m}",
+                        exact_tail::MAX_TOLERANCE
+                    ));
+                }
+                t
+            }
+        },
+    };
+    let guaranteed = guaranteed_prime.and_then(|t| {
+        let g = total_tolerance(t, inputs.depth);
+        if g.is_finite() {
+            Some(g)
+        } else {
+            notes.push(format!(
+                "the guaranteed epsilon (1 + {t:e})^{} - 1 exceeds the largest double",
+                inputs.depth
+            ));
+            None
+        }
     });
-    let guaranteed = guaranteed_prime.map(|t| total_tolerance(t, inputs.depth));
     if bound == Bound::Arpit2019 {
         notes.push(
             "per-layer tolerance shrinks like 1/m while fluctuations shrink like 1/sqrt(m): \
@@ -214,7 +383,7 @@ pub fn evaluate(bound: Bound, inputs: &BoundInputs, width: Option<u64>) -> Bound
     if inputs.epsilon >= 1.0 || guaranteed.is_some_and(|g| g >= 1.0) {
         notes.push("epsilon >= 1: the lower side of the claim (ratio >= 1 - epsilon) is vacuous".into());
     }
-    BoundReport {
+    Ok(BoundReport {
         bound,
         min_width,
         min_width_exact,
@@ -223,7 +392,7 @@ pub fn evaluate(bound: Bound, inputs: &BoundInputs, width: Option<u64>) -> Bound
         guaranteed_epsilon: guaranteed,
         guaranteed_epsilon_prime: guaranteed_prime,
         notes,
-    }
+    })
 }
 
 fn ceil_width(m: f64) -> Option<u64> {
@@ -234,38 +403,14 @@ fn ceil_width(m: f64) -> Option<u64> {
     }
 }
 
-/// Smallest `m` in `[1, limit]` with `ok(m)`, assuming `ok` is monotone; `None` if none.
-fn search_min_width(limit: u64, ok: impl Fn(u64) -> bool) -> Option<u64> {
-    // Infeasible within the limit: one evaluation instead of a whole doubling search.
-    if !ok(limit) {
-        return None;
-    }
-    let mut hi = 1u64;
-    while !ok(hi) {
-        if hi >= limit {
-            return None;
-        }
-        hi = (hi * 2).min(limit);
-    }
-    let mut lo = hi / 2; // ok(lo) is false (or lo = 0)
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if ok(mid) {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    Some(hi)
-}
-
-/// Smallest `t` in `[0, t_max]` with `ok(t)` to relative precision 1e-12 (monotone `ok`).
+/// Smallest `t` in `[0, t_max]` with `ok(t)` to relative precision 1e-13 (monotone `ok`), by
+/// bisection; `None` if `ok(t_max)` fails.
 fn search_min_tolerance(t_max: f64, ok: impl Fn(f64) -> bool) -> Option<f64> {
     if !ok(t_max) {
         return None;
     }
     let (mut lo, mut hi) = (0.0, t_max);
-    for _ in 0..200 {
+    for _ in 0..2000 {
         let mid = 0.5 * (lo + hi);
         if ok(mid) {
             hi = mid;
@@ -277,141 +422,6 @@ fn search_min_tolerance(t_max: f64, ok: impl Fn(f64) -> bool) -> Option<f64> {
         }
     }
     Some(hi)
-}
-
-/// The rule as the authors' scripts encode it.
-pub mod arpit2019 {
-    use super::BoundInputs;
-
-    /// `(4 / epsilon') ln(4 N L / delta)`, unrounded.
-    pub fn min_width_real(inputs: &BoundInputs) -> f64 {
-        4.0 / inputs.epsilon_prime() * inputs.log_term()
-    }
-
-    /// Per-layer tolerance at width m: `(4/m) ln(4 N L / delta)`.
-    pub fn per_layer_epsilon(inputs: &BoundInputs, width: u64) -> f64 {
-        4.0 / width as f64 * inputs.log_term()
-    }
-
-    /// `epsilon(m) = (1 + (4/m) ln(4NL/delta))^L - 1`.
-    pub fn guaranteed_epsilon(inputs: &BoundInputs, width: u64) -> f64 {
-        super::total_tolerance(per_layer_epsilon(inputs, width), inputs.depth)
-    }
-}
-
-/// Exact per-layer tail, union bound over `2 N L` events.
-pub mod exact_tail {
-    use super::*;
-
-    fn holds(inputs: &BoundInputs, width: u64, t: f64) -> bool {
-        inputs.union_events() * layer_tail(width, t) <= inputs.delta
-    }
-
-    /// Smallest m with `2 N L P(|sqrt(X) - 1| > epsilon') <= delta`.
-    ///
-    /// The search costs up to a second; its answers are remembered for the life of the process
-    /// (a pure function of the inputs, so a repeat is the same number), which makes every
-    /// point of a sweep, a job's report and repeated `/v1/bounds` queries after the first free.
-    pub fn min_width(inputs: &BoundInputs) -> Option<u64> {
-        use std::collections::HashMap;
-        use std::sync::{LazyLock, Mutex};
-        type Key = (u64, u64, u32, u64);
-        /// Entries kept; the map is emptied when full (answers are cheap to recompute once).
-        const CAPACITY: usize = 4096;
-        static KNOWN: LazyLock<Mutex<HashMap<Key, Option<u64>>>> = LazyLock::new(Default::default);
-        let key = (
-            inputs.epsilon.to_bits(),
-            inputs.delta.to_bits(),
-            inputs.depth,
-            inputs.samples,
-        );
-        if let Some(&m) = KNOWN.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return m;
-        }
-        let t = inputs.epsilon_prime();
-        let m = search_min_width(MAX_EXACT_TAIL_WIDTH, |m| holds(inputs, m, t));
-        let mut known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
-        if known.len() >= CAPACITY {
-            known.clear();
-        }
-        known.insert(key, m);
-        m
-    }
-
-    /// Smallest per-layer tolerance the union bound guarantees at this width.
-    pub fn per_layer_epsilon(inputs: &BoundInputs, width: u64) -> Option<f64> {
-        if width > MAX_EXACT_TAIL_WIDTH || width == 0 {
-            return None;
-        }
-        // Only the upper tail survives past t = 1; it vanishes by t = 1000 for any width >= 1
-        // at the probabilities a union bound can ask for.
-        search_min_tolerance(1000.0, |t| holds(inputs, width, t))
-    }
-}
-
-/// Chernoff bound with the cumulant function of one term `Y = 2 ReLU(z)^2`.
-pub mod chernoff {
-    use super::*;
-
-    /// `Lambda(s) = ln(1/2 + 1/2 (1 - 4s)^(-1/2))`, s < 1/4.
-    pub fn cumulant(s: f64) -> f64 {
-        (0.5 + 0.5 / (1.0 - 4.0 * s).sqrt()).ln()
-    }
-
-    /// Rate `I(a) = sup_s (s a - Lambda(s))`, a >= 0; `I(1) = 0`, `I(0) = ln 2`.
-    ///
-    /// With `u = (1 - 4s)^(-1/2)` the stationarity condition `Lambda'(s) = a` reads
-    /// `2 u^3 / (1 + u) = a`, increasing in u > 0, solved by bisection in u.
-    pub fn rate(a: f64) -> f64 {
-        if a <= 0.0 {
-            return if a == 0.0 {
-                std::f64::consts::LN_2
-            } else {
-                f64::INFINITY
-            };
-        }
-        let f = |u: f64| 2.0 * u * u * u / (1.0 + u) - a;
-        let (mut lo, mut hi) = (0.0f64, 1.0f64);
-        while f(hi) < 0.0 {
-            hi *= 2.0;
-        }
-        for _ in 0..200 {
-            let mid = 0.5 * (lo + hi);
-            if f(mid) < 0.0 {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-            if hi - lo <= 1e-16 * hi {
-                break;
-            }
-        }
-        let u = 0.5 * (lo + hi);
-        let s = (1.0 - 1.0 / (u * u)) / 4.0;
-        // ln(1/2 + u/2) written to keep precision near u = 1.
-        (s * a - (0.5 * (u - 1.0)).ln_1p()).max(0.0)
-    }
-
-    /// Two-sided rate at per-layer tolerance t: `min(I((1+t)^2), I((1-t)^2))`.
-    pub fn two_sided_rate(t: f64) -> f64 {
-        let up = rate((1.0 + t) * (1.0 + t));
-        if t >= 1.0 {
-            // sqrt(X) >= 0 > 1 - t: only the upper side can fail (at t = 1, X = 0 has rate ln 2).
-            return if t == 1.0 { up.min(std::f64::consts::LN_2) } else { up };
-        }
-        up.min(rate((1.0 - t) * (1.0 - t)))
-    }
-
-    /// `ln(4 N L / delta) / min(I((1+epsilon')^2), I((1-epsilon')^2))`, unrounded.
-    pub fn min_width_real(inputs: &BoundInputs) -> f64 {
-        inputs.log_term() / two_sided_rate(inputs.epsilon_prime())
-    }
-
-    /// Smallest t with `m * two_sided_rate(t) >= ln(4NL/delta)`.
-    pub fn per_layer_epsilon(inputs: &BoundInputs, width: u64) -> Option<f64> {
-        let need = inputs.log_term() / width as f64;
-        search_min_tolerance(1e6, |t| two_sided_rate(t) >= need)
-    }
 }
 
 #[cfg(test)]
@@ -530,6 +540,128 @@ mod tests {
                 assert!(i >= s * a - chernoff::cumulant(s) - 1e-12);
             }
         }
+    }
+
+    #[test]
+    fn exact_tail_widths_at_tiny_delta() {
+        // (epsilon, delta, L, N) -> width. Independent values (tools/exact_tail_reference.py,
+        // mpmath at 50 digits over every k from 0 to n): 2 N L P at the width and one below:
+        //   (0.5, 1e-300, 1, 1):    m = 7367:   9.37690227477e-301 <= 1e-300, m - 1: 1.02937528034e-300
+        //   (0.2, 1e-150, 1, 1):    m = 22049:  9.89041928029e-151 <= 1e-150, m - 1: 1.00451598569e-150
+        //   (1, 1e-200, 10, 100):   m = 227777: 9.98764992659e-201 <= 1e-200, m - 1: 1.00080268903e-200
+        //   (0.05, 0.2, 1, 1):      m = 1354:   0.199763949498 <= 0.2, m - 1: 0.200014702017
+        //   (3, 0.3, 1, 1):         m = 1:      0.00467773498105 <= 0.3
+        //   (2, 0.05, 1, 1000):     m = 6:      0.0288993164256 <= 0.05, m - 1: 0.116945246861
+        // and for the last three a scan from m = 1 finds no smaller passing width.
+        // The code before the log-space sums answered 7321, 22041 and 226556 for the first three.
+        let cases = [
+            (0.5, 1e-300, 1, 1, 7367),
+            (0.2, 1e-150, 1, 1, 22049),
+            (1.0, 1e-200, 10, 100, 227777),
+            (0.05, 0.2, 1, 1, 1354),
+            (3.0, 0.3, 1, 1, 1),
+            (2.0, 0.05, 1, 1000, 6),
+        ];
+        for (eps, delta, depth, n, want) in cases {
+            let inputs = BoundInputs::new(eps, delta, depth, n).unwrap();
+            exact_tail::clear_memo();
+            assert_eq!(exact_tail::min_width(&inputs), Some(want), "{eps} {delta} {depth} {n}");
+            // The guarantee at the width meets epsilon', one below it does not.
+            let t = inputs.epsilon_prime();
+            assert!(exact_tail::per_layer_epsilon(&inputs, want).unwrap() <= t);
+            if want > 1 {
+                assert!(exact_tail::per_layer_epsilon(&inputs, want - 1).unwrap() > t);
+            }
+        }
+    }
+
+    #[test]
+    fn exact_tail_lies_between_chernoff_and_zero() {
+        // Exact tail <= Chernoff bound, so its width never exceeds Chernoff's.
+        for (eps, delta, depth, n) in [
+            (0.1, 1e-300, 10, 1_000_000_000_000u64),
+            (10.0, 0.3, 1, 1),
+            (0.01, 1e-9, 3, 7),
+        ] {
+            let inputs = BoundInputs::new(eps, delta, depth, n).unwrap();
+            let exact = exact_tail::min_width(&inputs).unwrap();
+            let chern = evaluate(Bound::Chernoff, &inputs, None).min_width.unwrap();
+            assert!(exact <= chern, "{exact} > {chern}");
+        }
+    }
+
+    #[test]
+    fn log_term_without_overflow() {
+        // 4 N L / delta = 4e317 overflows a double; its log does not.
+        let inputs = BoundInputs::new(0.1, 1e-300, 100_000, 1_000_000_000_000).unwrap();
+        let want = (4.0f64).ln() + 1e12f64.ln() + 1e5f64.ln() + 300.0 * 10f64.ln();
+        assert!(rel(inputs.log_term(), want) < 1e-15);
+        assert!((want - 731.305_768).abs() < 1e-5, "{want}");
+        // Refused below the range, naming delta and the range.
+        let err = BoundInputs::new(0.1, 1e-320, 10, 10).unwrap_err();
+        assert_eq!(err.field, "delta");
+        assert!(err.message.contains("[1e-300, 1)"), "{}", err.message);
+        assert!(BoundInputs::new(0.1, 1e-300, 10, 10).is_ok());
+        assert!(BoundInputs::new(0.1, 0.999, 10, 10).is_ok());
+    }
+
+    #[test]
+    fn every_number_is_finite_at_extreme_inputs() {
+        let epsilons = [1e-300, 1e-4, 0.3, 1.0, 3.0, 1e3, 1e300, f64::MAX];
+        let deltas = [1e-300, 0.5];
+        let depths = [1, 100_000];
+        let samples = [1, 1_000_000_000_000u64];
+        let widths = [None, Some(1), Some(1_000_000_000), Some(u64::MAX)];
+        for &e in &epsilons {
+            for &d in &deltas {
+                for &l in &depths {
+                    for &n in &samples {
+                        let inputs = BoundInputs::new(e, d, l, n).unwrap();
+                        for &w in &widths {
+                            let a = bounds_answer(&inputs, w);
+                            assert!(a.inputs.log_term.is_finite() && a.inputs.epsilon_prime.is_finite());
+                            for r in &a.bounds {
+                                let all = [r.min_width_exact, r.guaranteed_epsilon, r.guaranteed_epsilon_prime];
+                                assert!(
+                                    all.iter().flatten().all(|v| v.is_finite()) && r.epsilon_prime.is_finite(),
+                                    "{e} {d} {l} {n} {w:?}: {r:?}"
+                                );
+                                if r.min_width.is_none() || (w.is_some() && r.guaranteed_epsilon.is_none()) {
+                                    assert!(!r.notes.is_empty(), "a None without a note: {r:?}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cancellation_stops_the_searches() {
+        use std::cell::Cell;
+        let inputs = BoundInputs::new(0.1, 1e-200, 10, 123_456).unwrap();
+        exact_tail::clear_memo();
+        assert_eq!(
+            bounds_answer_with(&inputs, Some(50_000), &|| true).unwrap_err(),
+            Cancelled
+        );
+        assert_eq!(exact_tail::min_width_with(&inputs, &|| true), Err(Cancelled));
+        assert_eq!(exact_tail::per_layer_epsilon_with(&inputs, 7, &|| true), Err(Cancelled));
+        // Cancelled after a few polls: still an error, and nothing remembered.
+        let polls = Cell::new(0);
+        let after_three = || {
+            polls.set(polls.get() + 1);
+            polls.get() > 3
+        };
+        assert_eq!(
+            evaluate_with(Bound::ExactTail, &inputs, None, &after_three),
+            Err(Cancelled)
+        );
+        assert_eq!(polls.get(), 4);
+        // Never cancelled: the same answer as the plain function.
+        let plain = bounds_answer(&inputs, Some(50_000));
+        assert_eq!(bounds_answer_with(&inputs, Some(50_000), &|| false), Ok(plain));
     }
 
     #[test]
