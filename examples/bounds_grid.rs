@@ -187,11 +187,18 @@ fn main() {
         }
     }
     results.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let num = |v: f64| {
+        if (1e-4..1e6).contains(&v) {
+            v.to_string()
+        } else {
+            format!("{v:e}")
+        }
+    };
     let fmt = |q: &Query| {
         format!(
             "--epsilon {} --delta {} --depth {} --samples {}{}",
-            q.0,
-            q.1,
+            num(q.0),
+            num(q.1),
             q.2,
             q.3,
             q.4.map_or(String::new(), |w| format!(" --width {w}"))

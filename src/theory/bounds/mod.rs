@@ -29,8 +29,10 @@ pub const MAX_SEARCH_WIDTH: u64 = 1_000_000_000;
 /// its guaranteed epsilon is `None` above it). One evaluation costs O(log m) incomplete gamma
 /// ratios, about 0.1 ms at 10^9, so this is the general search limit.
 pub const MAX_EXACT_TAIL_WIDTH: u64 = MAX_SEARCH_WIDTH;
-/// Smallest accepted `delta`. Below it `ln(delta)` still fits a double, but the bounds' targets
-/// `delta / (2 N L)` leave the range where the tests pin the exact tail (1e-300 down to 1e-318).
+/// Smallest accepted `delta`. Everything is computed in log space, so smaller values would not
+/// overflow anything (`ln 4NL/delta` is at most 771 here); the limit keeps the accepted range
+/// inside what the tests pin against independent values (per-layer targets `delta / (2 N L)`
+/// from 0.5 down to 5e-318), and a `delta` below 1e-300 has no practical meaning.
 pub const MIN_DELTA: f64 = 1e-300;
 
 /// The bounds widthlab knows, named as stored in every check.
