@@ -92,7 +92,7 @@ impl BoundInputs {
         if !(MIN_DELTA..1.0).contains(&delta) {
             return Err(BoundInputError {
                 field: "delta",
-                message: format!("must lie in [1e-300, 1), got {delta}"),
+                message: format!("must lie in [1e-300, 1), got {delta:e}"),
             });
         }
         if depth == 0 || depth > 100_000 {
