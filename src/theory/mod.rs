@@ -1,7 +1,8 @@
 //! The theory: width bounds, exact laws and predictions (docs/theory.md).
 //!
 //! Holds: `bounds` (the three width bounds and the calculator's answer), `exact` (exact laws of
-//! one Gaussian ReLU layer), `kernels` (the ReLU arc-cosine kernels of the infinite-width view).
+//! one Gaussian ReLU layer), `kernels` (the ReLU arc-cosine kernels of the infinite-width view),
+//! `special` (log-space incomplete gamma and binomial terms).
 //! Depends on: `spec` (network shapes) only.
 //!
 //! Everything here is closed-form or a deterministic numerical evaluation; nothing draws random
@@ -11,5 +12,6 @@
 pub mod bounds;
 pub mod exact;
 pub mod kernels;
+pub mod special;
 
 pub use bounds::{Bound, BoundInputs, BoundReport};
