@@ -4,6 +4,7 @@
 //! `Config` field by field instead.
 
 use clap::Args;
+use sha2::Digest;
 
 use crate::spec::{default_threads, Limits};
 
@@ -54,35 +55,159 @@ pub struct Config {
     /// Work a single job may do, in floating-point operations (estimated; 422 above).
     #[arg(long = "max-job-flops", env = "WIDTHLAB_MAX_JOB_FLOPS", default_value_t = 2e14)]
     pub max_job_flops: f64,
-    /// Bearer tokens (comma-separated). When set, every mutating endpoint needs
-    /// `Authorization: Bearer <token>`; reads stay open.
+    /// Bearer tokens, comma-separated, each `name:secret` (the name is recorded as the owner of
+    /// the jobs it submits) or a bare secret (named `token-` and 8 hex digits of its SHA-256).
+    /// With tokens, every mutating endpoint needs `Authorization: Bearer <secret>`, and a job can
+    /// be cancelled or deleted only by its owner or an admin; reads stay open.
     #[arg(long, env = "WIDTHLAB_TOKENS", value_delimiter = ',', hide_env_values = true)]
     pub tokens: Vec<Token>,
+    /// Admin tokens (same format): they may also cancel and delete anyone's jobs.
+    #[arg(
+        long = "admin-tokens",
+        env = "WIDTHLAB_ADMIN_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub admin_tokens: Vec<Token>,
+    /// Run without tokens even where that needs saying: listening beyond the loopback interface,
+    /// or with a token list that is empty or blank.
+    #[arg(long, env = "WIDTHLAB_OPEN")]
+    pub open: bool,
+    /// Queued jobs one owner may have at once (503 above; unlimited if unset).
+    #[arg(long = "max-queued-per-owner", env = "WIDTHLAB_MAX_QUEUED_PER_OWNER")]
+    pub max_queued_per_owner: Option<i64>,
+    /// Estimated work (floating-point operations) one owner's queued and running jobs may add up
+    /// to (503 above; unlimited if unset).
+    #[arg(long = "max-owner-flops", env = "WIDTHLAB_MAX_OWNER_FLOPS")]
+    pub max_owner_flops: Option<f64>,
 }
 
-/// A bearer token; never printed (Debug is redacted).
+/// A bearer token: the secret, and the name jobs record as their owner. The secret is never
+/// printed (Debug shows the name only).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Token(pub String);
+pub struct Token {
+    pub name: String,
+    pub secret: String,
+}
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(<redacted>)")
+        write!(f, "Token({}, <redacted>)", self.name)
     }
 }
 
 impl std::str::FromStr for Token {
     type Err = String;
-    /// Surrounding spaces are dropped; an empty item (`WIDTHLAB_TOKENS=` or `a,,b`) is kept as
-    /// an empty token, which [`Config::tokens`] leaves out.
+    /// `name:secret` or a bare secret; surrounding spaces are dropped. An empty item (`a,,b`)
+    /// is kept as a blank token, which [`Config::auth`] leaves out (or refuses, if all are).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Token(s.trim().to_string()))
+        let s = s.trim();
+        match s.split_once(':') {
+            Some((name, secret)) => {
+                let (name, secret) = (name.trim(), secret.trim());
+                let valid_name = !name.is_empty()
+                    && name.len() <= 64
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+                if !valid_name {
+                    return Err(format!(
+                        "token name {name:?}: 1 to 64 letters, digits or - _ . @ (format: name:secret)"
+                    ));
+                }
+                if secret.is_empty() {
+                    return Err(format!("token {name}: the secret after ':' is empty"));
+                }
+                Ok(Token {
+                    name: name.to_string(),
+                    secret: secret.to_string(),
+                })
+            }
+            None => {
+                let digest = sha2::Sha256::digest(s.as_bytes());
+                let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+                Ok(Token {
+                    name: if s.is_empty() {
+                        String::new()
+                    } else {
+                        format!("token-{hex}")
+                    },
+                    secret: s.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Who may change what, decided at start-up from the tokens and `--open`.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// Mutations need a token; jobs record the token's name as owner.
+    Tokens { users: Vec<Token>, admins: Vec<Token> },
+    /// No tokens: anyone who reaches the port may submit, cancel and delete.
+    Open,
+}
+
+impl Auth {
+    /// The start-up line saying which mode is on (names, never secrets).
+    pub fn describe(&self) -> String {
+        match self {
+            Auth::Open => {
+                "authentication off: anyone who can reach this port may submit, cancel and delete jobs".into()
+            }
+            Auth::Tokens { users, admins } => {
+                let names = |ts: &[Token]| ts.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+                format!(
+                    "authentication on: {} token(s) ({}), {} admin token(s) ({})",
+                    users.len(),
+                    names(users),
+                    admins.len(),
+                    names(admins)
+                )
+            }
+        }
     }
 }
 
 impl Config {
-    /// The configured bearer tokens, empty items left out. None: mutations are open.
-    pub fn tokens(&self) -> Vec<&Token> {
-        self.tokens.iter().filter(|t| !t.0.is_empty()).collect()
+    /// Decide the authentication mode, refusing configurations that are probably mistakes: a
+    /// token list given but blank (`WIDTHLAB_TOKENS=" , "`), or no tokens on an address beyond
+    /// the loopback interface, unless `--open` says it is meant.
+    pub fn auth(&self) -> Result<Auth, String> {
+        let real = |ts: &[Token]| -> Vec<Token> { ts.iter().filter(|t| !t.secret.is_empty()).cloned().collect() };
+        let (users, admins) = (real(&self.tokens), real(&self.admin_tokens));
+        if !users.is_empty() || !admins.is_empty() {
+            let mut names: Vec<&str> = users.iter().chain(&admins).map(|t| t.name.as_str()).collect();
+            names.sort_unstable();
+            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                return Err(format!(
+                    "two tokens are named {:?}: names identify owners, give each its own",
+                    w[0]
+                ));
+            }
+            return Ok(Auth::Tokens { users, admins });
+        }
+        if self.open {
+            return Ok(Auth::Open);
+        }
+        if !self.tokens.is_empty() || !self.admin_tokens.is_empty() {
+            return Err(
+                "WIDTHLAB_TOKENS (or --tokens) is set but holds no token: give name:secret,... or pass --open \
+                 (WIDTHLAB_OPEN=true) to run without authentication"
+                    .into(),
+            );
+        }
+        let loopback = self
+            .bind
+            .parse::<std::net::SocketAddr>()
+            .map(|a| a.ip().is_loopback())
+            .unwrap_or(self.bind.starts_with("localhost:"));
+        if !loopback {
+            return Err(format!(
+                "listening on {} without tokens would let anyone who reaches it submit, cancel and delete jobs: set \
+                 WIDTHLAB_TOKENS=name:secret,... or pass --open (WIDTHLAB_OPEN=true) if that is meant",
+                self.bind
+            ));
+        }
+        Ok(Auth::Open)
     }
 
     pub fn threads(&self) -> usize {
@@ -114,18 +239,53 @@ impl Default for Config {
 mod tests {
     use super::*;
 
+    fn config(tokens: &[&str], bind: &str, open: bool) -> Config {
+        Config {
+            tokens: tokens.iter().map(|t| t.parse().unwrap()).collect(),
+            bind: bind.into(),
+            open,
+            ..Config::default()
+        }
+    }
+
     #[test]
-    fn empty_token_items_are_ignored() {
-        // `WIDTHLAB_TOKENS=` (as docker compose passes an unset variable) must not stop the server.
-        let config = Config {
-            tokens: vec!["".parse().unwrap(), " a ".parse().unwrap()],
-            ..Config::default()
-        };
-        assert_eq!(config.tokens(), vec![&Token("a".into())]);
-        let open = Config {
-            tokens: vec!["".parse().unwrap()],
-            ..Config::default()
-        };
-        assert!(open.tokens().is_empty());
+    fn blank_token_items_are_ignored_among_real_ones() {
+        let c = config(&["", " alice:s3cret "], "127.0.0.1:8080", false);
+        match c.auth().unwrap() {
+            Auth::Tokens { users, .. } => {
+                assert_eq!(users.len(), 1);
+                assert_eq!((users[0].name.as_str(), users[0].secret.as_str()), ("alice", "s3cret"));
+            }
+            Auth::Open => panic!("tokens were given"),
+        }
+    }
+
+    #[test]
+    fn a_blank_token_list_is_refused_unless_open() {
+        let blank = config(&[" ", " "], "127.0.0.1:8080", false);
+        assert!(blank.auth().unwrap_err().contains("holds no token"));
+        assert!(matches!(
+            config(&[" ", " "], "127.0.0.1:8080", true).auth(),
+            Ok(Auth::Open)
+        ));
+        // No tokens at all: fine on loopback, refused on every interface unless --open.
+        assert!(matches!(config(&[], "127.0.0.1:8080", false).auth(), Ok(Auth::Open)));
+        assert!(config(&[], "0.0.0.0:8080", false)
+            .auth()
+            .unwrap_err()
+            .contains("--open"));
+        assert!(matches!(config(&[], "0.0.0.0:8080", true).auth(), Ok(Auth::Open)));
+    }
+
+    #[test]
+    fn bare_tokens_get_stable_names_and_secrets_never_print() {
+        let t: Token = "hunter2".parse().unwrap();
+        assert!(t.name.starts_with("token-") && t.name.len() == 14, "{}", t.name);
+        assert_eq!(t, "hunter2".parse().unwrap());
+        assert!(!format!("{t:?}").contains("hunter2"));
+        assert!("bad name:x".parse::<Token>().is_err());
+        assert!("alice:".parse::<Token>().is_err());
+        let dup = config(&["alice:a", "alice:b"], "127.0.0.1:1", false);
+        assert!(dup.auth().unwrap_err().contains("alice"));
     }
 }

@@ -49,6 +49,8 @@ impl Services {
                 threads: config.threads(),
                 max_running: config.max_running,
                 max_queued: config.max_queued,
+                max_queued_per_owner: config.max_queued_per_owner,
+                max_owner_flops: config.max_owner_flops,
                 limits: config.limits(),
             },
             Arc::new(Metrics::new()),
@@ -87,6 +89,7 @@ impl Application {
     /// Build the services, bind the listener, then recover crashed jobs: a process that cannot
     /// serve changes nothing in the database.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let auth = config.auth().map_err(|e| anyhow::anyhow!("{e}"))?;
         let services = Services::build(config).await?;
         let bind = services.config.bind.clone();
         let listener = TcpListener::bind(&bind)
@@ -94,11 +97,13 @@ impl Application {
             .with_context(|| format!("listening on {bind}"))?;
         let port = listener.local_addr()?.port();
         services.recover().await?;
+        tracing::info!("{}", auth.describe());
         Ok(Application {
             listener,
             state: AppState {
                 jobs: services.jobs,
                 config: services.config,
+                auth: Arc::new(auth),
             },
             port,
             lock: services.lock,

@@ -12,7 +12,7 @@ pub struct BoundsArgs {
     /// Tolerance epsilon on every ratio (> 0).
     #[arg(long)]
     pub epsilon: f64,
-    /// Failure probability delta, in (0, 1).
+    /// Failure probability delta, in [1e-300, 1).
     #[arg(long)]
     pub delta: f64,
     /// Depth L (number of hidden layers).

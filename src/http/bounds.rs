@@ -1,21 +1,33 @@
 //! `GET /v1/bounds`: the synchronous theory calculator.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use axum::Json;
 
 use super::extract::Params;
-
 use super::ApiError;
+use crate::theory::bounds::{bounds_answer_with, BoundInputs, BoundsAnswer, MIN_DELTA};
 
 /// Calculator computations running at once.
 static BOUNDS_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-use crate::theory::bounds::{bounds_answer, BoundInputs, BoundsAnswer};
+
+/// Sets its flag when dropped: the request's future is dropped when the client goes away (or
+/// the request times out), and the computation it started polls the flag and stops.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 /// Every bound's minimal width for (epsilon, delta, depth, samples); with `width`, the epsilon
-/// each guarantees there. Synchronous.
+/// each guarantees there. Synchronous; every accepted query answers in milliseconds.
 #[utoipa::path(get, path = "/v1/bounds", tag = "theory",
     params(
         ("epsilon" = f64, Query, description = "> 0"),
-        ("delta" = f64, Query, description = "in (0, 1)"),
+        ("delta" = f64, Query, description = "in [1e-300, 1)"),
         ("depth" = u32, Query, description = "L in [1, 100000]"),
         ("samples" = u64, Query, description = "N in [1, 10^12]"),
         ("width" = Option<u64>, Query, description = "m in [1, 10^9]"),
@@ -24,7 +36,7 @@ use crate::theory::bounds::{bounds_answer, BoundInputs, BoundsAnswer};
 pub async fn bounds(params: Params) -> Result<Json<BoundsAnswer>, ApiError> {
     params.only(&["epsilon", "delta", "depth", "samples", "width"])?;
     let epsilon: f64 = params.require("epsilon", "a finite number > 0")?;
-    let delta: f64 = params.require("delta", "a number in the open interval (0, 1)")?;
+    let delta: f64 = params.require("delta", &format!("a number in [{MIN_DELTA:e}, 1)"))?;
     let depth: u32 = params.require("depth", "an integer in [1, 100000]")?;
     let samples: u64 = params.require("samples", "an integer in [1, 10^12]")?;
     let width: Option<u64> = params.parse("width", "an integer in [1, 10^9]")?;
@@ -37,19 +49,20 @@ pub async fn bounds(params: Params) -> Result<Json<BoundsAnswer>, ApiError> {
         }
     }
     let inputs = BoundInputs::new(epsilon, delta, depth, samples).map_err(|e| ApiError::invalid(e.field, e.message))?;
-    // The exact-tail search takes up to a few seconds at extreme inputs: it runs off the async
-    // workers, and at most two at a time (the rest wait, within the request timeout).
-    // The permit moves into the computation: a request that times out does not free its slot
-    // before the work it started has ended.
+    // Off the async workers, at most two at a time; the permit moves into the computation, so
+    // a request that goes away does not free its slot before its work has stopped.
     let permit = BOUNDS_SLOTS
         .acquire()
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    tokio::task::spawn_blocking(move || {
-        let answer = Json(bounds_answer(&inputs, width));
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _guard = CancelOnDrop(cancel.clone());
+    let answer = tokio::task::spawn_blocking(move || {
+        let answer = bounds_answer_with(&inputs, width, &|| cancel.load(Ordering::Relaxed));
         drop(permit);
         answer
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    answer.map(Json).map_err(|e| ApiError::Internal(e.to_string()))
 }

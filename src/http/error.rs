@@ -30,6 +30,8 @@ pub enum ApiError {
     Invalid(SpecError),
     #[error("the queue is full ({0} jobs queued); try again later")]
     QueueFull(i64),
+    #[error("{0}")]
+    Quota(String),
     /// The server cannot store anything now (its disk is full); nothing was changed.
     #[error("the server cannot store anything now: its disk is full; nothing was changed, try again later")]
     StorageFull,
@@ -51,7 +53,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::QueueFull(_) | ApiError::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::QueueFull(_) | ApiError::StorageFull | ApiError::Quota(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -70,6 +72,7 @@ impl ApiError {
             ApiError::Invalid(_) => "invalid_spec",
             ApiError::QueueFull(_) => "queue_full",
             ApiError::StorageFull => "storage_full",
+            ApiError::Quota(_) => "quota_exceeded",
             ApiError::Timeout(_) => "timeout",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Internal(_) => "internal",
@@ -107,7 +110,10 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"widthlab\""),
             );
         }
-        if matches!(self, ApiError::QueueFull(_) | ApiError::StorageFull) {
+        if matches!(
+            self,
+            ApiError::QueueFull(_) | ApiError::StorageFull | ApiError::Quota(_)
+        ) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
@@ -124,6 +130,7 @@ impl From<StoreError> for ApiError {
                 message: "this Idempotency-Key was used with a different body".into(),
             },
             StoreError::QueueFull(n) => ApiError::QueueFull(n),
+            StoreError::Quota(m) => ApiError::Quota(m),
             StoreError::Full(detail) => {
                 tracing::error!(error = %detail, "a write failed: the database's disk is full");
                 ApiError::StorageFull
@@ -146,6 +153,8 @@ impl From<JobError> for ApiError {
             },
             JobError::Store(s) => s.into(),
             JobError::Internal(m) => ApiError::Internal(m),
+            JobError::Forbidden(m) => ApiError::Forbidden(m),
+            JobError::Quota(m) => ApiError::Quota(m),
         }
     }
 }

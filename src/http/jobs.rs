@@ -3,11 +3,12 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 
 use super::extract::{JsonBody, Params, Path};
 use super::schema::{ErrorBody, JobList, JobView, PresetList};
 use super::{ApiError, AppState};
+use crate::jobs::Caller;
 use crate::spec::presets::presets;
 use crate::spec::{JobSpecInput, Kind};
 use crate::store::{ListQuery, Status};
@@ -33,16 +34,18 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
     ))]
 pub async fn submit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => {
+            // Visible ASCII only: no spaces, tabs or control characters.
             let k = v
                 .to_str()
                 .ok()
-                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| b.is_ascii_graphic()))
                 .ok_or_else(|| ApiError::BadRequest {
                     field: Some("Idempotency-Key".into()),
                     message: format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
@@ -50,7 +53,7 @@ pub async fn submit(
             Some(k.to_string())
         }
     };
-    let (row, created) = state.jobs.submit(&body, key.as_deref()).await?;
+    let (row, created) = state.jobs.submit(&body, key.as_deref(), &caller).await?;
     let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
     let location = format!("/v1/jobs/{}", row.id);
     Ok((status, [(header::LOCATION, location)], Json(JobView::from(&row))).into_response())
@@ -61,12 +64,13 @@ pub async fn submit(
     params(
         ("status" = Option<Status>, Query, description = "a job state"),
         ("kind" = Option<Kind>, Query, description = "a job kind"),
+        ("owner" = Option<String>, Query, description = "the name of the token that submitted the job"),
         ("limit" = Option<u32>, Query, description = "1..=100, default 20"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
     responses((status = 200, body = JobList), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<JobList>, ApiError> {
-    params.only(&["status", "kind", "limit", "cursor"])?;
+    params.only(&["status", "kind", "owner", "limit", "cursor"])?;
     let status: Option<Status> = params.parse_name("status")?;
     let kind: Option<Kind> = params.parse_name("kind")?;
     let limit: u32 = params
@@ -85,6 +89,7 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
         .list(&ListQuery {
             status,
             kind,
+            owner: params.get("owner").map(str::to_string),
             limit: limit + 1,
             before_seq,
         })
@@ -116,8 +121,12 @@ pub async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> R
         (status = 202, body = JobView, description = "Cancel requested; the job stops at its next layer"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "Already terminal")))]
-pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let row = state.jobs.cancel(&id).await?;
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let row = state.jobs.cancel(&id, &caller).await?;
     // A queued job is cancelled at once (200); a running one stops at its next layer (202).
     let status = if row.status.is_terminal() {
         StatusCode::OK
@@ -133,8 +142,12 @@ pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Re
         (status = 204, description = "Deleted"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "Not terminal")))]
-pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    state.jobs.delete(&id).await?;
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.jobs.delete(&id, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

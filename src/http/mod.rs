@@ -38,7 +38,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 pub use serve::{serve, ConnectionLimits};
 
-use crate::config::Config;
+use crate::config::{Auth, Config};
 use crate::jobs::Jobs;
 
 /// Shared state of every handler.
@@ -46,6 +46,8 @@ use crate::jobs::Jobs;
 pub struct AppState {
     pub jobs: Arc<Jobs>,
     pub config: Arc<Config>,
+    /// Who may change what (decided at start-up).
+    pub auth: Arc<Auth>,
 }
 
 #[derive(OpenApi)]

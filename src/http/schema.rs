@@ -53,6 +53,8 @@ pub struct JobView {
     pub status: Status,
     /// The preset the job was submitted from (null for a plain spec).
     pub preset: Option<String>,
+    /// The name of the token that submitted the job (null on a server without tokens).
+    pub owner: Option<String>,
     pub progress: Progress,
     /// The normalized spec: defaults filled in, the seed drawn if it was missing.
     #[schema(value_type = Object)]
@@ -81,6 +83,7 @@ impl From<&JobRow> for JobView {
             kind: row.kind,
             status: row.status,
             preset: row.preset.clone(),
+            owner: row.owner.clone(),
             progress: Progress {
                 done: row.progress_done,
                 total: row.progress_total,

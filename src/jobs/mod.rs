@@ -19,8 +19,9 @@ use tokio::sync::{broadcast, Notify, Semaphore};
 
 use crate::analysis::sweep::{frontier, FrontierRow, PointReport};
 use crate::metrics::Metrics;
+use crate::sim::plan::SpecPlan;
 use crate::spec::{parse_spec, Limits, Spec, SpecError};
-use crate::store::{JobRow, JobStore, ListQuery, NewJob, ResultFamily, Status, StoreError};
+use crate::store::{JobRow, JobStore, ListQuery, NewJob, QueueLimits, ResultFamily, Status, StoreError};
 
 pub use worker::PROGRESS_INTERVAL;
 
@@ -36,6 +37,10 @@ pub enum JobError {
     NotFound(String),
     #[error("job {id} is {status}")]
     WrongState { id: String, status: Status },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Quota(String),
     #[error(transparent)]
     Store(StoreError),
     #[error("{0}")]
@@ -47,6 +52,7 @@ impl From<StoreError> for JobError {
         match e {
             StoreError::IdempotencyConflict => JobError::IdempotencyConflict,
             StoreError::QueueFull(n) => JobError::QueueFull(n),
+            StoreError::Quota(m) => JobError::Quota(m),
             other => JobError::Store(other),
         }
     }
@@ -61,12 +67,45 @@ pub struct JobEvent {
     pub total: u64,
 }
 
+/// Who is asking: the name of the caller's token (None without tokens or for a read) and
+/// whether it is an admin token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: Option<String>,
+    pub admin: bool,
+}
+
+impl Caller {
+    /// A server without tokens: anyone may change anything.
+    pub fn open() -> Caller {
+        Caller {
+            name: None,
+            admin: true,
+        }
+    }
+
+    /// A read on a server with tokens (no token needed).
+    pub fn reader() -> Caller {
+        Caller {
+            name: None,
+            admin: false,
+        }
+    }
+
+    /// Whether this caller may cancel or delete `job`: its owner, or an admin.
+    pub fn may_change(&self, job: &JobRow) -> bool {
+        self.admin || (self.name.is_some() && self.name == job.owner)
+    }
+}
+
 /// Settings of the job system.
 #[derive(Debug, Clone)]
 pub struct JobsConfig {
     pub threads: usize,
     pub max_running: usize,
     pub max_queued: i64,
+    pub max_queued_per_owner: Option<i64>,
+    pub max_owner_flops: Option<f64>,
     pub limits: Limits,
 }
 
@@ -130,7 +169,12 @@ impl Jobs {
 
     /// Validate and queue a job from a request body (a spec or a preset with overrides).
     /// Returns the job and whether it was created (false: an idempotent replay).
-    pub async fn submit(&self, body: &Value, idempotency_key: Option<&str>) -> Result<(JobRow, bool), JobError> {
+    pub async fn submit(
+        &self,
+        body: &Value,
+        idempotency_key: Option<&str>,
+        caller: &Caller,
+    ) -> Result<(JobRow, bool), JobError> {
         let kinds::Validated { spec, expanded, preset } = kinds::validate(body, &self.config.limits)?;
         let hash = body_hash(&expanded);
         let id = uuid::Uuid::new_v4().to_string();
@@ -146,9 +190,16 @@ impl Jobs {
             seed: spec.seed,
             stamp: &stamp,
             preset,
+            owner: caller.name.as_deref(),
+            work_flops: spec.estimate(self.config.limits.parallel_trials).work_flops,
+        };
+        let limits = QueueLimits {
+            max_queued: self.config.max_queued,
+            max_queued_per_owner: self.config.max_queued_per_owner,
+            max_owner_flops: self.config.max_owner_flops,
         };
         let _guard = self.submit_lock.lock().await;
-        let (row, created) = self.store.insert_job(new, self.config.max_queued).await?;
+        let (row, created) = self.store.insert_job(new, limits).await?;
         if created {
             self.metrics.job_submitted();
             self.publish(&row);
@@ -217,8 +268,9 @@ impl Jobs {
     }
 
     /// Cancel a job: queued jobs at once, running ones at the next layer boundary.
-    pub async fn cancel(&self, id: &str) -> Result<JobRow, JobError> {
+    pub async fn cancel(&self, id: &str, caller: &Caller) -> Result<JobRow, JobError> {
         let before = self.job(id).await?;
+        permitted(caller, &before, "cancel")?;
         if before.status.is_terminal() {
             return Err(JobError::WrongState {
                 id: id.to_string(),
@@ -245,8 +297,9 @@ impl Jobs {
     }
 
     /// Delete a terminal job and its results.
-    pub async fn delete(&self, id: &str) -> Result<(), JobError> {
+    pub async fn delete(&self, id: &str, caller: &Caller) -> Result<(), JobError> {
         let row = self.job(id).await?;
+        permitted(caller, &row, "delete")?;
         if !row.status.is_terminal() || !self.store.delete_terminal(id).await? {
             return Err(JobError::WrongState {
                 id: id.to_string(),
@@ -305,6 +358,22 @@ impl Jobs {
     pub async fn recover(&self) -> Result<u64, StoreError> {
         self.store.recover().await
     }
+}
+
+fn permitted(caller: &Caller, job: &JobRow, what: &str) -> Result<(), JobError> {
+    if caller.may_change(job) {
+        return Ok(());
+    }
+    Err(JobError::Forbidden(match &job.owner {
+        Some(owner) => format!(
+            "job {} belongs to {owner}: only its owner or an admin token may {what} it",
+            job.id
+        ),
+        None => format!(
+            "job {} was submitted without a token: only an admin token may {what} it",
+            job.id
+        ),
+    }))
 }
 
 /// Parse a stored (normalized) spec: only its shape matters here, not today's limits.

@@ -41,6 +41,9 @@ pub enum StoreError {
     IdempotencyConflict,
     #[error("the queue is full ({0} jobs queued)")]
     QueueFull(i64),
+    /// An owner's quota would be exceeded.
+    #[error("{0}")]
+    Quota(String),
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
@@ -135,6 +138,10 @@ pub struct JobRow {
     pub summary: Option<Value>,
     /// The preset the job was submitted from.
     pub preset: Option<String>,
+    /// The name of the token that submitted the job (None without tokens).
+    pub owner: Option<String>,
+    /// The job's estimated work in floating-point operations.
+    pub work_flops: f64,
 }
 
 /// What a new job needs.
@@ -150,6 +157,19 @@ pub struct NewJob<'a> {
     /// Seed, RNG, version, precision and engine, known before the job runs.
     pub stamp: &'a Value,
     pub preset: Option<&'a str>,
+    pub owner: Option<&'a str>,
+    pub work_flops: f64,
+}
+
+/// Limits a submission is checked against in the insert's transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Queued jobs in all.
+    pub max_queued: i64,
+    /// Queued jobs of one owner.
+    pub max_queued_per_owner: Option<i64>,
+    /// Estimated work of one owner's queued and running jobs.
+    pub max_owner_flops: Option<f64>,
 }
 
 /// Filters and page of a job listing, newest first.
@@ -158,6 +178,7 @@ pub struct ListQuery {
     pub status: Option<Status>,
     pub kind: Option<Kind>,
     pub limit: u32,
+    pub owner: Option<String>,
     /// Only jobs with `seq` below this (the cursor of the previous page).
     pub before_seq: Option<i64>,
 }
@@ -183,8 +204,9 @@ pub trait JobStore: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Insert a queued job, unless its idempotency key was used ([`replay`]: the original job,
-    /// `false`) or `max_queued` jobs are already queued ([`StoreError::QueueFull`]).
-    async fn insert_job(&self, job: NewJob<'_>, max_queued: i64) -> Result<(JobRow, bool), StoreError>;
+    /// `false`), the queue is full ([`StoreError::QueueFull`]) or the owner's quota would be
+    /// exceeded ([`StoreError::Quota`]).
+    async fn insert_job(&self, job: NewJob<'_>, limits: QueueLimits) -> Result<(JobRow, bool), StoreError>;
 
     async fn job(&self, id: &str) -> Result<Option<JobRow>, StoreError>;
 

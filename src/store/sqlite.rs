@@ -15,7 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, FromRow, SqliteConnection, SqlitePool};
 
 use super::{
-    replay, JobRow, JobStore, Kind, ListQuery, NewJob, ResultFamily, ResultRow, Status, StoreError, MAX_ATTEMPTS,
+    replay, JobRow, JobStore, Kind, ListQuery, NewJob, QueueLimits, ResultFamily, ResultRow, Status, StoreError,
+    MAX_ATTEMPTS,
 };
 
 /// RFC 3339 UTC with exactly six fractional digits, so timestamps sort as strings.
@@ -52,6 +53,8 @@ struct StoredJob {
     stamp: Option<String>,
     summary: Option<String>,
     preset: Option<String>,
+    owner: Option<String>,
+    work_flops: f64,
 }
 
 impl TryFrom<StoredJob> for JobRow {
@@ -86,6 +89,8 @@ impl TryFrom<StoredJob> for JobRow {
             started_at: r.started_at,
             finished_at: r.finished_at,
             preset: r.preset,
+            owner: r.owner,
+            work_flops: r.work_flops,
         })
     }
 }
@@ -162,10 +167,44 @@ impl DatabaseLock {
     }
 }
 
+/// Free bytes on the filesystem holding `path` (None where that cannot be read).
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `c` is a valid NUL-terminated path and `stat` a valid out-pointer.
+        if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
+            return None;
+        }
+        Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// Below this much free space the database is reported not ready.
+const MIN_FREE_BYTES: u64 = 1 << 20;
+/// A write that failed for lack of space keeps the database not ready this long (unless a
+/// write that needs space succeeds first).
+const FULL_MEMORY: Duration = Duration::from_secs(30);
+
 /// SQLite implementation of [`JobStore`].
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The database file (None in memory).
+    path: Option<std::path::PathBuf>,
+    /// When a write last failed for lack of space (cleared by a write that needed space).
+    full_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl SqliteStore {
@@ -193,7 +232,22 @@ impl SqliteStore {
             )));
         }
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            path: database_file(url)?,
+            full_at: Default::default(),
+        })
+    }
+
+    /// Remember a write's lack of space (or that space was found again).
+    fn note<T>(&self, result: Result<T, StoreError>, grew: bool) -> Result<T, StoreError> {
+        let mut full_at = self.full_at.lock().unwrap_or_else(|p| p.into_inner());
+        match &result {
+            Err(StoreError::Full(_)) => *full_at = Some(std::time::Instant::now()),
+            Ok(_) if grew => *full_at = None,
+            _ => {}
+        }
+        result
     }
 
     /// Run `steps` in one `BEGIN IMMEDIATE` transaction and commit it. Only a committed
@@ -218,7 +272,7 @@ impl SqliteStore {
             // connection is unusable: never hand it to the next caller mid-transaction.
             let _ = conn.detach().close().await;
         }
-        outcome
+        self.note(outcome, false)
     }
 
     async fn job_by_idempotency_key(conn: &mut SqliteConnection, key: &str) -> Result<Option<JobRow>, StoreError> {
@@ -269,10 +323,28 @@ impl JobStore for SqliteStore {
                 .await?;
             Ok(())
         })
-        .await
+        .await?;
+        // A small write can succeed in space the database already has while a new job cannot:
+        // also look at the free space and at recent failures.
+        if let Some(free) = self.path.as_deref().and_then(free_bytes) {
+            if free < MIN_FREE_BYTES {
+                return Err(StoreError::Full(format!(
+                    "only {} KiB free on the database's filesystem",
+                    free / 1024
+                )));
+            }
+        }
+        let full_at = *self.full_at.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = full_at.filter(|at| at.elapsed() < FULL_MEMORY) {
+            return Err(StoreError::Full(format!(
+                "a write failed for lack of space {} s ago",
+                at.elapsed().as_secs()
+            )));
+        }
+        Ok(())
     }
 
-    async fn insert_job(&self, job: NewJob<'_>, max_queued: i64) -> Result<(JobRow, bool), StoreError> {
+    async fn insert_job(&self, job: NewJob<'_>, limits: QueueLimits) -> Result<(JobRow, bool), StoreError> {
         let created_at = now();
         let outcome = self
             .write(async |conn| {
@@ -284,13 +356,39 @@ impl JobStore for SqliteStore {
                 let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
                     .fetch_one(&mut *conn)
                     .await?;
-                if queued >= max_queued {
+                if queued >= limits.max_queued {
                     return Err(StoreError::QueueFull(queued));
+                }
+                if let (Some(owner), Some(max)) = (job.owner, limits.max_queued_per_owner) {
+                    let mine: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND owner = ?")
+                        .bind(owner)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    if mine >= max {
+                        return Err(StoreError::Quota(format!(
+                            "{owner} has {mine} jobs queued, the most one owner may have; wait for some to start"
+                        )));
+                    }
+                }
+                if let (Some(owner), Some(max)) = (job.owner, limits.max_owner_flops) {
+                    let work: f64 = sqlx::query_scalar(
+                        "SELECT COALESCE(SUM(work_flops), 0.0) FROM jobs WHERE status IN ('queued', 'running') AND owner = ?",
+                    )
+                    .bind(owner)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if work + job.work_flops > max {
+                        return Err(StoreError::Quota(format!(
+                            "{owner}'s queued and running jobs come to {work:.3e} estimated floating-point operations; \
+                             this one ({:.3e}) would pass the limit of {max:.3e}",
+                            job.work_flops
+                        )));
+                    }
                 }
                 let row = sqlx::query_as::<_, StoredJob>(
                     "INSERT INTO jobs (id, kind, spec, spec_hash, idempotency_key, status, progress_total, seed,
-                                       created_at, stamp, preset)
-                     VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?) RETURNING *",
+                                       created_at, stamp, preset, owner, work_flops)
+                     VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 )
                 .bind(job.id)
                 .bind(job.kind.as_str())
@@ -302,13 +400,18 @@ impl JobStore for SqliteStore {
                 .bind(&created_at)
                 .bind(job.stamp.to_string())
                 .bind(job.preset)
+                .bind(job.owner)
+                .bind(job.work_flops)
                 .fetch_one(conn)
                 .await?;
                 Ok(Ok(JobRow::try_from(row)?))
             })
             .await?;
         match outcome {
-            Ok(row) => Ok((row, true)),
+            Ok(row) => {
+                self.note(Ok(()), true)?;
+                Ok((row, true))
+            }
             Err(existing) => replay(existing, job.spec_hash),
         }
     }
@@ -327,12 +430,14 @@ impl JobStore for SqliteStore {
             sqlx::query_as::<_, StoredJob>(
                 "SELECT * FROM jobs
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR seq < ?3)
+                   AND (?5 IS NULL OR owner = ?5)
                  ORDER BY seq DESC LIMIT ?4",
             )
             .bind(q.status.map(Status::as_str))
             .bind(q.kind.map(Kind::as_str))
             .bind(q.before_seq)
             .bind(q.limit as i64)
+            .bind(q.owner.as_deref())
             .fetch_all(&self.pool)
             .await?,
         )
@@ -380,7 +485,8 @@ impl JobStore for SqliteStore {
                 .await?;
             Ok(())
         })
-        .await
+        .await?;
+        self.note(Ok(()), true)
     }
 
     async fn results(&self, id: &str, family: ResultFamily) -> Result<Vec<ResultRow>, StoreError> {
@@ -544,6 +650,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn limits(max_queued: i64) -> QueueLimits {
+        QueueLimits {
+            max_queued,
+            max_queued_per_owner: None,
+            max_owner_flops: None,
+        }
+    }
+
     async fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = dir.path().join("t.db");
@@ -566,8 +680,10 @@ mod tests {
             seed: 1,
             stamp: &stamp,
             preset: None,
+            owner: None,
+            work_flops: 0.0,
         };
-        store.insert_job(job, 100).await.expect("insert").0
+        store.insert_job(job, limits(100)).await.expect("insert").0
     }
 
     /// A claim whose clock reading predates the job's insertion (it was built while another
@@ -639,23 +755,28 @@ mod tests {
             seed: 1,
             stamp: &stamp,
             preset: None,
+            owner: None,
+            work_flops: 0.0,
         };
-        let (first, created) = store.insert_job(job("a", "h1"), 5).await.expect("insert");
+        let (first, created) = store.insert_job(job("a", "h1"), limits(5)).await.expect("insert");
         assert!(created);
-        let (again, created) = store.insert_job(job("b", "h1"), 5).await.expect("replay");
+        let (again, created) = store.insert_job(job("b", "h1"), limits(5)).await.expect("replay");
         assert!(!created);
         assert_eq!(again.id, first.id);
         assert!(matches!(
-            store.insert_job(job("c", "h2"), 5).await,
+            store.insert_job(job("c", "h2"), limits(5)).await,
             Err(StoreError::IdempotencyConflict)
         ));
         // A replay is answered even when the queue is full; a new job is not.
-        let (replayed, _) = store.insert_job(job("d", "h1"), 1).await.expect("replay when full");
+        let (replayed, _) = store
+            .insert_job(job("d", "h1"), limits(1))
+            .await
+            .expect("replay when full");
         assert_eq!(replayed.id, "a");
         let mut other = job("e", "h3");
         other.idempotency_key = None;
         assert!(matches!(
-            store.insert_job(other, 1).await,
+            store.insert_job(other, limits(1)).await,
             Err(StoreError::QueueFull(1))
         ));
     }

@@ -79,6 +79,10 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) ->
         max_job_memory_mib: 4096,
         max_job_flops: 2e14,
         tokens: Vec::new(),
+        admin_tokens: Vec::new(),
+        open: false,
+        max_queued_per_owner: None,
+        max_owner_flops: None,
     };
     tweak(&mut config);
     let app = Application::build(config).await.expect("the application builds");

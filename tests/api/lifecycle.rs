@@ -226,7 +226,7 @@ async fn a_cancel_right_after_submit_is_never_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_running_during_three_crashes_is_failed_not_retried() {
-    use widthlab::store::{JobStore, Kind, NewJob, SqliteStore, MAX_ATTEMPTS};
+    use widthlab::store::{JobStore, Kind, NewJob, QueueLimits, SqliteStore, MAX_ATTEMPTS};
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::connect(dir.path().join("crashes.db").to_str().unwrap())
         .await
@@ -244,8 +244,14 @@ async fn a_job_running_during_three_crashes_is_failed_not_retried() {
                 seed: 1,
                 stamp: &serde_json::Value::Null,
                 preset: None,
+                owner: None,
+                work_flops: 0.0,
             },
-            1000,
+            QueueLimits {
+                max_queued: 1000,
+                max_queued_per_owner: None,
+                max_owner_flops: None,
+            },
         )
         .await
         .unwrap();

@@ -9,6 +9,8 @@ mod errors;
 mod features;
 mod helpers;
 mod jobs;
+mod lab;
 mod lifecycle;
+mod process;
 mod results;
 mod structure;
