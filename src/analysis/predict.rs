@@ -299,7 +299,7 @@ pub fn predict(net: &Network, input: InputDistribution) -> Vec<LayerPrediction> 
                 exact: false,
                 law: "mean-field: (g_l/norm_l)^2 prod_{k<l} sigma_k^2 n_k/2 prod_{k>l} sigma_k^2 n_{k-1}/2 (no exact \
                       law for this init); it drops the s^2/||h^(l-1)||^2 term of the Gaussian law, so a \
-                      measured gradient ratio can sit above it by O(L C / m) with C classes"
+                      measured gradient ratio can sit above it, by up to O(L C / m) with C classes"
                     .into(),
                 p05: None,
                 p95: None,

@@ -1,11 +1,12 @@
 //! Width (x depth) sweeps: one pooled result per grid point, and the empirical frontier
-//! beside every bound's minimal width (theory.md section 5.3).
+//! beside every bound's minimal width (docs/theory.md section 9).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::report::{build_report, Probability};
 use super::stats::DeviationStats;
+use super::verdict::{lower_limit, CONFIDENCE};
 use crate::sim::plan::SpecPlan;
 use crate::sim::rng::splitmix64;
 use crate::sim::Simulation;
@@ -138,7 +139,8 @@ pub struct FrontierRow {
     pub depth: usize,
     /// Smallest width with observed probability >= 1 - delta (None: no swept width reached it).
     pub empirical_min_width: Option<usize>,
-    /// Smallest width whose Clopper-Pearson lower limit reaches 1 - delta (a conservative frontier).
+    /// Smallest width whose one-sided 95% Clopper-Pearson lower limit reaches 1 - delta (a
+    /// conservative frontier; the limit the verdicts use).
     pub confident_min_width: Option<usize>,
     /// Whether the empirical frontier lies outside the swept range (null: bracketed by it).
     #[serde(default)]
@@ -162,7 +164,10 @@ pub fn frontier(spec: &Spec, points: &[PointReport]) -> Vec<FrontierRow> {
                 .iter()
                 .find(|p| p.all_within.probability >= target)
                 .map(|p| p.width);
-            let confident_min_width = at_depth.iter().find(|p| p.all_within.ci_low >= target).map(|p| p.width);
+            let confident_min_width = at_depth
+                .iter()
+                .find(|p| lower_limit(p.all_within.successes, p.all_within.trials, CONFIDENCE) >= target)
+                .map(|p| p.width);
             let widths: Vec<usize> = at_depth.iter().map(|p| p.width).collect();
             let bounds = match BoundInputs::new(spec.epsilon, spec.delta, depth as u32, spec.samples as u64) {
                 Ok(inputs) => Bound::ALL

@@ -149,12 +149,12 @@ fn write_norms(out: &mut impl Write, spec: &Spec, r: &RunReport) -> std::io::Res
             f4(pf.std_within_network),
         )?;
         if !one {
-            write!(
-                out,
-                " {:>8.4} {:>8} |",
-                l.across_trials.forward_mean.std,
-                f4(pf.std_between_networks)
-            )?;
+            // The spread of a network's mean over N inputs: between-network plus within / N.
+            let predicted = pf
+                .std_between_networks
+                .zip(pf.std_within_network)
+                .map(|(b, w)| (b * b + w * w / spec.samples as f64).sqrt());
+            write!(out, " {:>8.4} {:>8} |", l.across_trials.forward_mean.std, f4(predicted))?;
         }
         writeln!(
             out,

@@ -2,7 +2,7 @@
 //!
 //! Shapes: activations H^l are (B x n_l) with one sample per row; W^l is (n_l x n_{l-1});
 //! A^l = H^{l-1} (W^l)^T. Errors D^l = dloss/dA^l are (B x n_l). Per-sample weight gradients
-//! are never formed: their Frobenius norms come from row norms (theory.md section 1).
+//! are never formed: their Frobenius norms come from row norms (docs/theory.md section 1).
 //!
 //! Memory: the forward pass keeps, per layer, only what the backward pass needs: the ReLU
 //! pattern of H^l as one byte per entry (the activations themselves only under weight norm,
@@ -329,7 +329,7 @@ fn run_trial_keeping<T: Real>(
             }
             Weights::Normalized(wn) => {
                 // ||dloss/dV||^2 = sum_i delta_i^2 (g^2 ||h^{l-1}||^2 - a_i^2), and a_i = h^l_i
-                // wherever delta_i != 0 (theory.md section 7).
+                // wherever delta_i != 0 (docs/theory.md section 7).
                 let g = wn.gain(fan_in, fan_out);
                 let normalizer = wn.gradient_normalizer(fan_in, fan_out);
                 for (s, (drow, hrow)) in d.rows().into_iter().zip(activations[l - 1].rows()).enumerate() {

@@ -1,5 +1,5 @@
 //! Exact samplers: the same joint law of forward and gradient ratios as the dense engine, for
-//! Gaussian weights, without forming any weight matrix (theory.md section 5, derived).
+//! Gaussian weights, without forming any weight matrix (docs/theory.md section 5, derived).
 //!
 //! * One input per network ([`run_trial_single`]): O(L + C) per network. Forward:
 //!   `||h^l||^2 = ||h^{l-1}||^2 sigma_l^2 chi^2_{K_l}`, `K_l ~ Bin(n_l, 1/2)`. Backward

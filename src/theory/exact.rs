@@ -1,4 +1,4 @@
-//! Exact laws of one Gaussian ReLU layer (theory.md section 5, derived).
+//! Exact laws of one Gaussian ReLU layer (docs/theory.md section 5, derived).
 //!
 //! For a fixed input h != 0 and weights N(0, sigma^2), the squared-norm ratio of one layer is
 //! `X = sigma^2 * chi^2_K` with `K ~ Binomial(n, 1/2)`; with sigma^2 = 2/n this is `(2/n) chi^2_K`.
@@ -218,7 +218,7 @@ impl Mixture {
 }
 
 /// Natural log of the exact per-layer tail `P(|sqrt(X) - 1| > t)` for `X = (2/n) chi^2_K`,
-/// `K ~ Bin(n, 1/2)` (theory.md section 5).
+/// `K ~ Bin(n, 1/2)` (docs/theory.md section 5).
 ///
 /// `X > (1+t)^2` is `chi^2_K > (1+t)^2 n / 2` and, for `t < 1`, `X < (1-t)^2` is
 /// `chi^2_K < (1-t)^2 n / 2`, which includes `K = 0` (`X = 0`, deviation 1); for `t >= 1` the
@@ -363,7 +363,7 @@ mod tests {
         let c = (4.0 * 2000.0 * 10.0 / 0.05f64).ln();
         let p500 = layer_tail(500, 4.0 / 500.0 * c);
         let p4000 = layer_tail(4000, 4.0 / 4000.0 * c);
-        // theory.md gives 0.0223 and 0.419 (three significant digits); scipy gives
+        // docs/theory.md gives 0.0223 and 0.419 (three significant digits); scipy gives
         // 0.02225453306528865 and 0.4190686712835874.
         assert!(rel(p500, 0.022_254_533_065_288_65) < 1e-6, "{p500}");
         assert!(rel(p4000, 0.419_068_671_283_587_4) < 1e-6, "{p4000}");

@@ -62,7 +62,7 @@ async fn glorot_preset_decays_by_about_two_to_the_minus_half_per_layer() {
         .map(|l| l["forward"]["mean"].as_f64().unwrap())
         .collect();
     // One network of width 100: each layer's factor is E sqrt(X) = 0.7027 up to the network's
-    // own noise, of order sqrt(5/(4 m)) = 0.11 per layer (theory.md section 3). The geometric
+    // own noise, of order sqrt(5/(4 m)) = 0.11 per layer (docs/theory.md section 5.1). The geometric
     // mean of the 9 ratios averages it: within 3 x 0.11 / sqrt(9) = 0.11 of 0.7027.
     let geometric = (means[9] / means[0]).powf(1.0 / 9.0);
     assert!(
@@ -126,7 +126,7 @@ async fn fig6_sweep_stores_the_guaranteed_epsilons_and_deviations_fall_with_widt
         dev[3] < dev[0] / 2.0,
         "pooled forward mean deviation must fall with width: {dev:?}"
     );
-    // theory.md section 8: about 0.03-0.04 at m = 4000 in the paper's setting; the pooled mean
+    // docs/theory.md section 9: about 0.03-0.04 at m = 4000 in the paper's setting; the pooled mean
     // over 20000 ratios has negligible sampling error, network noise is of order 10-20%.
     assert!(dev[3] > 0.015 && dev[3] < 0.05, "{dev:?}");
     // The frontier row carries every bound's minimal width beside the empirical one.

@@ -1,4 +1,4 @@
-//! Integration tests of the simulator against the exact laws of theory.md (sections 1-3, 5, 7).
+//! Integration tests of the simulator against the exact laws of docs/theory.md (sections 1-3, 5, 7).
 //!
 //! Every statistical tolerance is derived from a standard error (SE) computed in the test, and
 //! every SE is stated in a one-line comment. Samples drawn through one network are correlated,
@@ -154,7 +154,7 @@ fn he_out(input_dim: usize, depth: usize, width: usize) -> Value {
 }
 
 // ---------------------------------------------------------------------------------------------
-// theory.md section 5: the exact per-layer law under he/out.
+// docs/theory.md section 5: the exact per-layer law under he/out.
 // ---------------------------------------------------------------------------------------------
 
 /// X_l = (r_f(l) / r_f(l-1))^2 = (2/n) chi^2_K, K ~ Bin(n, 1/2), independent across layers.
@@ -205,7 +205,7 @@ fn he_out_layer_factors_follow_the_exact_law() {
     assert_close("E r_f(L)^2", mean(&r2), 1.0, Z * ((e4 - 1.0) / big_n).sqrt());
     // SE of mean r^4: sqrt((E r^8 - (E r^4)^2) / N).
     assert_close("E r_f(L)^4", mean(&r4), e4, Z * ((e8 - e4 * e4) / big_n).sqrt());
-    // The same number in the library's closed form, and theory.md's reference value.
+    // The same number in the library's closed form, and docs/theory.md's reference value.
     assert_rel(
         "fourth moment",
         widthlab::theory::exact::fourth_moment_he_out(&[n; 3]),
@@ -316,7 +316,7 @@ fn exact_forward_prediction_he_in_nonuniform_widths() {
     check_exact_forward_predictions(&spec, &sim, &report);
 }
 
-/// theory.md section 8: `glorot` as the paper codes it, N(0, 1/n_l), loses a factor about 2^{-1/2}
+/// docs/theory.md section 2: `glorot` as the paper codes it, N(0, 1/n_l), loses a factor about 2^{-1/2}
 /// per layer (one network of the paper's setting: 0.70, 0.51, 0.35, ...). Averaged over many
 /// networks the per-layer factor is exactly E sqrt((1/n) chi^2_K).
 #[test]
@@ -353,7 +353,7 @@ fn glorot_paper_decays_by_the_exact_factor() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// theory.md section 3: gradient ratios.
+// docs/theory.md section 3: gradient ratios.
 // ---------------------------------------------------------------------------------------------
 
 /// Under he/out the gradient ratios are about 1. The report's mean-field prediction of E r_g^2
@@ -396,7 +396,7 @@ fn he_out_gradient_second_moment_is_one_with_a_two_class_head() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// theory.md section 7: weight-normalized networks in the paper's setting.
+// docs/theory.md section 7: weight-normalized networks in the paper's setting.
 // ---------------------------------------------------------------------------------------------
 
 /// n_0 = 500, width 2000, depth 10. Naive gain: the forward ratio is sqrt(2) at layer 1 and
@@ -624,7 +624,7 @@ fn orthogonal_second_moment_and_sphere_inputs() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Bound checks (theory.md section 4-5): verdicts as serialized.
+// Bound checks (docs/theory.md sections 4 and 8): verdicts as serialized.
 // ---------------------------------------------------------------------------------------------
 
 fn bound_checks(v: Value) -> Vec<Value> {
@@ -639,7 +639,7 @@ fn bound_checks(v: Value) -> Vec<Value> {
 #[test]
 fn bound_check_verdicts() {
     let he = |epsilon: f64| json!({"network": he_out(500, 10, 100), "samples": 2000, "trials": 1, "seed": 91, "epsilon": epsilon});
-    // epsilon = 0.15, N = 2000, L = 10, delta = 0.05: minimal widths (arpit2019 from theory.md's
+    // epsilon = 0.15, N = 2000, L = 10, delta = 0.05: minimal widths (arpit2019 from docs/theory.md's
     // table; exact_tail and chernoff from an independent scipy evaluation) are far above 100.
     let checks = bound_checks(he(0.15));
     for (c, want) in checks.iter().zip([4061u64, 148_286, 180_732]) {
@@ -692,7 +692,7 @@ fn check_of(v: Value, bound: &str) -> Value {
 
 #[test]
 fn arpit2019_is_violated_at_its_own_guarantee_by_many_networks() {
-    // Depth 1, width 2000: the rule's guarantee (4/m) ln(4NL/delta) = 0.0131 is a few tenths of
+    // Depth 1, width 2000: the rule's guarantee (4/m) ln(4NL/delta) = 0.0115 is under half of
     // the sd of one layer's ratio (sqrt(5/m)/2 = 0.025), so most networks fall outside it.
     let c = check_of(
         json!({"network": {"input_dim": 64, "depth": 1, "width": 2000, "init": {"scheme": "he", "fan": "out"}},

@@ -1,4 +1,4 @@
-//! Integration tests of the exact samplers (theory.md section 5, src/sim/exact.rs) against the
+//! Integration tests of the exact samplers (docs/theory.md section 5, src/sim/exact.rs) against the
 //! dense engine, in distribution: two-sample Kolmogorov-Smirnov tests per layer for forward and
 //! gradient ratios, means within combined standard errors (SE), closed-form second moments,
 //! negative controls that show the KS machinery has power, the `auto` engine choice, precision
@@ -210,7 +210,7 @@ fn assert_same_law(label: &str, rows: &[Row]) {
     }
 }
 
-/// r_g(L) = ||h^{L-1}|| / ||x|| = r_f(L-1) for every sample (theory.md section 3), exactly.
+/// r_g(L) = ||h^{L-1}|| / ||x|| = r_f(L-1) for every sample (docs/theory.md section 3), exactly.
 #[track_caller]
 fn assert_top_gradient_is_forward(sim: &Simulation) {
     let depth = sim.depth;
@@ -352,7 +352,7 @@ fn gram_sampler_matches_dense_glorot_paper_sphere() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2. Second moments in closed form: E r_f(l)^2 = prod_k sigma_k^2 n_k / 2 (theory.md section 5:
+// 2. Second moments in closed form: E r_f(l)^2 = prod_k sigma_k^2 n_k / 2 (docs/theory.md section 5:
 // E||h^k||^2 = sigma_k^2 E[K] ||h^{k-1}||^2 with K ~ Bin(n_k, 1/2)); 1 under he/out.
 // ---------------------------------------------------------------------------------------------
 

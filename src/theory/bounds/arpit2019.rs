@@ -1,4 +1,4 @@
-//! The rule as the authors' scripts encode it (theory.md section 4). Closed forms, plain
+//! The rule as the authors' scripts encode it (docs/theory.md section 4.1). Closed forms, plain
 //! (not log-space) arithmetic; relative error a few ulps.
 
 use super::BoundInputs;

@@ -1,4 +1,4 @@
-//! Chernoff bound with the cumulant function of one term `Y = 2 ReLU(z)^2` (theory.md section 5).
+//! Chernoff bound with the cumulant function of one term `Y = 2 ReLU(z)^2` (docs/theory.md section 4.3).
 //!
 //! Plain arithmetic; the rate is found by bisection to 1e-16 relative in its parameter, so the
 //! widths carry a relative error of about 1e-15.

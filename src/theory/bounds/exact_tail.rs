@@ -1,4 +1,4 @@
-//! Exact per-layer tail, union bound over `2 N L` events (theory.md section 5).
+//! Exact per-layer tail, union bound over `2 N L` events (docs/theory.md section 4.2).
 //!
 //! The bound holds at width `m` and per-layer tolerance `t` when
 //! `2 N L P(|sqrt(X) - 1| > t) <= delta`, tested in log space as

@@ -1,4 +1,4 @@
-//! Width lower bounds: `arpit2019`, `exact_tail`, `chernoff` (theory.md sections 4 and 5).
+//! Width lower bounds: `arpit2019`, `exact_tail`, `chernoff` (docs/theory.md sections 4 and 5).
 //!
 //! Inputs are the same for all three: tolerance `epsilon`, failure probability `delta`,
 //! depth `L` and number of samples `N`. Each answers two questions: the minimal width for
@@ -445,7 +445,7 @@ mod tests {
 
     #[test]
     fn arpit_guaranteed_epsilon_table() {
-        // theory.md's table (6 decimals) and the same values to full precision from Python.
+        // docs/theory.md's table (6 decimals) and the same values to full precision from Python.
         let expected = [
             (500, 1.950933, 1.9509332620740483),
             (1000, 0.743145, 0.7431449778101527),
