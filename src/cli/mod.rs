@@ -47,8 +47,10 @@ enum Command {
     Bounds(BoundsArgs),
     /// Exit 0 if GET <url> answers 200 (the container health check; plain HTTP only).
     Probe {
-        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
-        url: String,
+        /// Default: /healthz of the address in WIDTHLAB_BIND (a wildcard address probed on
+        /// loopback), else http://127.0.0.1:8080/healthz.
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 
@@ -81,7 +83,12 @@ pub fn main() -> i32 {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Bounds(args)) => bounds::bounds(&args),
         Some(Command::Serve(config)) => serve(config),
-        Some(Command::Probe { url }) => probe::probe(&url),
+        Some(Command::Probe { url }) => {
+            let url = url.unwrap_or_else(|| {
+                probe::health_url(&std::env::var("WIDTHLAB_BIND").unwrap_or_else(|_| "127.0.0.1:8080".into()))
+            });
+            probe::probe(&url)
+        }
         None => serve(Config::default()),
     };
     match result {

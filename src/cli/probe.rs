@@ -4,6 +4,17 @@ use std::io::Write;
 
 use super::CliError;
 
+/// The health URL of a server bound to `bind` (`WIDTHLAB_BIND`): a wildcard address is probed
+/// on the loopback interface of the same family.
+pub fn health_url(bind: &str) -> String {
+    let host_port = match bind.parse::<std::net::SocketAddr>() {
+        Ok(std::net::SocketAddr::V4(a)) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        Ok(std::net::SocketAddr::V6(a)) if a.ip().is_unspecified() => format!("[::1]:{}", a.port()),
+        _ => bind.to_string(),
+    };
+    format!("http://{host_port}/healthz")
+}
+
 /// A minimal HTTP/1.0 GET for the container health check: success iff the status is 200.
 pub fn probe(url: &str) -> Result<(), CliError> {
     use std::io::Read;
@@ -31,5 +42,18 @@ pub fn probe(url: &str) -> Result<(), CliError> {
         Ok(())
     } else {
         Err(fail(format!("unhealthy: {}", String::from_utf8_lossy(&head))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_health_url_follows_the_bind_address() {
+        assert_eq!(health_url("0.0.0.0:9000"), "http://127.0.0.1:9000/healthz");
+        assert_eq!(health_url("[::]:9000"), "http://[::1]:9000/healthz");
+        assert_eq!(health_url("127.0.0.1:18081"), "http://127.0.0.1:18081/healthz");
+        assert_eq!(health_url("10.1.2.3:80"), "http://10.1.2.3:80/healthz");
     }
 }

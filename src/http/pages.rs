@@ -15,7 +15,8 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// `GET /`: recent jobs with status and links.
+/// `GET /`: recent jobs with status and links. Links are relative, so the page works behind a
+/// reverse proxy that serves widthlab under a sub-path.
 #[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, content_type = "text/html", body = String)))]
 pub async fn index(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
     let rows = state
@@ -32,24 +33,24 @@ pub async fn index(State(state): State<AppState>) -> Result<Html<String>, ApiErr
          td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#eee}\
          .succeeded{color:#2a2}.failed{color:#c22}.running{color:#22c}</style></head><body>\
          <h1>widthlab</h1><p>Deep ReLU networks at initialization, held against width bounds. \
-         Submit with <code>POST /v1/jobs</code> (see <a href=\"/v1/presets\">presets</a>, \
-         <a href=\"/openapi.json\">OpenAPI</a>, <a href=\"/metrics\">metrics</a>). This page refreshes every 10 s.</p>\
+         Submit with <code>POST /v1/jobs</code> (see <a href=\"v1/presets\">presets</a>, \
+         <a href=\"openapi.json\">OpenAPI</a>, <a href=\"metrics\">metrics</a>). This page refreshes every 10 s.</p>\
          <table><tr><th>created</th><th>job</th><th>kind</th><th>status</th><th>progress</th><th>spec</th><th>figure</th><th>data</th></tr>",
     );
     for r in &rows {
         let id = html_escape(&r.id);
         let data = match r.kind {
             Kind::WidthSweep => {
-                format!("<a href=\"/v1/jobs/{id}/sweep\">json</a> <a href=\"/v1/jobs/{id}/sweep?format=csv\">csv</a>")
+                format!("<a href=\"v1/jobs/{id}/sweep\">json</a> <a href=\"v1/jobs/{id}/sweep?format=csv\">csv</a>")
             }
             Kind::Norms => format!(
-                "<a href=\"/v1/jobs/{id}/layers\">json</a> <a href=\"/v1/jobs/{id}/layers?format=csv\">csv</a> \
-                 <a href=\"/v1/jobs/{id}/bound-checks\">bounds</a>"
+                "<a href=\"v1/jobs/{id}/layers\">json</a> <a href=\"v1/jobs/{id}/layers?format=csv\">csv</a> \
+                 <a href=\"v1/jobs/{id}/bound-checks\">bounds</a>"
             ),
         };
         body.push_str(&format!(
-            "<tr><td>{}</td><td><a href=\"/v1/jobs/{id}\">{}</a></td><td>{}</td><td class=\"{}\">{}</td><td>{}/{}</td>\
-             <td>{}</td><td><a href=\"/v1/jobs/{id}/plot.svg\">plot.svg</a></td><td>{data}</td></tr>",
+            "<tr><td>{}</td><td><a href=\"v1/jobs/{id}\">{}</a></td><td>{}</td><td class=\"{}\">{}</td><td>{}/{}</td>\
+             <td>{}</td><td><a href=\"v1/jobs/{id}/plot.svg\">plot.svg</a></td><td>{data}</td></tr>",
             html_escape(&r.created_at),
             html_escape(&r.id[..r.id.len().min(8)]),
             r.kind,

@@ -201,8 +201,8 @@ async fn configured_job_limits_are_enforced() {
     assert_eq!(err["field"], "trials", "{err}");
     // Both fit the default limits.
     let default_limits = widthlab::spec::Limits::default();
-    assert!(widthlab::spec::parse_spec(&too_big, &default_limits).is_ok());
-    assert!(widthlab::spec::parse_spec(&too_long, &default_limits).is_ok());
+    assert!(widthlab::sim::plan::parse_checked(&too_big, &default_limits).is_ok());
+    assert!(widthlab::sim::plan::parse_checked(&too_long, &default_limits).is_ok());
     assert!(app.all_jobs().await.is_empty());
     // The small spec fits both limits.
     app.submit(&small_spec(1)).await;

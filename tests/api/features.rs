@@ -262,9 +262,9 @@ async fn norms_figure_parses_and_names_its_axes() {
         assert!(text.iter().any(|t| t.contains(label)), "missing {label:?} in {text:?}");
     }
     assert!(text.iter().any(|t| t.contains(&id[..8])), "the title names the job");
-    // The index page links to it.
+    // The index page links to it, relatively (it may be served under a sub-path).
     let html = app.get("/").await.text().await.unwrap();
-    assert!(html.contains(&format!("/v1/jobs/{id}/plot.svg")));
+    assert!(html.contains(&format!("href=\"v1/jobs/{id}/plot.svg\"")), "{html}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -474,10 +474,19 @@ async fn tokens_guard_mutations_and_leave_reads_open() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Another token may not delete it (tokens carry identities: the job is beta's).
     let r = app
         .client
         .delete(app.url(&format!("/v1/jobs/{id}")))
         .header("Authorization", "Bearer alpha-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .client
+        .delete(app.url(&format!("/v1/jobs/{id}")))
+        .header("Authorization", "Bearer beta")
         .send()
         .await
         .unwrap();
