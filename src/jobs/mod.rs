@@ -113,7 +113,11 @@ pub struct Jobs {
     store: Arc<dyn JobStore>,
     config: JobsConfig,
     metrics: Arc<Metrics>,
-    pool: Arc<rayon::ThreadPool>,
+    /// One compute pool per running slot, the threads split between them, so every running
+    /// job makes progress (`max_running` k: k pools of about threads/k threads).
+    pools: Vec<Arc<rayon::ThreadPool>>,
+    /// Indices of the pools no running job holds.
+    free_pools: Mutex<Vec<usize>>,
     wake: Notify,
     slots: Arc<Semaphore>,
     /// Cancel flags of running jobs, by id.
@@ -134,18 +138,28 @@ pub fn body_hash(body: &Value) -> String {
 
 impl Jobs {
     pub fn new(store: Arc<dyn JobStore>, config: JobsConfig, metrics: Arc<Metrics>) -> std::io::Result<Arc<Jobs>> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.threads.max(1))
-            .thread_name(|i| format!("widthlab-compute-{i}"))
-            .build()
-            .map_err(std::io::Error::other)?;
+        let slots = config.max_running.max(1);
+        let threads = config.threads.max(1);
+        let pools = (0..slots)
+            .map(|i| {
+                // threads / slots each, the remainder to the first pools; at least one.
+                let n = (threads / slots + usize::from(i < threads % slots)).max(1);
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(move |t| format!("widthlab-compute-{i}-{t}"))
+                    .build()
+                    .map(Arc::new)
+                    .map_err(std::io::Error::other)
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
         let (events, _) = broadcast::channel(1024);
         Ok(Arc::new(Jobs {
             store,
             slots: Arc::new(Semaphore::new(config.max_running.max(1))),
             config,
             metrics,
-            pool: Arc::new(pool),
+            free_pools: Mutex::new((0..pools.len()).rev().collect()),
+            pools,
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             shutdown: Arc::new(AtomicBool::new(false)),
@@ -307,6 +321,21 @@ impl Jobs {
             });
         }
         Ok(())
+    }
+
+    /// Take a compute pool for a job that is starting (a slot permit is held, so one is free).
+    fn take_pool(&self) -> (usize, Arc<rayon::ThreadPool>) {
+        let index = self
+            .free_pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or(0);
+        (index, self.pools[index].clone())
+    }
+
+    fn return_pool(&self, index: usize) {
+        self.free_pools.lock().unwrap_or_else(|p| p.into_inner()).push(index);
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AtomicBool>>> {

@@ -126,7 +126,11 @@ impl Jobs {
             cancel: cancel.clone(),
             shutdown: self.shutdown.clone(),
         };
-        let outcome = self.compute(&id, progress_rx, move || runner.run(&spec, &ctx)).await;
+        let (pool_index, pool) = self.take_pool();
+        let outcome = self
+            .compute(&pool, &id, progress_rx, move || runner.run(&spec, &ctx))
+            .await;
+        self.return_pool(pool_index);
         self.lock_running().remove(&id);
         // The outcome is kept in memory until it is stored: a full disk delays it, it does not
         // lose it (retried until it is written or the server stops; a restart then recomputes).
@@ -184,12 +188,13 @@ impl Jobs {
     /// rate. `Err` carries a panic's message.
     async fn compute(
         &self,
+        pool: &rayon::ThreadPool,
         id: &str,
         mut progress: watch::Receiver<(u64, u64)>,
         work: impl FnOnce() -> Result<Finished, Stop> + Send + 'static,
     ) -> Outcome {
         let (done_tx, mut done_rx) = oneshot::channel();
-        self.pool.spawn(move || {
+        pool.spawn(move || {
             let result = std::panic::catch_unwind(AssertUnwindSafe(work));
             let _ = done_tx.send(result.map_err(|p| {
                 p.downcast_ref::<&str>()

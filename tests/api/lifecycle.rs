@@ -273,3 +273,19 @@ async fn a_job_running_during_three_crashes_is_failed_not_retried() {
         "a failed job is never claimed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_max_running_two_both_jobs_make_progress() {
+    // Two compute pools of one thread each: the second job is not starved by the first.
+    let app = spawn_app_with(|c| c.max_running = 2).await;
+    let a = app.submit(&long_spec(31)).await;
+    let b = app.submit(&long_spec(32)).await;
+    for job in [&a, &b] {
+        app.wait_until_running(job["id"].as_str().unwrap()).await;
+    }
+    for job in [&a, &b] {
+        let id = job["id"].as_str().unwrap();
+        app.cancel(id).await;
+        app.wait_for_status(id, "cancelled", Duration::from_secs(30)).await;
+    }
+}
