@@ -98,7 +98,7 @@ fn main() {
             Some(sweep) => {
                 // The whole job, as the server runs it: every point and the frontier.
                 let never = AtomicBool::new(false);
-                let finished = run_local(&spec, &|_, _| {}, &never).expect("not cancelled");
+                let finished = run_local(&spec, &limits, &|_, _| {}, &never).expect("not cancelled");
                 std::hint::black_box(&finished);
                 flops = sweep
                     .points()

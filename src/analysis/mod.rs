@@ -9,6 +9,7 @@
 
 pub mod predict;
 pub mod report;
+pub mod search;
 pub mod stats;
 pub mod sweep;
 pub mod verdict;

@@ -36,15 +36,7 @@ string_enum! {
     }
 }
 
-string_enum! {
-    /// Which ratios a claim covers.
-    pub enum Claim {
-        Forward = "forward",
-        Gradient = "gradient",
-        /// Both at once: the theorem's claim.
-        Both = "both",
-    }
-}
+pub use crate::spec::Claim;
 
 /// One-sided Clopper-Pearson lower limit at `confidence` for `successes` of `trials`.
 pub fn lower_limit(successes: u64, trials: u64, confidence: f64) -> f64 {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{tables, CliError};
 use crate::analysis::sweep::PointReport;
-use crate::jobs::kinds::{run_local, runner, validate, Output, Stop};
+use crate::jobs::kinds::{runner, validate, LocalContext, Output, Stop};
 use crate::spec::{default_threads, Kind, Limits};
 
 #[derive(Debug, Args)]
@@ -46,6 +46,7 @@ pub fn output_json(output: &Output) -> Value {
             "points": points.iter().map(PointReport::to_flat_json).collect::<Vec<_>>(),
             "frontier": frontier,
         }),
+        Output::MinWidth { spec, stamp, cells } => json!({"spec": spec, "stamp": stamp, "cells": cells}),
     }
 }
 
@@ -79,17 +80,37 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let unit = match spec.kind() {
         Kind::Norms => "layer passes",
         Kind::WidthSweep => "points",
+        Kind::MinWidth => "probes",
     };
     bar.set_style(
         ProgressStyle::with_template(&format!(
-            "{{spinner}} [{{elapsed_precise}}] {{bar:40}} {{pos}}/{{len}} {unit}, eta {{eta}}"
+            "{{spinner}} [{{elapsed_precise}}] {{bar:40}} {{pos}}/{{len}} {unit}, eta {{eta}} {{msg}}"
         ))
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let progress = |done: u64, _total: u64| bar.set_position(done);
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    // A search shows its cell, networks and bracket beside the bar.
+    let detail = |d: Value| {
+        let end = |k: &str| d[k].as_u64().map_or("?".to_string(), |w| w.to_string());
+        bar.set_message(format!(
+            "eps {} depth {}: width {}, {} networks, bracket [{}, {}]",
+            d["epsilon"],
+            d["depth"],
+            d["width"],
+            d["networks"],
+            end("fail"),
+            end("pass")
+        ));
+    };
     let never = AtomicBool::new(false);
     let finished = pool
-        .install(|| run_local(&spec, &progress, &never))
+        .install(|| {
+            let ctx = LocalContext::new(&progress, &never, &limits).with_detail(&detail);
+            runner(spec.kind()).run(&spec, &ctx)
+        })
         .map_err(|stop| match stop {
             Stop::Cancelled => CliError {
                 message: "cancelled".into(),

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use crate::analysis::report::RunReport;
+use crate::analysis::search::CellResult;
 use crate::analysis::sweep::{FrontierRow, PointReport};
 use crate::jobs::kinds::Output;
 use crate::spec::Spec;
@@ -12,7 +13,62 @@ pub fn write(out: &mut impl Write, spec: &Spec, output: &Output) -> std::io::Res
     match output {
         Output::Norms(report) => write_norms(out, spec, report),
         Output::WidthSweep { points, frontier, .. } => write_sweep(out, spec, points, frontier),
+        Output::MinWidth { cells, .. } => write_search(out, spec, cells),
     }
+}
+
+fn write_search(out: &mut impl Write, spec: &Spec, cells: &[CellResult]) -> std::io::Result<()> {
+    writeln!(out, "widthlab run: {spec}")?;
+    for c in cells {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "epsilon {} depth {}: widths [{}, {}], every decision right with probability >= {}",
+            c.epsilon, c.depth, c.width_range[0], c.width_range[1], c.confidence
+        )?;
+        writeln!(
+            out,
+            "{:>5} {:>9} {:>9} {:>10} {:>6} {:>17} {:>10} {:>13}",
+            "probe", "width", "networks", "successes", "looks", "limits", "decision", "engine"
+        )?;
+        for p in &c.probes {
+            writeln!(
+                out,
+                "{:>5} {:>9} {:>9} {:>10} {:>6} {:>17} {:>10} {:>13}{}",
+                p.index,
+                p.width,
+                p.networks,
+                p.successes,
+                p.looks,
+                format!("{:.4}..{:.4}", p.lower_limit, p.upper_limit),
+                p.decision,
+                p.engine,
+                p.note.as_deref().map_or(String::new(), |n| format!("  ({n})"))
+            )?;
+        }
+        let b = &c.bracket;
+        let answer = match (b.fail, b.pass) {
+            (Some(f), Some(p)) if b.exact => format!("minimal width {p} (fails at {f})"),
+            (Some(f), Some(p)) => format!("minimal width in ({f}, {p}]"),
+            (None, Some(p)) if b.exact => format!("minimal width {p} or below (the range's lower end passes)"),
+            (None, Some(p)) => format!("minimal width at most {p}"),
+            (_, None) if !b.undecided.is_empty() => format!("undecided at width {:?}", b.undecided),
+            (_, None) => "no width in the range passes".into(),
+        };
+        writeln!(out, "answer: {answer}")?;
+        for bound in &c.bounds {
+            writeln!(
+                out,
+                "  {:<11} requires {:>10}{}",
+                bound.bound,
+                opt(bound.min_width),
+                bound
+                    .looseness
+                    .map_or(String::new(), |l| format!("  ({l:.2}x the certified width)"))
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {

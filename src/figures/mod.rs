@@ -6,10 +6,12 @@
 
 mod map;
 mod norms;
+mod search;
 mod sweep;
 
 pub use map::map_svg;
 pub use norms::norms_svg;
+pub use search::{search_svg, table_svg};
 pub use sweep::sweep_svg;
 
 use plotters::style::RGBColor;

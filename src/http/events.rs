@@ -18,10 +18,10 @@ use crate::store::{JobRow, Status};
 /// The database is re-read at least this often, so no change is missed.
 const POLL: Duration = Duration::from_secs(1);
 
-fn progress_event(id: &str, status: Status, done: u64, total: u64) -> Event {
+fn progress_event(id: &str, status: Status, done: u64, total: u64, detail: Option<&serde_json::Value>) -> Event {
     Event::default()
         .event("progress")
-        .data(json!({"id": id, "status": status, "done": done, "total": total}).to_string())
+        .data(json!({"id": id, "status": status, "done": done, "total": total, "detail": detail}).to_string())
 }
 
 fn final_event(row: &JobRow) -> Event {
@@ -55,7 +55,13 @@ pub async fn events(
                 let ev = if row.status.is_terminal() {
                     return Some((Ok(final_event(&row)), (Phase::Done, rx, row, state)));
                 } else {
-                    progress_event(&row.id, row.status, row.progress_done, row.progress_total)
+                    progress_event(
+                        &row.id,
+                        row.status,
+                        row.progress_done,
+                        row.progress_total,
+                        row.progress_detail.as_ref(),
+                    )
                 };
                 Some((Ok(ev), (Phase::Running, rx, row, state)))
             }
@@ -74,12 +80,13 @@ pub async fn events(
                     if ev.done == row.progress_done && ev.status == row.status {
                         continue; // nothing new
                     }
-                    let e = progress_event(&row.id, ev.status, ev.done, ev.total);
+                    let e = progress_event(&row.id, ev.status, ev.done, ev.total, ev.detail.as_ref());
                     // Remember what was sent, so the periodic re-read does not repeat it.
                     let mut seen = row;
                     seen.progress_done = ev.done;
                     seen.progress_total = ev.total;
                     seen.status = ev.status;
+                    seen.progress_detail = ev.detail;
                     return Some((Ok(e), (Phase::Running, rx, seen, state)));
                 }
                 // A terminal event, a timeout or a lag: read the row itself.
@@ -92,7 +99,13 @@ pub async fn events(
                     return Some((Ok(final_event(&fresh)), (Phase::Done, rx, fresh, state)));
                 }
                 if fresh.progress_done != row.progress_done || fresh.status != row.status {
-                    let e = progress_event(&fresh.id, fresh.status, fresh.progress_done, fresh.progress_total);
+                    let e = progress_event(
+                        &fresh.id,
+                        fresh.status,
+                        fresh.progress_done,
+                        fresh.progress_total,
+                        fresh.progress_detail.as_ref(),
+                    );
                     return Some((Ok(e), (Phase::Running, rx, fresh, state)));
                 }
             },

@@ -9,7 +9,7 @@ use super::schema::ErrorBody;
 use super::{ApiError, AppState};
 use crate::analysis::report::LayerReport;
 use crate::analysis::sweep::PointReport;
-use crate::figures::{map_svg, norms_svg, sweep_svg};
+use crate::figures::{map_svg, norms_svg, search_svg, sweep_svg, table_svg};
 use crate::jobs::stored_spec;
 use crate::spec::Kind;
 use crate::store::{JobRow, ResultFamily};
@@ -49,6 +49,16 @@ pub async fn plot(State(state): State<AppState>, Path(id): Path<String>) -> Resu
                 map_svg(&title, &points, &rows)
             } else {
                 sweep_svg(&title, &points)
+            }
+        }
+        Kind::MinWidth => {
+            let cells = state.jobs.search_cells(&job).await?;
+            let target = stored_spec(&job).map_or(0.95, |s| 1.0 - s.delta);
+            match cells.as_slice() {
+                [] => return Err(not_ready()),
+                [one] if one.probes.is_empty() => return Err(not_ready()),
+                [one] => search_svg(&title, one, target),
+                many => table_svg(&title, many),
             }
         }
         Kind::Norms => {

@@ -92,6 +92,7 @@ pub fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::opena
         .routes(routes!(results::bound_checks))
         .routes(routes!(jobs::cancel))
         .routes(routes!(results::sweep))
+        .routes(routes!(results::search))
         .routes(routes!(figures::plot))
         .routes(routes!(bounds::bounds))
         .routes(routes!(jobs::list_presets))

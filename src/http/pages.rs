@@ -43,6 +43,9 @@ pub async fn index(State(state): State<AppState>) -> Result<Html<String>, ApiErr
             Kind::WidthSweep => {
                 format!("<a href=\"v1/jobs/{id}/sweep\">json</a> <a href=\"v1/jobs/{id}/sweep?format=csv\">csv</a>")
             }
+            Kind::MinWidth => {
+                format!("<a href=\"v1/jobs/{id}/search\">json</a> <a href=\"v1/jobs/{id}/search?format=csv\">csv</a>")
+            }
             Kind::Norms => format!(
                 "<a href=\"v1/jobs/{id}/layers\">json</a> <a href=\"v1/jobs/{id}/layers?format=csv\">csv</a> \
                  <a href=\"v1/jobs/{id}/bound-checks\">bounds</a>"

@@ -7,7 +7,7 @@ use axum::Json;
 use serde_json::Value;
 
 use super::extract::{Params, Path};
-use super::schema::{BoundChecksPage, ErrorBody, LayersPage, SweepPage};
+use super::schema::{BoundChecksPage, ErrorBody, LayersPage, SearchPage, SweepPage};
 use super::{ApiError, AppState};
 use crate::analysis::sweep::PointReport;
 use crate::spec::Kind;
@@ -127,7 +127,10 @@ fn csv_quote(s: &str) -> String {
 }
 
 fn wants_csv(params: &Params) -> Result<bool, ApiError> {
-    params.only(&["format"])?;
+    params.only(&["format", "rows"])?;
+    if params.get("rows").is_some() && params.get("format") != Some("csv") {
+        return Err(ApiError::invalid("rows", "only with format=csv (and only for /search)"));
+    }
     match params.get("format") {
         None | Some("json") => Ok(false),
         Some("csv") => Ok(true),
@@ -226,4 +229,127 @@ pub async fn sweep(
         frontier,
     })
     .into_response())
+}
+
+/// Probe CSV columns.
+const PROBE_COLUMNS: &[&str] = &[
+    "/cell",
+    "/epsilon",
+    "/depth",
+    "/probe/index",
+    "/probe/width",
+    "/probe/networks",
+    "/probe/successes",
+    "/probe/looks",
+    "/probe/lower_limit",
+    "/probe/upper_limit",
+    "/probe/look_alpha",
+    "/probe/decision",
+    "/probe/engine",
+    "/probe/work_flops",
+    "/probe/note",
+];
+
+/// Cell CSV columns; each bound adds its width and looseness.
+fn cell_columns() -> Vec<String> {
+    let fixed = [
+        "/cell",
+        "/epsilon",
+        "/depth",
+        "/width_range/0",
+        "/width_range/1",
+        "/confidence",
+        "/bracket/fail",
+        "/bracket/pass",
+        "/bracket/exact",
+        "/bracket/censoring",
+        "/bracket/estimate",
+        "/networks",
+    ];
+    let mut columns: Vec<String> = fixed.iter().map(|c| c.to_string()).collect();
+    for (i, b) in Bound::ALL.iter().enumerate() {
+        columns.push(format!("/bounds/{i}/min_width#{}", b.name()));
+        columns.push(format!("/bounds/{i}/looseness#{}", b.name()));
+    }
+    columns
+}
+
+/// The cells of a `min_width` search (each probe as it is decided, the bracket, each bound's width
+/// and looseness); `?format=csv` gives one row per cell, `&rows=probes` one per probe.
+#[utoipa::path(get, path = "/v1/jobs/{id}/search", tag = "results",
+    params(("id" = String, Path), ("format" = Option<String>, Query, description = "json (default) | csv"),
+           ("rows" = Option<String>, Query, description = "with format=csv: cells (default) | probes")),
+    responses((status = 200, body = SearchPage, description = "JSON, or text/csv"), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "Not a min_width job"), (status = 422, body = ErrorBody)))]
+pub async fn search(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let csv = wants_csv(&params)?;
+    let job = state.jobs.job(&id).await?;
+    if job.kind != Kind::MinWidth {
+        return Err(ApiError::Conflict {
+            code: "wrong_kind",
+            message: format!(
+                "job {id} is a {} job; searches exist for {} jobs",
+                job.kind,
+                Kind::MinWidth
+            ),
+        });
+    }
+    let cells = state.jobs.search_cells(&job).await?;
+    if csv {
+        let values: Vec<Value> = cells
+            .iter()
+            .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+            .collect();
+        return match params.get("rows") {
+            None | Some("cells") => {
+                // "#name" after a pointer only names the column.
+                let columns = cell_columns();
+                let body = to_csv_named(&values, &columns);
+                Ok(csv_response(&id, "search", body))
+            }
+            Some("probes") => {
+                let rows: Vec<Value> = cells
+                    .iter()
+                    .flat_map(|c| {
+                        c.probes.iter().map(move |p| {
+                            serde_json::json!({"cell": c.cell, "epsilon": c.epsilon, "depth": c.depth, "probe": p})
+                        })
+                    })
+                    .collect();
+                Ok(csv_response(&id, "probes", to_csv(&rows, PROBE_COLUMNS)))
+            }
+            Some(other) => Err(ApiError::invalid(
+                "rows",
+                format!("unknown rows {other:?}; allowed: cells, probes"),
+            )),
+        };
+    }
+    let target = crate::jobs::stored_spec(&job).map_or(f64::NAN, |s| 1.0 - s.delta);
+    Ok(Json(SearchPage {
+        job_id: id,
+        status: job.status,
+        target,
+        cells,
+    })
+    .into_response())
+}
+
+/// [`to_csv`] where a column may be `pointer#header`.
+fn to_csv_named(rows: &[Value], columns: &[String]) -> String {
+    let pointers: Vec<&str> = columns.iter().map(|c| c.split('#').next().unwrap_or(c)).collect();
+    let headers: Vec<String> = columns
+        .iter()
+        .map(|c| match c.split_once('#') {
+            Some((p, name)) => format!("{}_{name}", p.trim_start_matches('/').rsplit('/').next().unwrap_or(p)),
+            None => c.trim_start_matches('/').replace('/', "_"),
+        })
+        .collect();
+    let body = to_csv(rows, &pointers);
+    let mut lines = body.splitn(2, '\n');
+    let _ = lines.next();
+    format!("{}\n{}", headers.join(","), lines.next().unwrap_or(""))
 }

@@ -31,6 +31,10 @@ pub struct ErrorDetail {
 pub struct Progress {
     pub done: u64,
     pub total: u64,
+    /// Where a running job stands beyond the counter, if its kind says (a `min_width` search's
+    /// current cell, width and bracket).
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<Value>,
 }
 
 /// Where a job's results live.
@@ -43,6 +47,7 @@ pub struct JobLinks {
     pub sweep: String,
     pub events: String,
     pub plot: String,
+    pub search: String,
 }
 
 /// A job as the API shows it.
@@ -87,6 +92,7 @@ impl From<&JobRow> for JobView {
             progress: Progress {
                 done: row.progress_done,
                 total: row.progress_total,
+                detail: row.progress_detail.clone(),
             },
             spec: row.spec.clone(),
             created_at: row.created_at.clone(),
@@ -103,6 +109,7 @@ impl From<&JobRow> for JobView {
                 sweep: format!("{base}/sweep"),
                 events: format!("{base}/events"),
                 plot: format!("{base}/plot.svg"),
+                search: format!("{base}/search"),
                 self_: base,
             },
         }
@@ -156,4 +163,14 @@ pub struct Health {
     pub status: String,
     pub version: Option<String>,
     pub error: Option<String>,
+}
+
+/// The cells of a `min_width` job (probes stored as they are decided; the answer once done).
+#[derive(Serialize, ToSchema)]
+pub struct SearchPage {
+    pub job_id: String,
+    pub status: Status,
+    /// 1 - delta.
+    pub target: f64,
+    pub cells: Vec<crate::analysis::search::CellResult>,
 }

@@ -65,6 +65,8 @@ pub struct JobEvent {
     pub status: Status,
     pub done: u64,
     pub total: u64,
+    /// Where the job stands beyond its counter (a search's bracket), if its kind says.
+    pub detail: Option<Value>,
 }
 
 /// Who is asking: the name of the caller's token (None without tokens or for a read) and
@@ -272,6 +274,18 @@ impl Jobs {
             .map_err(|e| JobError::Internal(format!("computing the frontier: {e}")))
     }
 
+    /// The cells of a `min_width` job, assembled from its stored probes (so far, if running).
+    pub async fn search_cells(&self, job: &JobRow) -> Result<Vec<crate::analysis::search::CellResult>, JobError> {
+        let probes: Vec<kinds::min_width::CellProbe> = self.results(&job.id, ResultFamily::Probe).await?;
+        let Some(spec) = stored_spec(job) else {
+            return Ok(Vec::new());
+        };
+        let cap = self.config.limits.max_width as u64;
+        tokio::task::spawn_blocking(move || kinds::min_width::cells_from_probes(&spec, probes, cap))
+            .await
+            .map_err(|e| JobError::Internal(format!("assembling the search: {e}")))
+    }
+
     /// How many jobs are in each state, and the database's readiness.
     pub async fn count_by_status(&self) -> Result<Vec<(Status, i64)>, JobError> {
         Ok(self.store.count_by_status().await?)
@@ -348,6 +362,7 @@ impl Jobs {
             status: row.status,
             done: row.progress_done,
             total: row.progress_total,
+            detail: row.progress_detail.clone(),
         });
     }
 

@@ -12,7 +12,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::kinds::{runner, Finished, RunContext, Stop};
 use super::{JobEvent, Jobs};
-use crate::spec::parse_spec;
+use crate::spec::{parse_spec, Limits};
 use crate::store::{JobRow, JobStore, ResultFamily, ResultRow, Status, StoreError};
 
 /// Progress is written to the database at most this often per job.
@@ -24,14 +24,29 @@ struct ServerContext {
     id: String,
     store: Arc<dyn JobStore>,
     runtime: Handle,
-    progress: watch::Sender<(u64, u64)>,
+    progress: watch::Sender<Progress>,
     cancel: Arc<AtomicBool>,
     shutdown: Arc<AtomicBool>,
+    limits: Limits,
 }
+
+/// A running job's progress: done, total, and a detail of where it stands.
+type Progress = (u64, u64, Option<serde_json::Value>);
 
 impl RunContext for ServerContext {
     fn progress(&self, done: u64, total: u64) {
-        self.progress.send_replace((done, total));
+        self.progress.send_modify(|p| {
+            p.0 = done;
+            p.1 = total;
+        });
+    }
+
+    fn detail(&self, detail: serde_json::Value) {
+        self.progress.send_modify(|p| p.2 = Some(detail));
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     fn cancelled(&self) -> bool {
@@ -117,7 +132,7 @@ impl Jobs {
             }
         }
         let started = std::time::Instant::now();
-        let (progress_tx, progress_rx) = watch::channel((job.progress_done, job.progress_total));
+        let (progress_tx, progress_rx) = watch::channel((job.progress_done, job.progress_total, None));
         let ctx = ServerContext {
             id: id.clone(),
             store: self.store.clone(),
@@ -125,6 +140,7 @@ impl Jobs {
             progress: progress_tx,
             cancel: cancel.clone(),
             shutdown: self.shutdown.clone(),
+            limits: self.config.limits.clone(),
         };
         let (pool_index, pool) = self.take_pool();
         let outcome = self
@@ -190,7 +206,7 @@ impl Jobs {
         &self,
         pool: &rayon::ThreadPool,
         id: &str,
-        mut progress: watch::Receiver<(u64, u64)>,
+        mut progress: watch::Receiver<Progress>,
         work: impl FnOnce() -> Result<Finished, Stop> + Send + 'static,
     ) -> Outcome {
         let (done_tx, mut done_rx) = oneshot::channel();
@@ -211,11 +227,11 @@ impl Jobs {
                 }
                 _ = tick.tick() => {
                     if progress.has_changed().unwrap_or(false) {
-                        let (done, total) = *progress.borrow_and_update();
-                        if let Err(e) = self.store.set_progress(id, done, total).await {
+                        let (done, total, detail) = progress.borrow_and_update().clone();
+                        if let Err(e) = self.store.set_progress(id, done, total, detail.as_ref()).await {
                             tracing::warn!(job = %id, error = %e, "progress update failed");
                         }
-                        let _ = self.events.send(JobEvent { id: id.to_string(), status: Status::Running, done, total });
+                        let _ = self.events.send(JobEvent { id: id.to_string(), status: Status::Running, done, total, detail });
                     }
                 }
             }

@@ -65,9 +65,11 @@ pub fn work_units(spec: &Spec) -> u64 {
 }
 
 /// The specs a job simulates: itself, or every point of its grid (seeds left as given: the
-/// estimates do not depend on them).
+/// estimates do not depend on them). A `min_width` search decides its widths as it goes: its
+/// runner plans each probe (and the job's work is its own budget).
 fn simulated(spec: &Spec) -> Vec<Spec> {
     match &spec.task {
+        Task::MinWidth(_) => Vec::new(),
         Task::Norms => vec![spec.clone()],
         Task::WidthSweep(sweep) => sweep
             .points()

@@ -51,6 +51,21 @@ impl fmt::Display for Spec {
         let shape = match &self.task {
             Task::Norms => self.network.shape(),
             Task::WidthSweep(sweep) => format!("widths {:?} depths {:?}", sweep.widths, sweep.depths),
+            Task::MinWidth(search) => {
+                return write!(
+                    f,
+                    "minimal width, {} claim: {}, n0={} depths {:?}, N={} eps {:?} delta={} seed={} ({})",
+                    search.claim,
+                    self.network.weights,
+                    self.network.input_dim,
+                    search.depths,
+                    self.samples,
+                    search.epsilons,
+                    self.delta,
+                    self.seed,
+                    self.precision
+                )
+            }
         };
         write!(
             f,

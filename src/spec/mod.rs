@@ -75,6 +75,16 @@ impl Default for Limits {
     }
 }
 
+fn one_or_many_usize(v: &[usize]) -> Value {
+    match v {
+        [one] => json!(one),
+        many => json!(many),
+    }
+}
+
+/// The fewest networks a `min_width` probe may be allowed (its first look).
+pub const MIN_NETWORKS_PER_WIDTH: usize = 32;
+
 /// Compute threads when none are configured: every core.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -87,6 +97,58 @@ string_enum! {
         Norms = "norms",
         /// The same measurement at every width (x depth) of a grid; one result per point.
         WidthSweep = "width_sweep",
+        /// The smallest width meeting (epsilon, delta), searched and certified (x epsilon x depth).
+        MinWidth = "min_width",
+    }
+}
+
+string_enum! {
+    /// Which ratios a claim covers.
+    pub enum Claim {
+        Forward = "forward",
+        Gradient = "gradient",
+        /// Both at once: the theorem's claim.
+        Both = "both",
+    }
+}
+
+impl Claim {
+    pub fn forward(self) -> bool {
+        matches!(self, Claim::Forward | Claim::Both)
+    }
+
+    pub fn gradient(self) -> bool {
+        matches!(self, Claim::Gradient | Claim::Both)
+    }
+}
+
+/// What a `min_width` job searches: every (epsilon, depth) cell's smallest width at which, with
+/// probability >= 1 - delta over the weights, the claim holds for every layer and input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinWidthSearch {
+    pub epsilons: Vec<f64>,
+    pub depths: Vec<usize>,
+    pub claim: Claim,
+    /// Probability that every decision of a cell's search is right.
+    pub confidence: f64,
+    /// The widths searched, [lo, hi]; None: from 1 to twice the largest bound's minimal width
+    /// (capped at the width limit), resolved per cell by the runner.
+    pub width_range: Option<(u64, u64)>,
+    pub max_networks_per_width: u64,
+    /// Work the whole job may do, in floating-point operations (estimates).
+    pub max_work: f64,
+}
+
+impl MinWidthSearch {
+    /// The cells, epsilon-major: (cell index, epsilon, depth).
+    pub fn cells(&self) -> Vec<(usize, f64, usize)> {
+        let mut out = Vec::with_capacity(self.epsilons.len() * self.depths.len());
+        for &e in &self.epsilons {
+            for &d in &self.depths {
+                out.push((out.len(), e, d));
+            }
+        }
+        out
     }
 }
 
@@ -95,6 +157,7 @@ string_enum! {
 pub enum Task {
     Norms,
     WidthSweep(Sweep),
+    MinWidth(MinWidthSearch),
 }
 
 impl Task {
@@ -102,6 +165,7 @@ impl Task {
         match self {
             Task::Norms => Kind::Norms,
             Task::WidthSweep(_) => Kind::WidthSweep,
+            Task::MinWidth(_) => Kind::MinWidth,
         }
     }
 }
@@ -428,7 +492,25 @@ impl Spec {
     pub fn sweep(&self) -> Option<&Sweep> {
         match &self.task {
             Task::WidthSweep(sweep) => Some(sweep),
-            Task::Norms => None,
+            _ => None,
+        }
+    }
+
+    /// The search of a `min_width` job.
+    pub fn min_width(&self) -> Option<&MinWidthSearch> {
+        match &self.task {
+            Task::MinWidth(search) => Some(search),
+            _ => None,
+        }
+    }
+
+    /// The `norms` spec of one cell's probe: `width` at every one of `depth` layers, tolerance
+    /// `epsilon`, `trials` networks from `seed`.
+    pub fn with_cell(&self, width: usize, depth: usize, epsilon: f64, trials: usize, seed: u64) -> Spec {
+        Spec {
+            epsilon,
+            trials,
+            ..self.with_point(width, depth, seed)
         }
     }
 
@@ -439,6 +521,32 @@ impl Spec {
             obj.remove("widths");
             obj.insert("widths_to_sweep".into(), json!(sweep.widths));
             obj.insert("depths_to_sweep".into(), json!(sweep.depths));
+        }
+        if let Task::MinWidth(search) = &self.task {
+            if let Some(obj) = network.as_object_mut() {
+                obj.remove("widths");
+                obj.insert("depth".into(), one_or_many_usize(&search.depths));
+            }
+            let epsilon = match search.epsilons.as_slice() {
+                [one] => json!(one),
+                many => json!(many),
+            };
+            return json!({
+                "kind": self.kind(),
+                "network": network,
+                "samples": self.samples,
+                "input": {"distribution": self.input},
+                "epsilon": epsilon,
+                "delta": self.delta,
+                "claim": search.claim,
+                "confidence": search.confidence,
+                "width_range": search.width_range.map(|(lo, hi)| json!([lo, hi])),
+                "max_networks_per_width": search.max_networks_per_width,
+                "max_work": search.max_work,
+                "seed": self.seed,
+                "precision": self.precision,
+                "method": self.method,
+            });
         }
         json!({
             "kind": self.kind(),

@@ -48,7 +48,39 @@ pub fn presets() -> Vec<Preset> {
         "widths_to_sweep": [500, 1000, 2000, 4000]
     }));
     sweep["kind"] = json!("width_sweep");
+    let min_width = |samples: usize, epsilon: f64| {
+        json!({
+            "kind": "min_width",
+            "network": {"input_dim": 500, "depth": 10, "init": he, "head": {"classes": 20}},
+            "samples": samples,
+            "input": {"distribution": "gaussian"},
+            "epsilon": epsilon,
+            "delta": 0.05,
+            "claim": "both",
+            "confidence": 0.95,
+            "seed": 2019,
+            "precision": "f64",
+        })
+    };
     vec![
+        Preset {
+            name: "arpit2019-min-width-small",
+            figure: "The question behind Figure 6: the minimal width itself (N = 100)",
+            description: "The smallest width at which, with probability >= 0.95 over He (fan-out) networks of depth 10 \
+                          with n0 = 500, every forward and gradient ratio of 100 Gaussian inputs stays within 1 +/- 0.5, \
+                          searched with certified decisions (every decision right with probability >= 0.95), beside \
+                          each bound's width and looseness. Minutes on a laptop.",
+            spec: min_width(100, 0.5),
+        },
+        Preset {
+            name: "arpit2019-min-width",
+            figure: "The question behind Figure 6: the minimal width at the paper's N = 2000, epsilon = 0.15",
+            description: "The same search at the paper's setting: N = 2000 inputs, depth 10, epsilon = 0.15, delta = 0.05. \
+                          A large job (hours on two cores): every probe near the frontier draws thousands of networks \
+                          of width in the tens of thousands with 2000 inputs; give it a max_work budget, or spread it \
+                          over workers.",
+            spec: min_width(2000, 0.15),
+        },
         Preset {
             name: "arpit2019-fig1",
             figure: "Figure 1 (He initialization)",

@@ -14,12 +14,41 @@ pub struct JobSpecInput {
     samples: Option<i64>,
     trials: Option<i64>,
     input: Option<InputSpec>,
-    epsilon: Option<f64>,
+    /// A number; for `min_width` also a list of them (a table over epsilon).
+    #[schema(value_type = Option<Object>)]
+    epsilon: Option<OneOrMany<f64>>,
     delta: Option<f64>,
     seed: Option<u64>,
     precision: Option<Precision>,
     /// "dense", "exact" or "auto" (default): auto takes the exact sampler where permitted and cheaper.
     method: Option<Method>,
+    /// `min_width`: which ratios must stay within 1 +/- epsilon (default both).
+    claim: Option<Claim>,
+    /// `min_width`: probability that every decision of a cell's search is right (default 0.95).
+    confidence: Option<f64>,
+    /// `min_width`: the widths searched, [lo, hi] (default 1 to twice the largest bound's width).
+    width_range: Option<Vec<i64>>,
+    /// `min_width`: networks one probe may draw (default 4096).
+    max_networks_per_width: Option<i64>,
+    /// `min_width`: floating-point operations the job may spend (default: the server's job limit).
+    max_work: Option<f64>,
+}
+
+/// One value, or a list of them.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(v) => vec![v],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 /// The network: `input_dim`, then `depth` + `width` or `widths` (or, for `width_sweep`,
@@ -28,7 +57,9 @@ pub struct JobSpecInput {
 #[serde(deny_unknown_fields)]
 pub struct NetworkInput {
     input_dim: Option<i64>,
-    depth: Option<i64>,
+    /// An integer; for `min_width` also a list of them (a table over depth).
+    #[schema(value_type = Option<Object>)]
+    depth: Option<OneOrMany<i64>>,
     width: Option<i64>,
     widths: Option<Vec<i64>>,
     init: Option<InitInput>,
@@ -87,7 +118,7 @@ fn allowed(field: &str) -> String {
         "network.depths_to_sweep" => "a non-empty array of integers in [1, max_depth]".into(),
         "network" => "an object with input_dim, depth + width or widths, init, weight_norm, head".into(),
         "network.input_dim" => "an integer in [1, max_input_dim]".into(),
-        "network.depth" => "an integer in [1, max_depth]".into(),
+        "network.depth" => "an integer in [1, max_depth], or for kind min_width a list of them".into(),
         "network.width" => "an integer in [1, max_width]".into(),
         "network.widths" => "a non-empty array of integers in [1, max_width]".into(),
         "network.init" => "an object {scheme, fan?, gain?, variance?}".into(),
@@ -99,7 +130,7 @@ fn allowed(field: &str) -> String {
         "samples" => "an integer in [1, max_samples]".into(),
         "trials" => "an integer in [1, max_trials]".into(),
         "input" => "an object {distribution}".into(),
-        "epsilon" => "a finite number > 0".into(),
+        "epsilon" => "a finite number in (0, 1e6], or for kind min_width a list of them".into(),
         "delta" => "a number in the open interval (0, 1)".into(),
         "seed" => "an integer in [0, 2^64 - 1]".into(),
         _ => "see the spec format in the README".into(),
@@ -173,29 +204,68 @@ fn unused(field: &str, present: bool, why: &str) -> Result<(), SpecError> {
     Ok(())
 }
 
-fn convert(raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
+fn check_epsilon(field: &str, epsilon: f64) -> Result<f64, SpecError> {
+    if !(epsilon > 0.0 && epsilon.is_finite() && epsilon <= 1e6) {
+        return Err(SpecError::new(
+            field,
+            format!("must be a finite number in (0, 1e6], got {epsilon}"),
+        ));
+    }
+    Ok(epsilon)
+}
+
+fn convert(mut raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
     let kind = raw.kind.unwrap_or(Kind::Norms);
-    let mut raw_network = raw.network.ok_or_else(|| {
+    let mut raw_network = raw.network.take().ok_or_else(|| {
         SpecError::new(
             "network",
             "required: an object with input_dim, depth + width or widths, init",
         )
     })?;
+    let epsilons = match raw.epsilon.clone().map(OneOrMany::into_vec) {
+        None => vec![0.15],
+        Some(list) if list.is_empty() || list.len() > limits.max_sweep_points => {
+            return Err(SpecError::new(
+                "epsilon",
+                format!("a list must hold between 1 and {} values", limits.max_sweep_points),
+            ))
+        }
+        Some(list) if list.len() > 1 && kind != Kind::MinWidth => {
+            return Err(SpecError::new(
+                "epsilon",
+                "a list of epsilons is for kind min_width; give one number",
+            ))
+        }
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| {
+                check_epsilon(
+                    &if list.len() > 1 {
+                        format!("epsilon[{i}]")
+                    } else {
+                        "epsilon".into()
+                    },
+                    e,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
     let task = take_task(kind, &mut raw_network, limits)?;
     let network = convert_network(raw_network, limits)?;
     let samples = int_in("samples", raw.samples.unwrap_or(2000), 1, limits.max_samples)?;
-    let trials = int_in("trials", raw.trials.unwrap_or(1), 1, limits.max_trials)?;
+    let trials = match (&task, raw.trials) {
+        (Task::MinWidth(_), Some(_)) => return Err(SpecError::new(
+            "trials",
+            "not used by kind min_width: the search draws networks until it can decide (see max_networks_per_width)",
+        )),
+        (_, t) => int_in("trials", t.unwrap_or(1), 1, limits.max_trials)?,
+    };
     let input = raw
         .input
+        .as_ref()
         .and_then(|i| i.distribution)
         .unwrap_or(InputDistribution::Gaussian);
-    let epsilon = raw.epsilon.unwrap_or(0.15);
-    if !(epsilon > 0.0 && epsilon.is_finite() && epsilon <= 1e6) {
-        return Err(SpecError::new(
-            "epsilon",
-            format!("must be a finite number in (0, 1e6], got {epsilon}"),
-        ));
-    }
     let delta = raw.delta.unwrap_or(0.05);
     if !(delta > 0.0 && delta < 1.0) {
         return Err(SpecError::new(
@@ -203,18 +273,110 @@ fn convert(raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
             format!("must lie in the open interval (0, 1), got {delta}"),
         ));
     }
+    let search_fields = [
+        ("claim", raw.claim.is_some()),
+        ("confidence", raw.confidence.is_some()),
+        ("width_range", raw.width_range.is_some()),
+        ("max_networks_per_width", raw.max_networks_per_width.is_some()),
+        ("max_work", raw.max_work.is_some()),
+    ];
+    let task = match task {
+        Task::MinWidth(partial) => Task::MinWidth(MinWidthSearch {
+            depths: partial.depths,
+            ..convert_search(&raw, epsilons.clone(), &network, limits)?
+        }),
+        other => {
+            for (field, present) in search_fields {
+                unused(
+                    field,
+                    present,
+                    &format!("by kind {kind} (it is a field of kind min_width)"),
+                )?;
+            }
+            other
+        }
+    };
     Ok(Spec {
         task,
         network,
         samples,
         trials,
         input,
-        epsilon,
+        epsilon: epsilons[0],
         delta,
         seed: raw.seed.unwrap_or_else(rand::random),
         precision: raw.precision.unwrap_or(Precision::F64),
         method: raw.method.unwrap_or(Method::Auto),
         _valid: Valid(()),
+    })
+}
+
+/// The fields of a `min_width` job.
+fn convert_search(
+    raw: &JobSpecInput,
+    epsilons: Vec<f64>,
+    network: &Network,
+    limits: &Limits,
+) -> Result<MinWidthSearch, SpecError> {
+    let claim = raw.claim.unwrap_or(Claim::Both);
+    if claim.gradient() && matches!(network.weights, Weights::Normalized(_)) {
+        return Err(SpecError::new(
+            "claim",
+            "the gradient claim is about plain inits: under weight norm the gradient ratio is normalized by the \
+             gain and is not expected near 1 for every gain; use claim \"forward\"",
+        ));
+    }
+    let confidence = raw.confidence.unwrap_or(0.95);
+    if !(confidence > 0.0 && confidence < 1.0) {
+        return Err(SpecError::new(
+            "confidence",
+            format!("must lie in the open interval (0, 1), got {confidence}"),
+        ));
+    }
+    let width_range = match raw.width_range.as_deref() {
+        None => None,
+        Some([lo, hi]) => {
+            let lo = int_in("width_range[0]", *lo, 1, limits.max_width)? as u64;
+            let hi = int_in("width_range[1]", *hi, 1, limits.max_width)? as u64;
+            if lo > hi {
+                return Err(SpecError::new(
+                    "width_range",
+                    format!("[lo, hi] with lo <= hi, got [{lo}, {hi}]"),
+                ));
+            }
+            Some((lo, hi))
+        }
+        Some(other) => {
+            return Err(SpecError::new(
+                "width_range",
+                format!("two integers [lo, hi], got {} values", other.len()),
+            ))
+        }
+    };
+    let max_networks_per_width = int_in(
+        "max_networks_per_width",
+        raw.max_networks_per_width.unwrap_or(4096),
+        crate::spec::MIN_NETWORKS_PER_WIDTH,
+        limits.max_trials,
+    )? as u64;
+    let max_work = raw.max_work.unwrap_or(limits.max_work);
+    if !(max_work > 0.0 && max_work <= limits.max_work) {
+        return Err(SpecError::new(
+            "max_work",
+            format!(
+                "must be a number of floating-point operations in (0, {:.3e}] (this server's job limit), got {max_work}",
+                limits.max_work
+            ),
+        ));
+    }
+    Ok(MinWidthSearch {
+        epsilons,
+        depths: vec![network.depth()],
+        claim,
+        confidence,
+        width_range,
+        max_networks_per_width,
+        max_work,
     })
 }
 
@@ -237,8 +399,52 @@ fn take_task(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Task
             .map(|(i, &x)| int_in(&format!("{field}[{i}]"), x, 1, hi))
             .collect()
     };
+    // A list of depths is for min_width only.
+    let one_depth = |net: &NetworkInput| -> Result<Option<i64>, SpecError> {
+        match &net.depth {
+            None => Ok(None),
+            Some(OneOrMany::One(d)) => Ok(Some(*d)),
+            Some(OneOrMany::Many(_)) => Err(SpecError::new(
+                "network.depth",
+                format!("a list of depths is for kind min_width; kind {kind} takes one integer"),
+            )),
+        }
+    };
     match kind {
+        Kind::MinWidth => {
+            let why = "by kind min_width: the width is what it searches (see width_range)";
+            unused("network.width", net.width.is_some(), why)?;
+            unused("network.widths", net.widths.is_some(), why)?;
+            unused("network.widths_to_sweep", net.widths_to_sweep.is_some(), why)?;
+            unused(
+                "network.depths_to_sweep",
+                net.depths_to_sweep.is_some(),
+                "by kind min_width: give depth as an integer or a list",
+            )?;
+            let depths = match net.depth.clone() {
+                None => {
+                    return Err(SpecError::new(
+                        "network.depth",
+                        "required for kind min_width: an integer or a list of them",
+                    ))
+                }
+                Some(d) => list("network.depth", &d.into_vec(), limits.max_depth)?,
+            };
+            // The network's own width is a stand-in: every probe sets its width.
+            net.depth = Some(OneOrMany::One(depths[0] as i64));
+            net.width = Some(1);
+            Ok(Task::MinWidth(MinWidthSearch {
+                epsilons: Vec::new(),
+                depths,
+                claim: Claim::Both,
+                confidence: 0.95,
+                width_range: None,
+                max_networks_per_width: 0,
+                max_work: 0.0,
+            }))
+        }
         Kind::Norms => {
+            one_depth(net)?;
             unused(
                 "network.widths_to_sweep",
                 net.widths_to_sweep.is_some(),
@@ -265,7 +471,7 @@ fn take_task(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Task
                 })?,
                 limits.max_width,
             )?;
-            let depths = match (net.depths_to_sweep.as_deref(), net.depth) {
+            let depths = match (net.depths_to_sweep.as_deref(), one_depth(net)?) {
                 (Some(_), Some(_)) => {
                     return Err(SpecError::new(
                         "network.depth",
@@ -291,7 +497,7 @@ fn take_task(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Task
                     ),
                 ));
             }
-            net.depth = Some(depths[0] as i64);
+            net.depth = Some(OneOrMany::One(depths[0] as i64));
             net.width = Some(widths[0] as i64);
             net.widths_to_sweep = None;
             net.depths_to_sweep = None;
@@ -312,7 +518,17 @@ fn convert_network(raw: NetworkInput, limits: &Limits) -> Result<Network, SpecEr
         1,
         limits.max_input_dim,
     )?;
-    let widths = match (raw.widths, raw.depth, raw.width) {
+    let depth = match raw.depth {
+        None => None,
+        Some(OneOrMany::One(d)) => Some(d),
+        Some(OneOrMany::Many(_)) => {
+            return Err(SpecError::new(
+                "network.depth",
+                "a list of depths is for kind min_width; give one integer",
+            ))
+        }
+    };
+    let widths = match (raw.widths, depth, raw.width) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
             return Err(SpecError::new(
                 "network.widths",

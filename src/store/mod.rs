@@ -99,6 +99,8 @@ string_enum! {
         BoundCheck = "bound_check",
         /// One point of a `width_sweep` (index: the point, in grid order).
         SweepPoint = "sweep_point",
+        /// One probe of a `min_width` search (index: cell x 10000 + the probe's place in it).
+        Probe = "probe",
     }
 }
 
@@ -125,6 +127,8 @@ pub struct JobRow {
     pub status: Status,
     pub progress_done: u64,
     pub progress_total: u64,
+    /// Where a running job stands beyond its counter (a search's bracket), if its kind says.
+    pub progress_detail: Option<Value>,
     pub error: Option<String>,
     pub seed: u64,
     pub attempt: u32,
@@ -219,8 +223,8 @@ pub trait JobStore: Send + Sync {
     /// Claim the oldest queued job: queued -> running.
     async fn claim_next(&self) -> Result<Option<JobRow>, StoreError>;
 
-    /// Progress of a running job.
-    async fn set_progress(&self, id: &str, done: u64, total: u64) -> Result<(), StoreError>;
+    /// Progress of a running job (a `detail` of None keeps the stored one).
+    async fn set_progress(&self, id: &str, done: u64, total: u64, detail: Option<&Value>) -> Result<(), StoreError>;
 
     /// Store one result row of a running job, replacing a row at the same (family, index): a
     /// unit stored twice (a resumed attempt) is the same row. A stored unit is progress: the

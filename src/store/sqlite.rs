@@ -42,6 +42,7 @@ struct StoredJob {
     status: String,
     progress_done: i64,
     progress_total: i64,
+    progress_detail: Option<String>,
     error: Option<String>,
     seed: String,
     attempt: i64,
@@ -79,6 +80,7 @@ impl TryFrom<StoredJob> for JobRow {
             stalls: u32::try_from(r.stalls).map_err(|_| corrupt("stalls", &r.stalls.to_string()))?,
             cancel_requested: r.cancel_requested != 0,
             stamp: json(&r.stamp)?,
+            progress_detail: json(&r.progress_detail)?,
             summary: json(&r.summary)?,
             seq: r.seq,
             id: r.id,
@@ -460,13 +462,17 @@ impl JobStore for SqliteStore {
         self.claim_next_at(&now()).await
     }
 
-    async fn set_progress(&self, id: &str, done: u64, total: u64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET progress_done = ?, progress_total = ? WHERE id = ? AND status = 'running'")
-            .bind(done as i64)
-            .bind(total as i64)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    async fn set_progress(&self, id: &str, done: u64, total: u64, detail: Option<&Value>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET progress_done = ?, progress_total = ?, progress_detail = COALESCE(?, progress_detail)
+             WHERE id = ? AND status = 'running'",
+        )
+        .bind(done as i64)
+        .bind(total as i64)
+        .bind(detail.map(Value::to_string))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

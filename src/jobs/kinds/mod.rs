@@ -6,6 +6,7 @@
 //! [`runner`]; what differs is the [`RunContext`]: the database for the server, memory for the
 //! command line ([`LocalContext`]). Adding a kind is one file here plus its line in [`runner`].
 
+pub mod min_width;
 mod norms;
 mod width_sweep;
 
@@ -17,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::analysis::report::{RunReport, Stamp};
+use crate::analysis::search::CellResult;
 use crate::analysis::sweep::{FrontierRow, PointReport};
 use crate::sim::{plan, Cancelled, Control};
 use crate::spec::presets;
@@ -33,6 +35,10 @@ pub trait RunContext: Sync {
     fn stored(&self, family: ResultFamily) -> Result<Vec<ResultRow>, String>;
     /// Store one unit as soon as it is complete.
     fn store(&self, row: ResultRow) -> Result<(), String>;
+    /// The limits a run must stay within (memory of one batch, say).
+    fn limits(&self) -> &Limits;
+    /// A description of where the run stands, shown with its progress (a search's bracket).
+    fn detail(&self, _detail: Value) {}
 }
 
 /// Why a run did not finish.
@@ -58,6 +64,11 @@ pub enum Output {
         stamp: Stamp,
         points: Vec<PointReport>,
         frontier: Vec<FrontierRow>,
+    },
+    MinWidth {
+        spec: Value,
+        stamp: Stamp,
+        cells: Vec<CellResult>,
     },
 }
 
@@ -90,6 +101,7 @@ pub fn runner(kind: Kind) -> &'static dyn KindRunner {
     match kind {
         Kind::Norms => &norms::Norms,
         Kind::WidthSweep => &width_sweep::WidthSweep,
+        Kind::MinWidth => &min_width::MinWidth,
     }
 }
 
@@ -146,15 +158,27 @@ pub fn decode<T: DeserializeOwned>(rows: Vec<ResultRow>) -> Result<Vec<T>, serde
 pub struct LocalContext<'a> {
     rows: Mutex<Vec<ResultRow>>,
     progress: &'a (dyn Fn(u64, u64) + Sync),
+    detail: Option<&'a (dyn Fn(Value) + Sync)>,
     cancel: &'a AtomicBool,
+    limits: &'a Limits,
 }
 
 impl<'a> LocalContext<'a> {
-    pub fn new(progress: &'a (dyn Fn(u64, u64) + Sync), cancel: &'a AtomicBool) -> Self {
+    pub fn new(progress: &'a (dyn Fn(u64, u64) + Sync), cancel: &'a AtomicBool, limits: &'a Limits) -> Self {
         LocalContext {
             rows: Mutex::new(Vec::new()),
             progress,
+            detail: None,
             cancel,
+            limits,
+        }
+    }
+
+    /// Also report where the run stands (a search's bracket) to `detail`.
+    pub fn with_detail(self, detail: &'a (dyn Fn(Value) + Sync)) -> Self {
+        LocalContext {
+            detail: Some(detail),
+            ..self
         }
     }
 
@@ -184,10 +208,25 @@ impl RunContext for LocalContext<'_> {
         rows.push(row);
         Ok(())
     }
+
+    fn limits(&self) -> &Limits {
+        self.limits
+    }
+
+    fn detail(&self, detail: Value) {
+        if let Some(f) = self.detail {
+            f(detail)
+        }
+    }
 }
 
 /// Run a checked spec here, on the current rayon pool, without a database.
-pub fn run_local(spec: &Spec, progress: &(dyn Fn(u64, u64) + Sync), cancel: &AtomicBool) -> Result<Finished, Stop> {
-    let ctx = LocalContext::new(progress, cancel);
+pub fn run_local(
+    spec: &Spec,
+    limits: &Limits,
+    progress: &(dyn Fn(u64, u64) + Sync),
+    cancel: &AtomicBool,
+) -> Result<Finished, Stop> {
+    let ctx = LocalContext::new(progress, cancel, limits);
     runner(spec.kind()).run(spec, &ctx)
 }
