@@ -1,12 +1,19 @@
 //! Figures as SVG (plotters, SVG backend only: text is left to the viewer, no fonts needed).
 //!
 //! Holds one file per figure family: `norms` (ratios per layer), `sweep` (deviation vs width),
-//! `map` (width x depth). Each takes typed results and a title.
-//! Depends on: `analysis` (the result types), `theory` (bound names).
+//! `map` (width x depth), `search` (a minimal-width search: P against width, looseness against
+//! depth), each taking typed results, the job's spec and a title; `legend` and
+//! `svg` hold what is drawn beside plotters' charts (titles, legends, colour bars, tables),
+//! placed in strips of their own so that it never covers data. Every plotting area is marked
+//! by a `<rect class="plot-area">` and every legend is a `<g class="legend">`.
+//! Depends on: `analysis` (the result types), `theory` (bound names), `spec` (the job's
+//! settings: epsilon, delta, trials, weights, grid).
 
+mod legend;
 mod map;
 mod norms;
 mod search;
+mod svg;
 mod sweep;
 
 pub use map::map_svg;
@@ -14,10 +21,23 @@ pub use norms::norms_svg;
 pub use search::{search_svg, table_svg};
 pub use sweep::sweep_svg;
 
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use plotters::coord::types::RangedCoordf64;
 use plotters::style::RGBColor;
+
+use crate::spec::Spec;
+use svg::{wrap, Font, Layer};
 
 /// Colours of the bounds, in the order of `Bound::ALL`.
 const BOUND_COLOURS: [RGBColor; 3] = [RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189)];
+/// Measured values (and the forward ratio where both ratios share a chart).
+const MEASURED: RGBColor = RGBColor(31, 119, 180);
+/// Predicted values (and the gradient ratio where both ratios share a chart).
+const PREDICTED: RGBColor = RGBColor(217, 95, 2);
+/// The spec's epsilon.
+const EPSILON: RGBColor = RGBColor(110, 110, 110);
+/// Warnings in a figure (a partial sweep).
+const WARNING: RGBColor = RGBColor(180, 0, 0);
 
 /// A figure as SVG text, or why it could not be drawn.
 pub type PlotResult = Result<String, String>;
@@ -25,3 +45,137 @@ pub type PlotResult = Result<String, String>;
 fn err<E: std::fmt::Display>(e: E) -> String {
     format!("drawing the figure: {e}")
 }
+
+/// The title of a job's figure: `arpit2019-fig6 (job 1a2b3c4d): <the spec>`, without the
+/// preset when there is none, without the spec when it is unknown.
+pub fn figure_title(job_id: &str, preset: Option<&str>, spec: Option<&Spec>) -> String {
+    let short: String = job_id.chars().take(8).collect();
+    let head = match preset {
+        Some(p) => format!("{p} (job {short})"),
+        None => format!("job {short}"),
+    };
+    match spec {
+        Some(s) => format!("{head}: {s}"),
+        None => head,
+    }
+}
+
+const TITLE_FONT: f64 = 14.0;
+const TITLE_LINE: f64 = 18.0;
+
+/// The title wrapped to `width` px, and a red note under it (a partial sweep).
+struct Heading {
+    lines: Vec<String>,
+    note: Option<String>,
+}
+
+impl Heading {
+    /// A title too long for one line breaks after its head (`preset (job id):`), then wraps.
+    fn new(title: &str, note: Option<String>, width: f64) -> Heading {
+        let room = width - 40.0;
+        let lines = match title.split_once(": ") {
+            Some((head, rest)) if svg::text_width(title, TITLE_FONT) > room => std::iter::once(format!("{head}:"))
+                .chain(wrap(rest, TITLE_FONT, room))
+                .collect(),
+            _ => wrap(title, TITLE_FONT, room),
+        };
+        Heading { lines, note }
+    }
+
+    fn height(&self) -> f64 {
+        let lines = self.lines.len() + usize::from(self.note.is_some());
+        12.0 + lines as f64 * TITLE_LINE
+    }
+
+    fn draw(&self, layer: &mut Layer, width: f64) {
+        let mut y = 8.0 + TITLE_LINE / 2.0;
+        layer.group("title");
+        for line in &self.lines {
+            layer.text(width / 2.0, y, Font::new(TITLE_FONT).anchor(svg::Anchor::Middle), line);
+            y += TITLE_LINE;
+        }
+        layer.end();
+        if let Some(note) = &self.note {
+            layer.group("partial");
+            layer.text(
+                width / 2.0,
+                y,
+                Font::new(TITLE_FONT).bold().colour(WARNING).anchor(svg::Anchor::Middle),
+                note,
+            );
+            layer.end();
+        }
+    }
+}
+
+/// "partial: k of n points (job running)" when a sweep's figure shows fewer points than its grid.
+fn partial_note(shown: usize, grid: usize, job_status: &str) -> Option<String> {
+    (shown < grid).then(|| format!("partial: {shown} of {grid} points (job {job_status})"))
+}
+
+/// The pixel rectangle of a chart's plotting area, marked in the document as
+/// `<rect class="plot-area">` (also its frame).
+fn mark_plot_area(layer: &mut Layer, (x, y): (std::ops::Range<i32>, std::ops::Range<i32>)) -> PixelRect {
+    let rect = PixelRect {
+        left: f64::from(x.start),
+        top: f64::from(y.start),
+        right: f64::from(x.end),
+        bottom: f64::from(y.end),
+    };
+    layer.rect(
+        Some("plot-area"),
+        (rect.left, rect.top),
+        (rect.right - rect.left, rect.bottom - rect.top),
+        None,
+        Some(svg::Stroke::new(RGBColor(60, 60, 60), 1.0)),
+    );
+    rect
+}
+
+/// A linear f64 axis with the ticks given (plotters' `with_key_points` leaves an f64 axis
+/// without a label formatter).
+struct Ticked {
+    inner: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl Ticked {
+    fn new(range: std::ops::Range<f64>, ticks: Vec<f64>) -> Ticked {
+        Ticked {
+            inner: range.into(),
+            ticks,
+        }
+    }
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PixelRect {
+    left: f64,
+    top: f64,
+    right: f64,
+    bottom: f64,
+}
+
+#[cfg(test)]
+mod tests;

@@ -7,53 +7,51 @@ use axum::response::{IntoResponse, Response};
 use super::extract::Path;
 use super::schema::ErrorBody;
 use super::{ApiError, AppState};
-use crate::analysis::report::LayerReport;
+use crate::analysis::report::{BoundCheck, LayerReport};
 use crate::analysis::sweep::PointReport;
-use crate::figures::{map_svg, norms_svg, search_svg, sweep_svg, table_svg};
+use crate::figures::{self, map_svg, norms_svg, search_svg, sweep_svg, table_svg};
 use crate::jobs::stored_spec;
 use crate::spec::Kind;
 use crate::store::{JobRow, ResultFamily};
 
-/// `job 1a2b3c4d: <the spec>`.
+/// `arpit2019-fig6 (job 1a2b3c4d): <the spec>` (`job 1a2b3c4d: ...` without a preset).
 pub fn figure_title(job: &JobRow) -> String {
-    let short = &job.id[..job.id.len().min(8)];
-    match stored_spec(job) {
-        Some(spec) => format!("job {short}: {spec}"),
-        None => format!("job {short}"),
-    }
+    figures::figure_title(&job.id, job.preset.as_deref(), stored_spec(job).as_ref())
 }
 
 /// The job's figure (SVG): per-layer ratios, deviation vs width, or a width x depth map.
+/// A sweep's figure is drawn from the points stored so far and says when it is partial.
 #[utoipa::path(get, path = "/v1/jobs/{id}/plot.svg", tag = "results", params(("id" = String, Path)),
     responses(
         (status = 200, content_type = "image/svg+xml", body = String),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "No results yet")))]
 pub async fn plot(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let job = state.jobs.job(&id).await?;
-    let title = figure_title(&job);
+    let spec =
+        stored_spec(&job).ok_or_else(|| ApiError::Internal(format!("the stored spec of job {id} does not parse")))?;
+    let title = figures::figure_title(&job.id, job.preset.as_deref(), Some(&spec));
     let not_ready = || ApiError::Conflict {
         code: "not_ready",
         message: format!("job {id} is {} and has no results to plot yet", job.status),
     };
+    let status = job.status.to_string();
     let svg = match job.kind {
         Kind::WidthSweep => {
             let points: Vec<PointReport> = state.jobs.results(&id, ResultFamily::SweepPoint).await?;
             if points.is_empty() {
                 return Err(not_ready());
             }
-            let depths = stored_spec(&job)
-                .and_then(|s| s.sweep().map(|sw| sw.depths.len()))
-                .unwrap_or(1);
+            let depths = spec.sweep().map_or(1, |sw| sw.depths.len());
             if depths > 1 {
                 let rows = state.jobs.frontier(&job, &points).await?;
-                map_svg(&title, &points, &rows)
+                map_svg(&title, &spec, &points, &rows, &status)
             } else {
-                sweep_svg(&title, &points)
+                sweep_svg(&title, &spec, &points, &status)
             }
         }
         Kind::MinWidth => {
             let cells = state.jobs.search_cells(&job).await?;
-            let target = stored_spec(&job).map_or(0.95, |s| 1.0 - s.delta);
+            let target = 1.0 - spec.delta;
             match cells.as_slice() {
                 [] => return Err(not_ready()),
                 [one] if one.probes.is_empty() => return Err(not_ready()),
@@ -66,7 +64,8 @@ pub async fn plot(State(state): State<AppState>, Path(id): Path<String>) -> Resu
             if layers.is_empty() {
                 return Err(not_ready());
             }
-            norms_svg(&title, &layers)
+            let checks: Vec<BoundCheck> = state.jobs.results(&id, ResultFamily::BoundCheck).await?;
+            norms_svg(&title, &spec, &layers, &checks)
         }
     }
     .map_err(ApiError::Internal)?;

@@ -7,6 +7,7 @@ mod bounds;
 mod crash;
 mod errors;
 mod features;
+mod figures;
 mod helpers;
 mod jobs;
 mod lab;
