@@ -13,8 +13,9 @@
 //!
 //! The search probes widths lo, 2 lo, 4 lo, ... up to hi until one passes (the cheap widths
 //! first), then bisects between the largest failing and the smallest passing width, geometrically
-//! while they differ by more than a factor 2, then on integers. An undecided probe (its budget
-//! spent) stops the search where it is, and the answer says so.
+//! while they differ by more than a factor 2, then on integers. A probe whose budget runs out is
+//! undecided; the search works around it and stops after a few of them, and the answer lists
+//! them.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,9 @@ use crate::spec::names::string_enum;
 
 /// Networks of the first look of every probe.
 pub const FIRST_LOOK: u64 = 32;
+
+/// Undecided probes after which a cell's search stops.
+pub const MAX_UNDECIDED: usize = 3;
 
 /// `(6/pi^2)`: the sum over j >= 1 of `(6/pi^2) / j^2` is 1.
 const SIX_OVER_PI2: f64 = 6.0 / (std::f64::consts::PI * std::f64::consts::PI);
@@ -223,35 +227,47 @@ impl Search {
     }
 
     /// The next width to probe, or None when the search is over.
+    ///
+    /// Bracketing doubles from the largest width probed so far until one passes (an undecided
+    /// width does not stop it: the next width up usually decides); refining probes the middle of
+    /// the widest gap between probed widths within [largest fail, smallest pass] (geometric
+    /// while a gap spans more than a factor 2), so widths near an undecided one are still tried
+    /// on both sides. The search ends when no gap is wider than 1, or after [`MAX_UNDECIDED`]
+    /// undecided probes (each is the most expensive kind: more of them would mostly be undecided
+    /// too).
     pub fn next_width(&self) -> Option<u64> {
-        if self.probes.iter().any(|p| p.decision == Decision::Undecided) {
+        if self.decided(Decision::Undecided).count() >= MAX_UNDECIDED {
             return None;
         }
         let (fail, pass) = self.ends();
-        match pass {
-            // Bracketing: double from the largest failing width (or start at lo).
-            None => {
-                let next = fail.map_or(self.lo, |f| f.saturating_mul(2).min(self.hi));
-                (fail != Some(self.hi) && next > fail.unwrap_or(0)).then_some(next)
-            }
-            Some(b) => {
-                let a = match fail {
-                    Some(f) => f,
-                    // Nothing failed yet below the pass: the range's lower end is next, if open.
-                    None if b > self.lo => return Some(self.lo),
-                    None => return None,
-                };
-                if b - a <= 1 {
-                    return None;
-                }
-                let m = if b > 2 * a {
-                    ((a as f64) * (b as f64)).sqrt().round() as u64
+        let probed: std::collections::BTreeSet<u64> = self.probes.iter().map(|p| p.width).collect();
+        let Some(b) = pass else {
+            let top = probed.last().copied();
+            let next = top.map_or(self.lo, |t| t.saturating_mul(2).min(self.hi));
+            return (top != Some(self.hi) && top.is_none_or(|t| next > t)).then_some(next);
+        };
+        let a = match fail {
+            Some(f) => f,
+            None if !probed.contains(&self.lo) => return Some(self.lo),
+            None => self.lo,
+        };
+        let points: Vec<u64> = probed.range(a..=b).copied().collect();
+        points
+            .windows(2)
+            .filter(|w| w[1] - w[0] > 1)
+            .max_by(|x, y| {
+                let ratio = |w: &[u64]| w[1] as f64 / w[0].max(1) as f64;
+                ratio(x).total_cmp(&ratio(y)).then(y[0].cmp(&x[0]))
+            })
+            .map(|w| {
+                let (x, y) = (w[0], w[1]);
+                let m = if y > 2 * x {
+                    ((x.max(1) as f64) * (y as f64)).sqrt().round() as u64
                 } else {
-                    a + (b - a) / 2
+                    x + (y - x) / 2
                 };
-                Some(m.clamp(a + 1, b - 1))
-            }
-        }
+                m.clamp(x + 1, y - 1)
+            })
     }
 
     /// The answer so far.
@@ -357,11 +373,22 @@ mod tests {
         let below = run(5, 10, 1000);
         assert_eq!(below.censoring, Some(crate::analysis::sweep::Censoring::BelowRange));
         assert_eq!((below.pass, below.exact), (Some(10), true));
+        // Undecided probes do not stop the search until there are MAX_UNDECIDED of them.
         let mut s = Search::new(1, 1000);
+        for w in [1, 2] {
+            s.probes.push(Probe {
+                width: w,
+                decision: Decision::Undecided,
+                ..probe_with(0.95, 9, 64)
+            });
+        }
+        assert_eq!(s.next_width(), Some(4));
         s.probes.push(Probe {
+            width: 4,
             decision: Decision::Undecided,
             ..probe_with(0.95, 9, 64)
         });
         assert_eq!(s.next_width(), None);
+        assert_eq!(s.bracket(0.95).undecided, [1, 2, 4]);
     }
 }

@@ -378,3 +378,55 @@ async fn a_half_sent_request_head_does_not_block_shutdown() {
         stopped_at.elapsed()
     );
 }
+
+/// A search of some tens of seconds: dense networks, 32 inputs, several probes.
+fn kill_search() -> Value {
+    json!({"kind": "min_width", "network": {"input_dim": 100, "depth": 5, "init": {"scheme": "he", "fan": "out"}},
+           "samples": 32, "epsilon": 0.4, "delta": 0.1, "width_range": [1, 2048], "max_networks_per_width": 512,
+           "seed": 11, "method": "dense"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_killed_mid_way_resumes_to_the_same_answer_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("search.db");
+    let log = dir.path().join("server.log");
+    let mut server = Server::start(&db, &log);
+    let id = server.submit(&kill_search()).await;
+    // Kill once a few probes are stored.
+    let start = Instant::now();
+    loop {
+        let search = server.get(&format!("/v1/jobs/{id}/search")).await;
+        let probes = search["cells"][0]["probes"].as_array().map_or(0, Vec::len);
+        if probes >= 4 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no probes stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let job = server.get(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(
+        job["status"], "running",
+        "the search ended before the kill; make it longer: {job}"
+    );
+    server.kill9();
+    server = Server::start(&db, &log);
+    let job = server.wait_succeeded(&id, Duration::from_secs(600)).await;
+    assert_eq!(job["attempt"], 1, "{job}");
+    let served = server.get(&format!("/v1/jobs/{id}/search")).await;
+    let clean = Command::new(env!("CARGO_BIN_EXE_widthlab"))
+        .args(["run", "-", "--json", "--quiet", "--threads", "2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(kill_search().to_string().as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("widthlab run");
+    let clean: Value = serde_json::from_slice(&clean.stdout).expect("JSON");
+    assert_same_json(&served["cells"], &clean["cells"], "cells");
+}

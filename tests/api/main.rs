@@ -14,4 +14,5 @@ mod lab;
 mod lifecycle;
 mod process;
 mod results;
+mod search;
 mod structure;

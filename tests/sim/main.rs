@@ -5,4 +5,5 @@
 
 mod engine;
 mod exact;
+mod min_width;
 mod predictions;

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::{decode, encode, with_control, Finished, KindRunner, Output, RunContext, Stop};
 use crate::analysis::report::Stamp;
 use crate::analysis::search::{run_probe, BoundWidth, CellResult, Probe, Search, FIRST_LOOK};
-use crate::sim::plan::SpecPlan;
+use crate::sim::plan::{SpecPlan, REPORT_WORK_FLOPS};
 use crate::sim::rng::splitmix64;
 use crate::sim::{simulate, Simulation};
 use crate::spec::{Claim, Limits, MinWidthSearch, Spec, SpecError};
@@ -66,7 +66,7 @@ pub fn width_range(search: &MinWidthSearch, spec: &Spec, epsilon: f64, depth: us
 /// An upper bound on a search's probes over [lo, hi]: doubling, then halving the gap.
 fn probes_bound(lo: u64, hi: u64) -> u64 {
     let log2 = |x: u64| 64 - x.max(1).leading_zeros() as u64;
-    log2(hi / lo.max(1)) + 1 + log2(hi) + 1
+    log2(hi / lo.max(1)) + 1 + log2(hi) + 1 + crate::analysis::search::MAX_UNDECIDED as u64
 }
 
 fn bounds_beside(spec: &Spec, epsilon: f64, depth: usize, pass: Option<u64>) -> Vec<BoundWidth> {
@@ -107,7 +107,7 @@ impl KindRunner for MinWidth {
         };
         let (lo, _) = width_range(search, spec, epsilon, depth, limits.max_width as u64);
         let first = spec.with_cell(lo as usize, depth, epsilon, CHUNK as usize, spec.seed);
-        let cost = first.estimate(limits.parallel_trials).work_flops;
+        let cost = first.estimate(limits.parallel_trials).work_flops - REPORT_WORK_FLOPS;
         if cost > search.max_work {
             return Err(SpecError::new(
                 "max_work",
@@ -321,7 +321,9 @@ fn run_one_probe(
     };
     let first = chunk_spec(0, CHUNK);
     let engine = first.engine();
-    let estimate = first.estimate(limits.parallel_trials);
+    // A chunk builds no report: its work is the simulation's alone.
+    let mut estimate = first.estimate(limits.parallel_trials);
+    estimate.work_flops = (estimate.work_flops - REPORT_WORK_FLOPS).max(0.0);
     if estimate.memory_bytes > limits.max_memory_bytes {
         let mut probe = run_probe::<Stop>(index, width, target, alpha, 0, engine.as_str(), |_, _| Ok(None))?;
         probe.note = Some(format!(
