@@ -19,9 +19,18 @@ pub struct Config {
     /// Compute threads for simulations (default: all cores).
     #[arg(long, env = "WIDTHLAB_THREADS")]
     pub threads: Option<usize>,
-    /// Jobs computed at the same time.
+    /// Units of work this process computes at the same time (each on its share of the
+    /// threads). `--workers` overrides it.
     #[arg(long = "max-running", env = "WIDTHLAB_MAX_RUNNING", default_value_t = 1)]
     pub max_running: usize,
+    /// Compute slots of this process: 0 serves the API only (other processes, `widthlab
+    /// worker`, compute); N computes N units at once (as `--max-running N`).
+    #[arg(long, env = "WIDTHLAB_WORKERS")]
+    pub workers: Option<usize>,
+    /// Seconds a claimed unit stays this process's without a renewal; renewed every third of
+    /// it. A worker that dies loses its units to other workers after this long.
+    #[arg(long = "lease-secs", env = "WIDTHLAB_LEASE_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub lease_secs: u64,
     /// Queued jobs accepted before POST /v1/jobs answers 503.
     #[arg(long = "max-queued", env = "WIDTHLAB_MAX_QUEUED", default_value_t = 1000)]
     pub max_queued: i64,
@@ -212,6 +221,11 @@ impl Config {
 
     pub fn threads(&self) -> usize {
         self.threads.unwrap_or_else(default_threads).max(1)
+    }
+
+    /// Units this process computes at once (0: none, an API-only server).
+    pub fn compute_slots(&self) -> usize {
+        self.workers.unwrap_or(self.max_running)
     }
 
     pub fn limits(&self) -> Limits {

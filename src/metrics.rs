@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::store::Status;
+use crate::store::{Status, UnitState};
 
 /// Upper bounds of request-duration buckets, seconds.
 const REQUEST_BUCKETS: [f64; 12] = [
@@ -50,6 +50,9 @@ pub struct Metrics {
     job_seconds: Histogram,
     jobs: Family<StatusLabels, Gauge>,
     queue_length: Gauge,
+    units: Family<StatusLabels, Gauge>,
+    units_completed: Counter,
+    unit_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -83,15 +86,36 @@ impl Metrics {
         let job_seconds = Histogram::new(JOB_BUCKETS.iter().copied());
         registry.register(
             "job_duration_seconds",
-            "Wall time of jobs from claim to end (this process)",
+            "Wall time of jobs from their first claim to their end (jobs this process ended)",
             job_seconds.clone(),
         );
         let jobs = Family::<StatusLabels, Gauge>::default();
         registry.register("jobs", "Jobs in the database by status", jobs.clone());
         let queue_length = Gauge::default();
         registry.register("queue_length", "Jobs waiting to run", queue_length.clone());
+        let units = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "units",
+            "Units of work of unfinished jobs by state (pending, leased, done), all processes",
+            units.clone(),
+        );
+        let units_completed = Counter::default();
+        registry.register(
+            "units_completed",
+            "Units of work this process completed since start",
+            units_completed.clone(),
+        );
+        let unit_seconds = Histogram::new(JOB_BUCKETS.iter().copied());
+        registry.register(
+            "unit_duration_seconds",
+            "Wall time of units this process ran, from claim to stored outcome",
+            unit_seconds.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
+            units,
+            units_completed,
+            unit_seconds,
             requests,
             request_seconds,
             jobs_submitted,
@@ -129,6 +153,26 @@ impl Metrics {
     /// Record a job's wall time when it leaves the running state.
     pub fn job_finished(&self, elapsed: Duration) {
         self.job_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Record a unit this process ran (`completed`: its rows or the job's result were stored).
+    pub fn unit_ended(&self, elapsed: Duration, completed: bool) {
+        self.unit_seconds.observe(elapsed.as_secs_f64());
+        if completed {
+            self.units_completed.inc();
+        }
+    }
+
+    /// Units of unfinished jobs by state, from the database.
+    pub fn set_units(&self, counts: &[(UnitState, i64)]) {
+        for &state in UnitState::ALL {
+            let n = counts.iter().find(|(s, _)| *s == state).map_or(0, |(_, n)| *n);
+            self.units
+                .get_or_create(&StatusLabels {
+                    status: state.as_str().to_string(),
+                })
+                .set(n);
+        }
     }
 
     /// The exposition text; `jobs_by_status` comes from the database.

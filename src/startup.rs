@@ -47,11 +47,15 @@ impl Services {
             store,
             JobsConfig {
                 threads: config.threads(),
-                max_running: config.max_running,
+                max_running: config.compute_slots().max(1),
                 max_queued: config.max_queued,
                 max_queued_per_owner: config.max_queued_per_owner,
                 max_owner_flops: config.max_owner_flops,
                 limits: config.limits(),
+                lease: Duration::from_secs(config.lease_secs),
+                poll: JobsConfig::DEFAULT_POLL,
+                max_units: None,
+                compute: config.compute_slots() > 0,
             },
             Arc::new(Metrics::new()),
         )?;
@@ -126,7 +130,7 @@ impl Application {
             max_connections: self.state.config.max_connections,
             grace: HTTP_GRACE,
         };
-        let worker = tokio::spawn(jobs.clone().run_worker());
+        let worker = jobs.computes().then(|| tokio::spawn(jobs.clone().run_worker()));
         let app = router(self.state);
         // On the signal, stop the jobs first: event streams then end and running work goes back
         // to the queue, so the graceful shutdown of the server cannot wait on a long stream.
@@ -137,7 +141,9 @@ impl Application {
         };
         serve(self.listener, app, limits, signal).await;
         jobs.shutdown(SHUTDOWN_GRACE).await;
-        worker.abort();
+        if let Some(worker) = worker {
+            worker.abort();
+        }
         // The database is free for the next process once this one has stopped using it.
         drop(self.lock);
         Ok(())

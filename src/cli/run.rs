@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{tables, CliError};
 use crate::analysis::sweep::PointReport;
-use crate::jobs::kinds::{runner, validate, LocalContext, Output, Stop};
+use crate::jobs::kinds::{run_all, runner, validate, LocalContext, Output, Stop};
 use crate::spec::{default_threads, Kind, Limits};
 
 #[derive(Debug, Args)]
@@ -109,7 +109,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let finished = pool
         .install(|| {
             let ctx = LocalContext::new(&progress, &never, &limits).with_detail(&detail);
-            runner(spec.kind()).run(&spec, &ctx)
+            run_all(runner(spec.kind()), &spec, &ctx)
         })
         .map_err(|stop| match stop {
             Stop::Cancelled => CliError {

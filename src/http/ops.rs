@@ -60,6 +60,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let by_status = state.jobs.count_by_status().await?;
+    state.jobs.refresh_unit_metrics().await?;
     Ok((
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.jobs.metrics().render(&by_status),

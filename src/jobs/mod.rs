@@ -9,7 +9,7 @@ pub mod kinds;
 mod worker;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
@@ -109,6 +109,19 @@ pub struct JobsConfig {
     pub max_queued_per_owner: Option<i64>,
     pub max_owner_flops: Option<f64>,
     pub limits: Limits,
+    /// How long a claimed unit stays this worker's without a renewal (renewed every third).
+    pub lease: std::time::Duration,
+    /// How often an idle worker looks for work another process queued.
+    pub poll: std::time::Duration,
+    /// Stop claiming after this many units (a worker process's `--max-units`).
+    pub max_units: Option<u64>,
+    /// Whether this process computes at all (false: an API-only server).
+    pub compute: bool,
+}
+
+impl JobsConfig {
+    /// How often an idle worker polls when nothing wakes it.
+    pub const DEFAULT_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 }
 
 pub struct Jobs {
@@ -122,8 +135,12 @@ pub struct Jobs {
     free_pools: Mutex<Vec<usize>>,
     wake: Notify,
     slots: Arc<Semaphore>,
-    /// Cancel flags of running jobs, by id.
-    running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// Cancel flags of jobs with units running here, by id, with how many units hold each.
+    running: Mutex<HashMap<String, (Arc<AtomicBool>, usize)>>,
+    /// This process's name on the leases it takes (host, pid and a random part).
+    worker_id: String,
+    /// Units claimed so far (for `max_units`).
+    units_run: AtomicU64,
     shutdown: Arc<AtomicBool>,
     stopped: Notify,
     /// Serializes submissions of this process (the store checks the queue length and the
@@ -164,6 +181,8 @@ impl Jobs {
             pools,
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
+            worker_id: worker_id(),
+            units_run: AtomicU64::new(0),
             shutdown: Arc::new(AtomicBool::new(false)),
             stopped: Notify::new(),
             submit_lock: tokio::sync::Mutex::new(()),
@@ -196,18 +215,23 @@ impl Jobs {
         let id = uuid::Uuid::new_v4().to_string();
         let spec_json = spec.to_json();
         let stamp = serde_json::to_value(crate::analysis::report::Stamp::for_spec(&spec)).unwrap_or(Value::Null);
+        let runner = kinds::runner(spec.kind());
+        let units: Vec<u64> = (0..runner.units(&spec))
+            .map(|u| runner.unit_progress_total(&spec, u))
+            .collect();
         let new = NewJob {
             id: &id,
             kind: spec.kind(),
             spec: &spec_json,
             spec_hash: &hash,
             idempotency_key,
-            progress_total: kinds::runner(spec.kind()).progress_total(&spec),
+            progress_total: units.iter().sum(),
             seed: spec.seed,
             stamp: &stamp,
             preset,
             owner: caller.name.as_deref(),
             work_flops: spec.estimate(self.config.limits.parallel_trials).work_flops,
+            units: &units,
         };
         let limits = QueueLimits {
             max_queued: self.config.max_queued,
@@ -317,7 +341,7 @@ impl Jobs {
                 status: row.status,
             });
         }
-        if let Some(flag) = self.lock_running().get(id) {
+        if let Some((flag, _)) = self.lock_running().get(id) {
             flag.store(true, Ordering::Relaxed);
         }
         self.publish(&row);
@@ -352,8 +376,52 @@ impl Jobs {
         self.free_pools.lock().unwrap_or_else(|p| p.into_inner()).push(index);
     }
 
-    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AtomicBool>>> {
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Arc<AtomicBool>, usize)>> {
         self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The cancel flag of a job a unit of which starts here (shared by its units here).
+    fn register(&self, id: &str, cancel_requested: bool) -> Arc<AtomicBool> {
+        let mut running = self.lock_running();
+        let entry = running
+            .entry(id.to_string())
+            .or_insert_with(|| (Arc::new(AtomicBool::new(false)), 0));
+        entry.1 += 1;
+        if cancel_requested {
+            entry.0.store(true, Ordering::Relaxed);
+        }
+        entry.0.clone()
+    }
+
+    fn unregister(&self, id: &str) {
+        let mut running = self.lock_running();
+        if let Some(entry) = running.get_mut(id) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                running.remove(id);
+            }
+        }
+    }
+
+    /// Whether this process has claimed all the units it was told to (`max_units`).
+    fn units_exhausted(&self) -> bool {
+        self.config
+            .max_units
+            .is_some_and(|max| self.units_run.load(Ordering::Relaxed) >= max)
+    }
+
+    fn count_unit(&self) {
+        self.units_run.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether this process computes units (false: API only).
+    pub fn computes(&self) -> bool {
+        self.config.compute
+    }
+
+    /// This process's name on its leases.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
     }
 
     fn publish(&self, row: &JobRow) {
@@ -384,24 +452,65 @@ impl Jobs {
         match tokio::time::timeout(grace, self.slots.acquire_many(all)).await {
             Ok(Ok(permits)) => permits.forget(),
             _ => {
-                // A layer longer than the grace: put the job back in the queue now, as a stop
-                // and not a crash (its late result, if any, finds it no longer running).
-                let ids: Vec<String> = self.lock_running().keys().cloned().collect();
-                for id in ids {
-                    match self.store.requeue(&id).await {
-                        Ok(_) => tracing::warn!(job = %id, "still computing after {grace:?}; re-queued"),
-                        Err(e) => tracing::error!(job = %id, error = %e, "re-queueing at shutdown failed"),
+                // A layer longer than the grace: give the units back now, as a stop and not a
+                // crash (a late result finds the lease no longer held and is dropped).
+                let held = match self.store.release_worker(&self.worker_id).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::error!(error = %e, "giving units back at shutdown failed");
+                        0
                     }
-                }
+                };
+                tracing::warn!(units = held, "still computing after {grace:?}; units given back");
             }
         }
         self.slots.close();
     }
 
-    /// Re-queue jobs a crash left running (start-up).
+    /// Re-queue jobs a crash left running, and split jobs queued by an older version into
+    /// units (start-up of a process that owns its database alone).
     pub async fn recover(&self) -> Result<u64, StoreError> {
-        self.store.recover().await
+        let requeued = self.store.recover().await?;
+        self.split_legacy().await?;
+        Ok(requeued)
     }
+
+    /// Give jobs without units (queued before units existed) their units.
+    pub async fn split_legacy(&self) -> Result<(), StoreError> {
+        for row in self.store.jobs_without_units().await? {
+            let Some(spec) = stored_spec(&row) else {
+                self.store
+                    .finish_failed(&row.id, "stored spec no longer readable")
+                    .await?;
+                continue;
+            };
+            let runner = kinds::runner(row.kind);
+            let units: Vec<u64> = (0..runner.units(&spec))
+                .map(|u| runner.unit_progress_total(&spec, u))
+                .collect();
+            self.store.add_units(&row.id, &units).await?;
+        }
+        Ok(())
+    }
+
+    /// Refresh the unit gauges of the metrics from the store.
+    pub async fn refresh_unit_metrics(&self) -> Result<(), StoreError> {
+        let counts = self.store.unit_counts().await?;
+        self.metrics.set_units(&counts);
+        Ok(())
+    }
+}
+
+/// A lease holder's name: host, process id, and a random part (a pid is reused).
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}:{}:{}", std::process::id(), &random[..8])
 }
 
 fn permitted(caller: &Caller, job: &JobRow, what: &str) -> Result<(), JobError> {

@@ -118,7 +118,7 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
     let trials = (0..spec.trials)
         .into_par_iter()
         .map(|t| {
-            let mut rng = rng::trial_rng(spec.seed, t as u64);
+            let mut rng = rng::trial_rng(spec.seed, (spec.first_trial + t) as u64);
             let mut tick = || {
                 if (ctl.cancelled)() {
                     return Err(Cancelled);

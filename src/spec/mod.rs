@@ -480,6 +480,10 @@ pub struct Spec {
     pub precision: Precision,
     /// As requested; `sim::plan` resolves it to the engine that runs.
     pub method: Method,
+    /// The index of the first of `trials` networks: a job split into units simulates networks
+    /// `first_trial..first_trial + trials` of the same streams (0 for a whole job; never in the
+    /// spec's JSON).
+    pub first_trial: usize,
     pub(crate) _valid: Valid,
 }
 
@@ -560,6 +564,16 @@ impl Spec {
             "precision": self.precision,
             "method": self.method,
         })
+    }
+
+    /// Networks `first..first + count` of this spec (a unit of a job split over workers): the
+    /// same streams, so the units' networks are the whole job's.
+    pub fn with_trials(&self, first: usize, count: usize) -> Spec {
+        Spec {
+            first_trial: self.first_trial + first,
+            trials: count,
+            ..self.clone()
+        }
     }
 
     /// The `norms` spec of one grid point: `width` at every one of `depth` layers, with `seed`.

@@ -307,6 +307,7 @@ fn convert(mut raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
         seed: raw.seed.unwrap_or_else(rand::random),
         precision: raw.precision.unwrap_or(Precision::F64),
         method: raw.method.unwrap_or(Method::Auto),
+        first_trial: 0,
         _valid: Valid(()),
     })
 }

@@ -101,6 +101,9 @@ string_enum! {
         SweepPoint = "sweep_point",
         /// One probe of a `min_width` search (index: cell x 10000 + the probe's place in it).
         Probe = "probe",
+        /// The raw ratios of one unit of a `norms` job's networks (dropped once the report is
+        /// stored).
+        TrialRatios = "trial_ratios",
     }
 }
 
@@ -148,6 +151,46 @@ pub struct JobRow {
     pub work_flops: f64,
 }
 
+string_enum! {
+    /// Where a unit of work stands.
+    pub enum UnitState {
+        Pending = "pending",
+        Leased = "leased",
+        Done = "done",
+    }
+}
+
+/// A unit of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitRef<'a> {
+    pub job: &'a str,
+    pub unit: u64,
+}
+
+/// A unit a worker holds under a lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// The job, as it is after the claim (running).
+    pub job: JobRow,
+    pub unit: u64,
+    /// The finishing unit: build the job's result from every unit's rows.
+    pub finish: bool,
+    /// Earlier leases of this unit that ended without completing it.
+    pub attempts: u32,
+}
+
+/// What a lease renewal learned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Renewal {
+    /// The lease is still this worker's and the job still running: go on.
+    pub held: bool,
+    /// Someone asked the job to stop.
+    pub cancel_requested: bool,
+    /// The job's progress, summed over its units.
+    pub done: u64,
+    pub total: u64,
+}
+
 /// What a new job needs.
 #[derive(Debug, Clone)]
 pub struct NewJob<'a> {
@@ -163,6 +206,8 @@ pub struct NewJob<'a> {
     pub preset: Option<&'a str>,
     pub owner: Option<&'a str>,
     pub work_flops: f64,
+    /// The progress total of each compute unit (a finishing unit is added after them).
+    pub units: &'a [u64],
 }
 
 /// Limits a submission is checked against in the insert's transaction.
@@ -220,11 +265,47 @@ pub trait JobStore: Send + Sync {
     /// How many jobs are in each state (states without jobs are left out).
     async fn count_by_status(&self) -> Result<Vec<(Status, i64)>, StoreError>;
 
-    /// Claim the oldest queued job: queued -> running.
-    async fn claim_next(&self) -> Result<Option<JobRow>, StoreError>;
+    /// Claim a unit: a pending one, or one whose lease expired (its holder died), of the oldest
+    /// queued or running job not asked to stop; a finishing unit only once every compute unit of
+    /// its job is done. The job becomes running. A unit reclaimed from an expired lease counts a
+    /// crash: the job's `attempt` and `stalls` go up, and at [`MAX_ATTEMPTS`] stalls the job is
+    /// failed instead.
+    async fn claim_unit(&self, worker: &str, lease: std::time::Duration) -> Result<Option<Claim>, StoreError>;
 
-    /// Progress of a running job (a `detail` of None keeps the stored one).
-    async fn set_progress(&self, id: &str, done: u64, total: u64, detail: Option<&Value>) -> Result<(), StoreError>;
+    /// Extend a lease, record the unit's progress (and the job's detail), and learn whether the
+    /// worker should go on.
+    async fn renew_unit(
+        &self,
+        unit: UnitRef<'_>,
+        worker: &str,
+        lease: std::time::Duration,
+        progress: u64,
+        detail: Option<&Value>,
+    ) -> Result<Renewal, StoreError>;
+
+    /// A compute unit is done: store its rows (an upsert: a unit computed twice writes the same
+    /// rows) and mark it done, in one transaction; a stored unit is progress (stalls back to 0).
+    /// Nothing is written for a job that ended meanwhile. Returns the job's compute units not
+    /// done yet.
+    async fn complete_unit(&self, unit: UnitRef<'_>, worker: &str, rows: &[ResultRow]) -> Result<u64, StoreError>;
+
+    /// Give a unit back (a stop, not a crash): pending again, no attempt counted; a job left
+    /// with no unit leased goes back to queued.
+    async fn release_unit(&self, unit: UnitRef<'_>, worker: &str) -> Result<(), StoreError>;
+
+    /// Give back every unit `worker` holds (a stop that did not wait for them); returns how
+    /// many.
+    async fn release_worker(&self, worker: &str) -> Result<u64, StoreError>;
+
+    /// Queued or running jobs that have no units (queued by a version before units).
+    async fn jobs_without_units(&self) -> Result<Vec<JobRow>, StoreError>;
+
+    /// Give a job its units (compute units with these progress totals, then the finishing
+    /// unit), unless it has some.
+    async fn add_units(&self, id: &str, units: &[u64]) -> Result<(), StoreError>;
+
+    /// Units by state (of jobs not finished), for the metrics.
+    async fn unit_counts(&self) -> Result<Vec<(UnitState, i64)>, StoreError>;
 
     /// Store one result row of a running job, replacing a row at the same (family, index): a
     /// unit stored twice (a resumed attempt) is the same row. A stored unit is progress: the
@@ -234,14 +315,15 @@ pub trait JobStore: Send + Sync {
     /// A job's result rows of one family, by index.
     async fn results(&self, id: &str, family: ResultFamily) -> Result<Vec<ResultRow>, StoreError>;
 
-    /// running -> succeeded, with the stamp, summary and the final result rows, in one
-    /// transaction. `false` if the job was not running.
+    /// running -> succeeded, with the stamp, summary and the final result rows, dropping the
+    /// scratch families, in one transaction. `false` if the job was not running.
     async fn finish_succeeded(
         &self,
         id: &str,
         stamp: &Value,
         summary: &Value,
         rows: &[ResultRow],
+        scratch: &[ResultFamily],
     ) -> Result<bool, StoreError>;
 
     /// running -> failed.
@@ -250,13 +332,11 @@ pub trait JobStore: Send + Sync {
     /// running -> cancelled (a cancel the worker honoured).
     async fn finish_cancelled(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// running -> queued (shutdown): the job will run again from its seed and stored units. Not a
-    /// crash: neither `attempt` nor `stalls` changes.
-    async fn requeue(&self, id: &str) -> Result<bool, StoreError>;
-
-    /// At start-up: jobs left running by a crash go back to the queue (attempt + 1, stalls + 1),
-    /// except those whose cancel was requested (cancelled) and those that stalled
-    /// [`MAX_ATTEMPTS`] runs in a row (failed). Returns how many were re-queued.
+    /// At start-up of a process that owns the database alone (SQLite): units leased by a process
+    /// that died are released (attempt + 1, stalls + 1; failed at [`MAX_ATTEMPTS`] stalls),
+    /// running jobs asked to stop become cancelled, and running jobs left with no unit leased go
+    /// back to queued. Returns how many jobs were re-queued. A shared database (PostgreSQL)
+    /// reclaims expired leases instead, at claim time.
     async fn recover(&self) -> Result<u64, StoreError>;
 
     /// Cancel: a queued job at once, a running one by flag. Returns the job after the change.

@@ -15,8 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, FromRow, SqliteConnection, SqlitePool};
 
 use super::{
-    replay, JobRow, JobStore, Kind, ListQuery, NewJob, QueueLimits, ResultFamily, ResultRow, Status, StoreError,
-    MAX_ATTEMPTS,
+    replay, Claim, JobRow, JobStore, Kind, ListQuery, NewJob, QueueLimits, Renewal, ResultFamily, ResultRow, Status,
+    StoreError, UnitRef, UnitState, MAX_ATTEMPTS,
 };
 
 /// RFC 3339 UTC with exactly six fractional digits, so timestamps sort as strings.
@@ -292,22 +292,142 @@ impl SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
-    /// [`JobStore::claim_next`] with the clock reading taken by the caller.
-    async fn claim_next_at(&self, now: &str) -> Result<Option<JobRow>, StoreError> {
-        let row = self
+    /// [`JobStore::claim_unit`] with the clock readings taken by the caller.
+    async fn claim_unit_at(
+        &self,
+        worker: &str,
+        now: &str,
+        now_ms: i64,
+        lease: Duration,
+    ) -> Result<Option<Claim>, StoreError> {
+        let until = now_ms + lease.as_millis() as i64;
+        let claimed = self
             .write(async |conn| {
-                Ok(sqlx::query_as::<_, StoredJob>(
-                    "UPDATE jobs SET status = 'running', started_at = MAX(?, created_at), progress_done = 0
-                     WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) AND status = 'queued'
-                     RETURNING *",
-                )
-                .bind(now)
-                .fetch_optional(conn)
-                .await?)
+                loop {
+                    let candidate: Option<(String, i64, i64, String, i64)> = sqlx::query_as(
+                        "SELECT u.job_id, u.idx, u.finish, u.state, u.attempts FROM units u JOIN jobs j ON j.id = u.job_id
+                         WHERE j.status IN ('queued', 'running') AND j.cancel_requested = 0
+                           AND (u.state = 'pending' OR (u.state = 'leased' AND u.lease_until < ?1))
+                           AND (u.finish = 0 OR NOT EXISTS (
+                                SELECT 1 FROM units v WHERE v.job_id = u.job_id AND v.finish = 0 AND v.state <> 'done'))
+                         ORDER BY (SELECT COUNT(*) FROM units l WHERE l.job_id = u.job_id AND l.state = 'leased'),
+                                  j.seq, u.idx
+                         LIMIT 1",
+                    )
+                    .bind(now_ms)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let Some((job_id, idx, finish, state, attempts)) = candidate else {
+                        return Ok(None);
+                    };
+                    if state == "leased" {
+                        // Its holder died: a crash of this unit, counted; a unit whose leases ended
+                        // MAX_ATTEMPTS times without completing it fails its job (it is likely
+                        // what kills the workers).
+                        let failed = sqlx::query(
+                            "UPDATE jobs SET status = 'failed', finished_at = MAX(?, COALESCE(started_at, created_at)),
+                                 stalls = ?, attempt = attempt + 1,
+                                 error = 'a worker stopped while running unit ' || ? || ' of this job ' || ? ||
+                                         ' times (crash, kill or lost lease) before it completed; not retried'
+                             WHERE id = ? AND ? >= ?",
+                        )
+                        .bind(now)
+                        .bind(attempts + 1)
+                        .bind(idx)
+                        .bind(attempts + 1)
+                        .bind(&job_id)
+                        .bind(attempts + 1)
+                        .bind(MAX_ATTEMPTS as i64)
+                        .execute(&mut *conn)
+                        .await?;
+                        if failed.rows_affected() == 1 {
+                            sqlx::query("UPDATE units SET state = 'pending', worker = NULL, lease_until = NULL, attempts = attempts + 1 WHERE job_id = ? AND idx = ?")
+                                .bind(&job_id)
+                                .bind(idx)
+                                .execute(&mut *conn)
+                                .await?;
+                            continue;
+                        }
+                        sqlx::query("UPDATE jobs SET attempt = attempt + 1, stalls = MAX(stalls, ?) WHERE id = ?")
+                            .bind(attempts + 1)
+                            .bind(&job_id)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    sqlx::query(
+                        "UPDATE units SET state = 'leased', worker = ?, lease_until = ?, progress_done = 0,
+                             attempts = attempts + ?
+                         WHERE job_id = ? AND idx = ?",
+                    )
+                    .bind(worker)
+                    .bind(until)
+                    .bind(i64::from(state == "leased"))
+                    .bind(&job_id)
+                    .bind(idx)
+                    .execute(&mut *conn)
+                    .await?;
+                    let row = sqlx::query_as::<_, StoredJob>(
+                        "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, MAX(?, created_at))
+                         WHERE id = ? RETURNING *",
+                    )
+                    .bind(now)
+                    .bind(&job_id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    return Ok(Some((row, idx, finish, attempts + i64::from(state == "leased"))));
+                }
             })
             .await?;
-        row.map(JobRow::try_from).transpose()
+        claimed
+            .map(|(row, idx, finish, attempts)| {
+                Ok(Claim {
+                    job: JobRow::try_from(row)?,
+                    unit: idx as u64,
+                    finish: finish != 0,
+                    attempts: attempts as u32,
+                })
+            })
+            .transpose()
     }
+}
+
+/// Unix milliseconds, for leases.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The job's progress: done units' totals plus leased units' progress (binds: job id twice).
+const JOB_PROGRESS: &str = "UPDATE jobs SET
+        progress_done = (SELECT COALESCE(SUM(CASE state WHEN 'done' THEN progress_total ELSE progress_done END), 0)
+                         FROM units WHERE job_id = ?),
+        progress_total = (SELECT COALESCE(SUM(progress_total), 0) FROM units WHERE job_id = ?)
+     WHERE id = ?";
+
+/// The units of a job: its compute units, then the finishing unit.
+async fn insert_units(conn: &mut SqliteConnection, job: &str, totals: &[u64]) -> Result<(), StoreError> {
+    for (idx, total) in totals.iter().enumerate() {
+        sqlx::query("INSERT INTO units (job_id, idx, progress_total) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(job)
+            .bind(idx as i64)
+            .bind(*total as i64)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("INSERT INTO units (job_id, idx, finish, progress_total) VALUES (?, ?, 1, 0) ON CONFLICT DO NOTHING")
+        .bind(job)
+        .bind(totals.len() as i64)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "UPDATE jobs SET progress_total = (SELECT SUM(progress_total) FROM units WHERE job_id = ?) WHERE id = ?",
+    )
+    .bind(job)
+    .bind(job)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Insert or replace one result row (binds: job id, family, index, data).
@@ -404,8 +524,9 @@ impl JobStore for SqliteStore {
                 .bind(job.preset)
                 .bind(job.owner)
                 .bind(job.work_flops)
-                .fetch_one(conn)
+                .fetch_one(&mut *conn)
                 .await?;
+                insert_units(conn, job.id, job.units).await?;
                 Ok(Ok(JobRow::try_from(row)?))
             })
             .await?;
@@ -458,22 +579,196 @@ impl JobStore for SqliteStore {
             .collect()
     }
 
-    async fn claim_next(&self) -> Result<Option<JobRow>, StoreError> {
-        self.claim_next_at(&now()).await
+    async fn claim_unit(&self, worker: &str, lease: Duration) -> Result<Option<Claim>, StoreError> {
+        self.claim_unit_at(worker, &now(), now_ms(), lease).await
     }
 
-    async fn set_progress(&self, id: &str, done: u64, total: u64, detail: Option<&Value>) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET progress_done = ?, progress_total = ?, progress_detail = COALESCE(?, progress_detail)
-             WHERE id = ? AND status = 'running'",
+    async fn renew_unit(
+        &self,
+        unit: UnitRef<'_>,
+        worker: &str,
+        lease: Duration,
+        progress: u64,
+        detail: Option<&Value>,
+    ) -> Result<Renewal, StoreError> {
+        let until = now_ms() + lease.as_millis() as i64;
+        self.write(async |conn| {
+            let held = sqlx::query(
+                "UPDATE units SET lease_until = ?, progress_done = ?
+                 WHERE job_id = ? AND idx = ? AND state = 'leased' AND worker = ?",
+            )
+            .bind(until)
+            .bind(progress as i64)
+            .bind(unit.job)
+            .bind(unit.unit as i64)
+            .bind(worker)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1;
+            sqlx::query(JOB_PROGRESS)
+                .bind(unit.job)
+                .bind(unit.job)
+                .bind(unit.job)
+                .execute(&mut *conn)
+                .await?;
+            if let Some(d) = detail {
+                sqlx::query("UPDATE jobs SET progress_detail = ? WHERE id = ?")
+                    .bind(d.to_string())
+                    .bind(unit.job)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let (status, cancel, done, total): (String, i64, i64, i64) =
+                sqlx::query_as("SELECT status, cancel_requested, progress_done, progress_total FROM jobs WHERE id = ?")
+                    .bind(unit.job)
+                    .fetch_optional(conn)
+                    .await?
+                    .unwrap_or(("deleted".into(), 1, 0, 0));
+            Ok(Renewal {
+                held: held && status == "running",
+                cancel_requested: cancel != 0,
+                done: done.max(0) as u64,
+                total: total.max(0) as u64,
+            })
+        })
+        .await
+    }
+
+    async fn complete_unit(&self, unit: UnitRef<'_>, worker: &str, rows: &[ResultRow]) -> Result<u64, StoreError> {
+        let left = self
+            .write(async |conn| {
+                let live: Option<i64> =
+                    sqlx::query_scalar("SELECT 1 FROM jobs WHERE id = ? AND status IN ('queued', 'running')")
+                        .bind(unit.job)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                if live.is_none() {
+                    return Ok(0);
+                }
+                for row in rows {
+                    sqlx::query(UPSERT_RESULT)
+                        .bind(unit.job)
+                        .bind(row.family.as_str())
+                        .bind(row.index)
+                        .bind(row.data.to_string())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                sqlx::query(
+                    "UPDATE units SET state = 'done', worker = ?, lease_until = NULL, progress_done = progress_total
+                     WHERE job_id = ? AND idx = ?",
+                )
+                .bind(worker)
+                .bind(unit.job)
+                .bind(unit.unit as i64)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query("UPDATE jobs SET stalls = 0 WHERE id = ?")
+                    .bind(unit.job)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(JOB_PROGRESS)
+                    .bind(unit.job)
+                    .bind(unit.job)
+                    .bind(unit.job)
+                    .execute(&mut *conn)
+                    .await?;
+                let left: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM units WHERE job_id = ? AND finish = 0 AND state <> 'done'",
+                )
+                .bind(unit.job)
+                .fetch_one(conn)
+                .await?;
+                Ok(left.max(0) as u64)
+            })
+            .await?;
+        self.note(Ok(left), true)
+    }
+
+    async fn release_unit(&self, unit: UnitRef<'_>, worker: &str) -> Result<(), StoreError> {
+        self.write(async |conn| {
+            sqlx::query(
+                "UPDATE units SET state = 'pending', worker = NULL, lease_until = NULL, progress_done = 0
+                 WHERE job_id = ? AND idx = ? AND state = 'leased' AND worker = ?",
+            )
+            .bind(unit.job)
+            .bind(unit.unit as i64)
+            .bind(worker)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE jobs SET status = 'queued', started_at = NULL
+                 WHERE id = ? AND status = 'running'
+                   AND NOT EXISTS (SELECT 1 FROM units WHERE job_id = ? AND state = 'leased')",
+            )
+            .bind(unit.job)
+            .bind(unit.job)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(JOB_PROGRESS)
+                .bind(unit.job)
+                .bind(unit.job)
+                .bind(unit.job)
+                .execute(conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_worker(&self, worker: &str) -> Result<u64, StoreError> {
+        let held: Vec<(String, i64)> =
+            sqlx::query_as("SELECT job_id, idx FROM units WHERE state = 'leased' AND worker = ?")
+                .bind(worker)
+                .fetch_all(&self.pool)
+                .await?;
+        for (job, idx) in &held {
+            self.release_unit(UnitRef { job, unit: *idx as u64 }, worker).await?;
+        }
+        Ok(held.len() as u64)
+    }
+
+    async fn jobs_without_units(&self) -> Result<Vec<JobRow>, StoreError> {
+        sqlx::query_as::<_, StoredJob>(
+            "SELECT * FROM jobs WHERE status IN ('queued', 'running')
+               AND NOT EXISTS (SELECT 1 FROM units WHERE job_id = jobs.id) ORDER BY seq",
         )
-        .bind(done as i64)
-        .bind(total as i64)
-        .bind(detail.map(Value::to_string))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(JobRow::try_from)
+        .collect()
+    }
+
+    async fn add_units(&self, id: &str, units: &[u64]) -> Result<(), StoreError> {
+        self.write(async |conn| {
+            let has: Option<i64> = sqlx::query_scalar("SELECT 1 FROM units WHERE job_id = ? LIMIT 1")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if has.is_none() {
+                insert_units(conn, id, units).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unit_counts(&self) -> Result<Vec<(UnitState, i64)>, StoreError> {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT u.state, COUNT(*) FROM units u JOIN jobs j ON j.id = u.job_id
+             WHERE j.status IN ('queued', 'running') GROUP BY u.state",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(s, n)| {
+            UnitState::from_str(&s)
+                .map(|s| (s, n))
+                .map_err(|_| StoreError::Corrupt(format!("unknown unit state {s:?}")))
+        })
+        .collect()
     }
 
     async fn put_result(&self, id: &str, row: &ResultRow) -> Result<(), StoreError> {
@@ -520,6 +815,7 @@ impl JobStore for SqliteStore {
         stamp: &Value,
         summary: &Value,
         rows: &[ResultRow],
+        scratch: &[ResultFamily],
     ) -> Result<bool, StoreError> {
         let finished_at = now();
         self.write(async |conn| {
@@ -546,6 +842,17 @@ impl JobStore for SqliteStore {
                     .execute(&mut *conn)
                     .await?;
             }
+            for family in scratch {
+                sqlx::query("DELETE FROM results WHERE job_id = ? AND family = ?")
+                    .bind(id)
+                    .bind(family.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            sqlx::query("UPDATE units SET state = 'done', lease_until = NULL WHERE job_id = ?")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
             Ok(true)
         })
         .await
@@ -573,19 +880,26 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn requeue(&self, id: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE jobs SET status = 'queued', started_at = NULL, progress_done = 0 WHERE id = ? AND status = 'running'",
-        )
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
     async fn recover(&self) -> Result<u64, StoreError> {
         let at = now();
         self.write(async |conn| {
+            // Units a dead process held: one ended lease each.
+            sqlx::query("UPDATE units SET attempts = attempts + 1 WHERE state = 'leased'")
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "UPDATE jobs SET attempt = attempt + 1,
+                     stalls = MAX(stalls, (SELECT MAX(attempts) FROM units WHERE job_id = jobs.id AND state = 'leased'))
+                 WHERE status = 'running' AND EXISTS (SELECT 1 FROM units WHERE job_id = jobs.id AND state = 'leased')",
+            )
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE units SET state = 'pending', worker = NULL, lease_until = NULL, progress_done = 0
+                 WHERE state = 'leased'",
+            )
+            .execute(&mut *conn)
+            .await?;
             sqlx::query(
                 "UPDATE jobs SET status = 'cancelled', finished_at = MAX(?, COALESCE(started_at, created_at))
                  WHERE status = 'running' AND cancel_requested = 1",
@@ -593,22 +907,25 @@ impl JobStore for SqliteStore {
             .bind(&at)
             .execute(&mut *conn)
             .await?;
-            // A job that took the process down MAX_ATTEMPTS runs in a row without storing
-            // anything would do it again: fail it.
+            // A unit that took the process down MAX_ATTEMPTS times without completing would do
+            // it again: fail its job.
             sqlx::query(
                 "UPDATE jobs SET status = 'failed', finished_at = MAX(?, COALESCE(started_at, created_at)),
-                     error = 'the server stopped while running this job ' || (stalls + 1) ||
-                             ' times in a row (crash or kill) before it stored any new result; not retried'
-                 WHERE status = 'running' AND stalls + 1 >= ?",
+                     error = 'the server stopped while running this job ' || stalls ||
+                             ' times (crash or kill) before it completed a unit; not retried'
+                 WHERE status = 'running' AND stalls >= ?",
             )
             .bind(&at)
             .bind(MAX_ATTEMPTS as i64)
             .execute(&mut *conn)
             .await?;
-            let r = sqlx::query(
-                "UPDATE jobs SET status = 'queued', attempt = attempt + 1, stalls = stalls + 1, started_at = NULL,
-                     progress_done = 0
-                 WHERE status = 'running'",
+            let r = sqlx::query("UPDATE jobs SET status = 'queued', started_at = NULL WHERE status = 'running'")
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "UPDATE jobs SET progress_done =
+                     (SELECT COALESCE(SUM(progress_total), 0) FROM units WHERE job_id = jobs.id AND state = 'done')
+                 WHERE status = 'queued'",
             )
             .execute(conn)
             .await?;
@@ -688,6 +1005,7 @@ mod tests {
             preset: None,
             owner: None,
             work_flops: 0.0,
+            units: &[1, 1],
         };
         store.insert_job(job, limits(100)).await.expect("insert").0
     }
@@ -699,9 +1017,74 @@ mod tests {
         let (_dir, store) = store().await;
         let row = insert(&store, "j1").await;
         let early = "2000-01-01T00:00:00.000000Z";
-        let claimed = store.claim_next_at(early).await.expect("claim").expect("a queued job");
+        let claimed = store
+            .claim_unit_at("w", early, now_ms(), Duration::from_secs(60))
+            .await
+            .expect("claim")
+            .expect("a queued job")
+            .job;
         assert_eq!(claimed.started_at.as_deref(), Some(row.created_at.as_str()));
         assert!(claimed.started_at.as_deref() > Some(early));
+    }
+
+    /// Units are claimed in order, each once while its lease runs; the finishing unit only once
+    /// every compute unit is done; an expired lease is reclaimed by another worker and counted,
+    /// and a unit whose leases end MAX_ATTEMPTS times fails its job.
+    #[tokio::test]
+    async fn units_are_leased_once_and_expired_leases_are_reclaimed_and_counted() {
+        let (_dir, store) = store().await;
+        insert(&store, "j").await; // two compute units and the finishing unit
+        let lease = Duration::from_secs(10);
+        let t0 = now_ms();
+        let claim = |w: &'static str, ms: i64| {
+            let store = &store;
+            async move { store.claim_unit_at(w, &now(), ms, lease).await.expect("claim") }
+        };
+        let a = claim("a", t0).await.expect("unit 0");
+        assert_eq!((a.unit, a.finish, a.attempts), (0, false, 0));
+        let b = claim("b", t0).await.expect("unit 1");
+        assert_eq!((b.unit, b.finish), (1, false));
+        assert!(
+            claim("c", t0).await.is_none(),
+            "nothing else until a lease expires or unit 0, 1 are done"
+        );
+        // Worker a dies; after its lease, c takes unit 0 over.
+        let c = claim("c", t0 + 10_001).await.expect("the expired unit 0");
+        assert_eq!((c.unit, c.attempts, c.job.attempt, c.job.stalls), (0, 1, 1, 1));
+        // a's late renewal learns it lost the unit.
+        let unit0 = UnitRef { job: "j", unit: 0 };
+        let r = store.renew_unit(unit0, "a", lease, 1, None).await.expect("renew");
+        assert!(!r.held);
+        assert!(store.renew_unit(unit0, "c", lease, 1, None).await.expect("renew").held);
+        let row = |f: i64| ResultRow {
+            family: ResultFamily::SweepPoint,
+            index: f,
+            data: json!({"unit": f}),
+        };
+        assert_eq!(store.complete_unit(unit0, "c", &[row(0)]).await.expect("complete"), 1);
+        // A repeated completion (a's late result) changes nothing.
+        assert_eq!(store.complete_unit(unit0, "a", &[row(0)]).await.expect("complete"), 1);
+        let unit1 = UnitRef { job: "j", unit: 1 };
+        assert_eq!(store.complete_unit(unit1, "b", &[row(1)]).await.expect("complete"), 0);
+        let job = store.job("j").await.expect("job").expect("row");
+        assert_eq!((job.progress_done, job.progress_total, job.stalls), (2, 2, 0));
+        assert_eq!(
+            store.results("j", ResultFamily::SweepPoint).await.expect("rows").len(),
+            2
+        );
+        let f = claim("d", t0 + 10_002).await.expect("the finishing unit");
+        assert_eq!((f.unit, f.finish), (2, true));
+        // The finishing unit's holder dies three times: the job fails.
+        let mut t = t0 + 10_002;
+        for attempt in 1..MAX_ATTEMPTS {
+            t += 10_001;
+            let again = claim("e", t).await.expect("reclaimed");
+            assert_eq!((again.unit, again.attempts), (2, attempt));
+        }
+        assert!(claim("e", t + 10_001).await.is_none());
+        let job = store.job("j").await.expect("job").expect("row");
+        assert_eq!(job.status, Status::Failed);
+        assert!(job.error.as_deref().unwrap_or("").contains("unit 2"), "{:?}", job.error);
     }
 
     /// A row this version cannot read is an error, never reported as some other state.
@@ -763,6 +1146,7 @@ mod tests {
             preset: None,
             owner: None,
             work_flops: 0.0,
+            units: &[1],
         };
         let (first, created) = store.insert_job(job("a", "h1"), limits(5)).await.expect("insert");
         assert!(created);

@@ -25,6 +25,8 @@ async fn presets_are_listed_with_their_figures() {
     assert_eq!(
         names,
         [
+            "arpit2019-min-width-small",
+            "arpit2019-min-width",
             "arpit2019-fig1",
             "arpit2019-fig1-glorot",
             "arpit2019-fig3-wn-naive",
@@ -33,7 +35,7 @@ async fn presets_are_listed_with_their_figures() {
         ]
     );
     for p in body["presets"].as_array().unwrap() {
-        assert!(p["figure"].as_str().unwrap().contains("Fig"), "{p}");
+        assert!(p["figure"].as_str().unwrap().contains("Figure"), "{p}");
         assert!(p["description"].as_str().unwrap().len() > 60, "{p}");
     }
     // An unknown preset names the field and the allowed names.
@@ -328,6 +330,7 @@ async fn openapi_document_covers_every_route_and_error() {
         ("get", "/v1/jobs/{id}/events"),
         ("get", "/v1/jobs/{id}/plot.svg"),
         ("get", "/v1/jobs/{id}/sweep"),
+        ("get", "/v1/jobs/{id}/search"),
         ("post", "/v1/jobs/{id}/cancel"),
         ("get", "/v1/bounds"),
         ("get", "/v1/presets"),

@@ -71,6 +71,8 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) ->
         database_url: db_path.to_str().expect("utf-8 temp path").to_string(),
         threads: Some(2),
         max_running: 1,
+        workers: None,
+        lease_secs: 30,
         max_queued: 1000,
         max_connections: 512,
         header_read_timeout_secs: 10,

@@ -246,6 +246,7 @@ async fn a_job_running_during_three_crashes_is_failed_not_retried() {
                 preset: None,
                 owner: None,
                 work_flops: 0.0,
+                units: &[1],
             },
             QueueLimits {
                 max_queued: 1000,
@@ -257,8 +258,15 @@ async fn a_job_running_during_three_crashes_is_failed_not_retried() {
         .unwrap();
     // Each "crash": the job was claimed (running) when the process died; start-up recovers.
     for crash in 1..=MAX_ATTEMPTS {
-        let claimed = store.claim_next().await.unwrap().expect("the job is queued again");
-        assert_eq!(claimed.attempt, crash - 1);
+        let claimed = store
+            .claim_unit("w", std::time::Duration::from_secs(60))
+            .await
+            .unwrap()
+            .expect("the job is queued again");
+        assert_eq!(
+            (claimed.job.attempt, claimed.unit, claimed.finish),
+            (crash - 1, 0, false)
+        );
         let requeued = store.recover().await.unwrap();
         let row = store.job("job-1").await.unwrap().unwrap();
         if crash < MAX_ATTEMPTS {
@@ -269,7 +277,11 @@ async fn a_job_running_during_three_crashes_is_failed_not_retried() {
         }
     }
     assert!(
-        store.claim_next().await.unwrap().is_none(),
+        store
+            .claim_unit("w", std::time::Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none(),
         "a failed job is never claimed"
     );
 }

@@ -17,7 +17,7 @@ use crate::sim::plan::{SpecPlan, REPORT_WORK_FLOPS};
 use crate::sim::rng::splitmix64;
 use crate::sim::{simulate, Simulation};
 use crate::spec::{Claim, Limits, MinWidthSearch, Spec, SpecError};
-use crate::store::ResultFamily;
+use crate::store::{ResultFamily, ResultRow};
 use crate::theory::bounds::{evaluate, Bound, BoundInputs};
 
 pub struct MinWidth;
@@ -108,12 +108,14 @@ impl KindRunner for MinWidth {
         let (lo, _) = width_range(search, spec, epsilon, depth, limits.max_width as u64);
         let first = spec.with_cell(lo as usize, depth, epsilon, CHUNK as usize, spec.seed);
         let cost = first.estimate(limits.parallel_trials).work_flops - REPORT_WORK_FLOPS;
-        if cost > search.max_work {
+        let share = search.max_work / search.cells().len().max(1) as f64;
+        if cost > share {
             return Err(SpecError::new(
                 "max_work",
                 format!(
                     "the first look of the first probe ({CHUNK} networks at width {lo}) needs about {cost:.3e} \
-                     floating-point operations, more than max_work = {:.3e}: nothing could be decided",
+                     floating-point operations, more than a cell's share of max_work ({share:.3e} of {:.3e}): \
+                     nothing could be decided",
                     search.max_work
                 ),
             ));
@@ -121,102 +123,113 @@ impl KindRunner for MinWidth {
         Ok(())
     }
 
-    /// Probes (an upper bound: the search usually needs fewer).
-    fn progress_total(&self, spec: &Spec) -> u64 {
-        let Some(search) = spec.min_width() else { return 0 };
-        let cap = Limits::default().max_width as u64;
-        search
-            .cells()
-            .iter()
-            .map(|&(_, e, d)| {
-                let (lo, hi) = width_range(search, spec, e, d, cap);
-                probes_bound(lo, hi)
-            })
-            .sum()
+    /// One unit per (epsilon, depth) cell.
+    fn units(&self, spec: &Spec) -> u64 {
+        spec.min_width().map_or(1, |s| s.cells().len() as u64)
     }
 
-    fn run(&self, spec: &Spec, ctx: &dyn RunContext) -> Result<Finished, Stop> {
+    /// Probes (an upper bound: the search usually needs fewer).
+    fn unit_progress_total(&self, spec: &Spec, unit: u64) -> u64 {
+        let Some(search) = spec.min_width() else { return 1 };
+        let cap = Limits::default().max_width as u64;
+        search.cells().get(unit as usize).map_or(1, |&(_, e, d)| {
+            let (lo, hi) = width_range(search, spec, e, d, cap);
+            probes_bound(lo, hi)
+        })
+    }
+
+    /// Search one cell; its probes are stored as they are decided (a rerun replays them).
+    fn run_unit(&self, spec: &Spec, unit: u64, ctx: &dyn RunContext) -> Result<Vec<ResultRow>, Stop> {
         let search_spec = spec
             .min_width()
             .ok_or_else(|| Stop::Failed("not a min_width spec".into()))?;
+        let &(cell, epsilon, depth) = search_spec
+            .cells()
+            .get(unit as usize)
+            .ok_or_else(|| Stop::Failed(format!("the search has no cell {unit}")))?;
         let limits = ctx.limits().clone();
         let stored: Vec<CellProbe> = decode(ctx.stored(ResultFamily::Probe).map_err(Stop::Failed)?)
             .map_err(|e| Stop::Failed(format!("reading stored probes: {e}")))?;
         let target = 1.0 - spec.delta;
         let alpha = 1.0 - search_spec.confidence;
-        let total = self.progress_total(spec);
-        let mut spent: f64 = stored.iter().map(|p| p.probe.work_flops).sum();
-        let (mut probes_done, mut cells) = (0u64, Vec::new());
-        let mut engines: Vec<String> = Vec::new();
-        for (cell, epsilon, depth) in search_spec.cells() {
-            let (lo, hi) = width_range(search_spec, spec, epsilon, depth, limits.max_width as u64);
-            let mut search = Search::new(lo, hi);
-            while let Some(width) = search.next_width() {
-                let index = search.probes.len() as u64 + 1;
-                let key = cell as i64 * CELL_STRIDE + index as i64;
-                let probe = match stored.iter().find(|p| p.cell == cell && p.probe.index == index) {
-                    Some(p) if p.probe.width == width => p.probe.clone(),
-                    Some(p) => {
-                        return Err(Stop::Failed(format!(
-                            "stored probe {index} of cell {cell} is at width {}, the search asks for {width}: the \
-                             stored results do not belong to this spec",
-                            p.probe.width
-                        )))
-                    }
-                    None => {
-                        if ctx.cancelled() {
-                            return Err(Stop::Cancelled);
-                        }
-                        let probe = run_one_probe(
-                            spec,
-                            search_spec,
-                            &limits,
-                            ctx,
-                            cell,
-                            epsilon,
-                            depth,
-                            width,
-                            index,
-                            target,
-                            alpha,
-                            &mut spent,
-                        )?;
-                        ctx.store(encode(
-                            ResultFamily::Probe,
-                            key,
-                            &CellProbe {
-                                cell,
-                                probe: probe.clone(),
-                            },
-                        )?)
-                        .map_err(|e| Stop::Failed(format!("storing a probe: {e}")))?;
-                        probe
-                    }
-                };
-                if !engines.contains(&probe.engine) {
-                    engines.push(probe.engine.clone());
+        let total = self.unit_progress_total(spec, unit);
+        // Each cell gets an equal share of the job's budget, so it can be searched on its own, on
+        // any worker, and spend exactly what it would in a one-process run.
+        let budget = search_spec.max_work / search_spec.cells().len().max(1) as f64;
+        let mut spent = 0.0;
+        let (lo, hi) = width_range(search_spec, spec, epsilon, depth, limits.max_width as u64);
+        let mut search = Search::new(lo, hi);
+        while let Some(width) = search.next_width() {
+            let index = search.probes.len() as u64 + 1;
+            let key = cell as i64 * CELL_STRIDE + index as i64;
+            let probe = match stored.iter().find(|p| p.cell == cell && p.probe.index == index) {
+                Some(p) if p.probe.width == width => {
+                    spent += p.probe.work_flops;
+                    p.probe.clone()
                 }
-                search.probes.push(probe);
-                probes_done += 1;
-                let bracket = search.bracket(target);
-                ctx.detail(json!({"cell": cell, "epsilon": epsilon, "depth": depth, "width": width,
-                                  "fail": bracket.fail, "pass": bracket.pass,
-                                  "networks": search.probes.iter().map(|p| p.networks).sum::<u64>()}));
-                ctx.progress(probes_done.min(total), total.max(probes_done));
-            }
-            cells.push(assemble(spec, search_spec, cell, epsilon, depth, search));
+                Some(p) => {
+                    return Err(Stop::Failed(format!(
+                        "stored probe {index} of cell {cell} is at width {}, the search asks for {width}: the \
+                         stored results do not belong to this spec",
+                        p.probe.width
+                    )))
+                }
+                None => {
+                    if ctx.cancelled() {
+                        return Err(Stop::Cancelled);
+                    }
+                    let probe = run_one_probe(
+                        spec,
+                        search_spec,
+                        &limits,
+                        ctx,
+                        (cell, epsilon, depth),
+                        (width, index),
+                        (target, alpha),
+                        (budget, &mut spent),
+                    )?;
+                    ctx.store(encode(
+                        ResultFamily::Probe,
+                        key,
+                        &CellProbe {
+                            cell,
+                            probe: probe.clone(),
+                        },
+                    )?)
+                    .map_err(|e| Stop::Failed(format!("storing a probe: {e}")))?;
+                    probe
+                }
+            };
+            search.probes.push(probe);
+            let bracket = search.bracket(target);
+            ctx.detail(json!({"cell": cell, "epsilon": epsilon, "depth": depth, "width": width,
+                              "fail": bracket.fail, "pass": bracket.pass,
+                              "networks": search.probes.iter().map(|p| p.networks).sum::<u64>()}));
+            ctx.progress((search.probes.len() as u64).min(total), total);
         }
-        let mut stamp = Stamp::for_spec(spec);
+        Ok(Vec::new())
+    }
+
+    fn finish(&self, spec: &Spec, ctx: &dyn RunContext) -> Result<Finished, Stop> {
+        let probes: Vec<CellProbe> = decode(ctx.stored(ResultFamily::Probe).map_err(Stop::Failed)?)
+            .map_err(|e| Stop::Failed(format!("reading stored probes: {e}")))?;
+        let spent: f64 = probes.iter().map(|p| p.probe.work_flops).sum();
+        let cells = cells_from_probes(spec, probes, ctx.limits().max_width as u64);
+        let mut engines: Vec<&str> = cells
+            .iter()
+            .flat_map(|c| c.probes.iter().map(|p| p.engine.as_str()))
+            .collect();
         engines.sort_unstable();
+        engines.dedup();
+        let mut stamp = Stamp::for_spec(spec);
         stamp.method = format!(
             "per probe: {} (see each probe's engine); {}",
             engines.join(", "),
             chunk_seed_rule()
         );
-        let summary = summary(&cells, spent);
         Ok(Finished {
             stamp: stamp.clone(),
-            summary,
+            summary: summary(&cells, spent),
             rows: Vec::new(),
             output: Output::MinWidth {
                 spec: spec.to_json(),
@@ -293,21 +306,18 @@ fn summary(cells: &[CellResult], spent: f64) -> Value {
     })
 }
 
-/// One probe: networks in chunks of [`CHUNK`], within the job's work budget and the memory limit.
+/// One probe: networks in chunks of [`CHUNK`], within the cell's share of the work budget and
+/// the memory limit.
 #[allow(clippy::too_many_arguments)]
 fn run_one_probe(
     spec: &Spec,
     search: &MinWidthSearch,
     limits: &Limits,
     ctx: &dyn RunContext,
-    cell: usize,
-    epsilon: f64,
-    depth: usize,
-    width: u64,
-    index: u64,
-    target: f64,
-    alpha: f64,
-    spent: &mut f64,
+    (cell, epsilon, depth): (usize, f64, usize),
+    (width, index): (u64, u64),
+    (target, alpha): (f64, f64),
+    (budget, spent): (f64, &mut f64),
 ) -> Result<Probe, Stop> {
     // A chunk's network t is trial t of the chunk's seed, whatever the chunk's size.
     let chunk_spec = |from: u64, networks: u64| {
@@ -345,7 +355,7 @@ fn run_one_probe(
             let mut ok = 0;
             let mut start = from;
             while start < to {
-                if *spent + estimate.work_flops > search.max_work {
+                if *spent + estimate.work_flops > budget {
                     return Ok(None);
                 }
                 let chunk = chunk_spec(start, CHUNK.min(to - start));

@@ -1,10 +1,16 @@
 //! One runner per job kind, behind one interface ([`KindRunner`]): check a spec against the
-//! limits, count its progress units, run it with progress and cancellation, store its units as
-//! they complete (and resume from those an earlier attempt stored), summarize.
+//! limits, split it into units, compute a unit with progress and cancellation (storing what it
+//! completes, and resuming from what an earlier attempt stored), and build the job's result from
+//! every unit's rows.
 //!
-//! The server's worker (`jobs::worker`), `widthlab run` and the benchmarks all run jobs through
+//! Units are what workers claim: sweep points, a `min_width` table's cells, chunks of a `norms`
+//! job's networks. Any process may compute any unit, in any order; a unit's rows depend only on
+//! the spec and the unit, so the result is the same bits whoever computed what.
+//!
+//! The server's workers (`jobs::worker`), `widthlab run` and the benchmarks all run jobs through
 //! [`runner`]; what differs is the [`RunContext`]: the database for the server, memory for the
-//! command line ([`LocalContext`]). Adding a kind is one file here plus its line in [`runner`].
+//! command line ([`LocalContext`], with [`run_all`]). Adding a kind is one file here plus its
+//! line in [`runner`].
 
 pub mod min_width;
 mod norms;
@@ -90,10 +96,67 @@ pub trait KindRunner: Sync {
     fn check(&self, spec: &Spec, limits: &Limits) -> Result<(), SpecError> {
         plan::check(spec, limits)
     }
-    /// The unit of the job's progress counter and how many there are.
-    fn progress_total(&self, spec: &Spec) -> u64;
-    /// Run on the current rayon pool.
-    fn run(&self, spec: &Spec, ctx: &dyn RunContext) -> Result<Finished, Stop>;
+    /// How many units the job splits into (at least one).
+    fn units(&self, spec: &Spec) -> u64;
+    /// The progress counter of unit `unit` runs to this (the job's is the sum over units).
+    fn unit_progress_total(&self, spec: &Spec, unit: u64) -> u64;
+    /// Compute unit `unit` on the current rayon pool. The rows returned are stored with the
+    /// unit's completion; a unit may also store rows as it goes (through `ctx`), to resume from.
+    fn run_unit(&self, spec: &Spec, unit: u64, ctx: &dyn RunContext) -> Result<Vec<ResultRow>, Stop>;
+    /// Build the job's result from every unit's stored rows (all units are done).
+    fn finish(&self, spec: &Spec, ctx: &dyn RunContext) -> Result<Finished, Stop>;
+    /// Result families that only feed [`KindRunner::finish`] and are dropped once it is stored.
+    fn scratch(&self) -> &'static [ResultFamily] {
+        &[]
+    }
+    /// The job's progress counter runs to this.
+    fn progress_total(&self, spec: &Spec) -> u64 {
+        (0..self.units(spec)).map(|u| self.unit_progress_total(spec, u)).sum()
+    }
+}
+
+/// Run a whole job in this process: every unit in order (storing its rows through `ctx`), then
+/// [`KindRunner::finish`]. Progress goes to `ctx` on the job's scale.
+pub fn run_all(runner: &dyn KindRunner, spec: &Spec, ctx: &dyn RunContext) -> Result<Finished, Stop> {
+    let total = runner.progress_total(spec);
+    let mut before = 0;
+    for unit in 0..runner.units(spec) {
+        let scaled = Offset { ctx, before, total };
+        for row in runner.run_unit(spec, unit, &scaled)? {
+            ctx.store(row).map_err(Stop::Failed)?;
+        }
+        before += runner.unit_progress_total(spec, unit);
+        ctx.progress(before, total);
+    }
+    runner.finish(spec, ctx)
+}
+
+/// A context that reports a unit's progress on its job's scale.
+struct Offset<'a> {
+    ctx: &'a dyn RunContext,
+    before: u64,
+    total: u64,
+}
+
+impl RunContext for Offset<'_> {
+    fn progress(&self, done: u64, _unit_total: u64) {
+        self.ctx.progress(self.before + done, self.total)
+    }
+    fn cancelled(&self) -> bool {
+        self.ctx.cancelled()
+    }
+    fn stored(&self, family: ResultFamily) -> Result<Vec<ResultRow>, String> {
+        self.ctx.stored(family)
+    }
+    fn store(&self, row: ResultRow) -> Result<(), String> {
+        self.ctx.store(row)
+    }
+    fn limits(&self) -> &Limits {
+        self.ctx.limits()
+    }
+    fn detail(&self, detail: Value) {
+        self.ctx.detail(detail)
+    }
 }
 
 /// The runner of a kind.
@@ -228,5 +291,5 @@ pub fn run_local(
     cancel: &AtomicBool,
 ) -> Result<Finished, Stop> {
     let ctx = LocalContext::new(progress, cancel, limits);
-    runner(spec.kind()).run(spec, &ctx)
+    run_all(runner(spec.kind()), spec, &ctx)
 }

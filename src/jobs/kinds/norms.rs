@@ -1,24 +1,110 @@
-//! `kind: "norms"`: one network configuration, measured layer by layer. One unit: the whole
-//! simulation; its per-layer rows and bound checks are written with the final state change.
+//! `kind: "norms"`: one network configuration, measured layer by layer. Units: chunks of
+//! [`TRIALS_PER_UNIT`] networks (networks `8u..8u + 8` of the job's streams); each stores its
+//! networks' ratios, and the report (per-layer rows and bound checks) is built from all of them
+//! in network order: the same bits as one simulation of every network.
 
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{encode, with_control, Finished, KindRunner, Output, RunContext, Stop};
+use super::{decode, encode, with_control, Finished, KindRunner, Output, RunContext, Stop};
 use crate::analysis::report::{build_report, RunReport};
-use crate::sim::{simulate, work_units};
+use crate::sim::{simulate, work_units, Simulation, TrialRatios};
 use crate::spec::Spec;
-use crate::store::ResultFamily;
+use crate::store::{ResultFamily, ResultRow};
 
 pub struct Norms;
 
+/// Networks per unit.
+pub const TRIALS_PER_UNIT: usize = 8;
+
+/// The ratios of a unit's networks, as stored until the report is built (f64, little-endian,
+/// base64: exact and about a third larger than binary).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UnitRatios {
+    first_trial: usize,
+    trials: usize,
+    /// Per network: forward ratios then gradient ratios, layer-major.
+    forward: Vec<String>,
+    gradient: Vec<String>,
+}
+
+fn pack(values: &[f64]) -> String {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn unpack(text: &str) -> Result<Vec<f64>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| format!("stored ratios: {e}"))?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect())
+}
+
+/// The networks of unit `unit`: (first, count).
+fn unit_trials(spec: &Spec, unit: u64) -> (usize, usize) {
+    let first = unit as usize * TRIALS_PER_UNIT;
+    (first, TRIALS_PER_UNIT.min(spec.trials.saturating_sub(first)))
+}
+
 impl KindRunner for Norms {
-    /// Layer passes: trials x depth x 2.
-    fn progress_total(&self, spec: &Spec) -> u64 {
-        work_units(spec)
+    fn units(&self, spec: &Spec) -> u64 {
+        spec.trials.div_ceil(TRIALS_PER_UNIT).max(1) as u64
     }
 
-    fn run(&self, spec: &Spec, ctx: &dyn RunContext) -> Result<Finished, Stop> {
-        let sim = with_control(ctx, true, |ctl| simulate(spec, ctl))?;
+    /// Layer passes of the unit's networks: trials x depth x 2.
+    fn unit_progress_total(&self, spec: &Spec, unit: u64) -> u64 {
+        let (_, count) = unit_trials(spec, unit);
+        work_units(&spec.with_trials(0, count))
+    }
+
+    fn run_unit(&self, spec: &Spec, unit: u64, ctx: &dyn RunContext) -> Result<Vec<ResultRow>, Stop> {
+        let (first, count) = unit_trials(spec, unit);
+        let part = spec.with_trials(first, count);
+        let sim = with_control(ctx, true, |ctl| simulate(&part, ctl))?;
+        let ratios = UnitRatios {
+            first_trial: first,
+            trials: count,
+            forward: sim.trials.iter().map(|t| pack(&t.forward)).collect(),
+            gradient: sim.trials.iter().map(|t| pack(&t.gradient)).collect(),
+        };
+        Ok(vec![encode(ResultFamily::TrialRatios, unit as i64, &ratios)?])
+    }
+
+    fn finish(&self, spec: &Spec, ctx: &dyn RunContext) -> Result<Finished, Stop> {
+        let units: Vec<UnitRatios> = decode(ctx.stored(ResultFamily::TrialRatios).map_err(Stop::Failed)?)
+            .map_err(|e| Stop::Failed(format!("reading stored ratios: {e}")))?;
+        let mut trials = Vec::with_capacity(spec.trials);
+        for u in &units {
+            if u.first_trial != trials.len() {
+                return Err(Stop::Failed(format!(
+                    "stored ratios start at network {} where {} was expected",
+                    u.first_trial,
+                    trials.len()
+                )));
+            }
+            for (f, g) in u.forward.iter().zip(&u.gradient) {
+                trials.push(TrialRatios {
+                    forward: unpack(f).map_err(Stop::Failed)?,
+                    gradient: unpack(g).map_err(Stop::Failed)?,
+                });
+            }
+        }
+        if trials.len() != spec.trials {
+            return Err(Stop::Failed(format!(
+                "{} of {} networks' ratios are stored",
+                trials.len(),
+                spec.trials
+            )));
+        }
+        let sim = Simulation {
+            depth: spec.network.depth(),
+            samples: spec.samples,
+            trials,
+        };
         let report = build_report(spec, &sim);
         let mut rows = Vec::with_capacity(report.layers.len() + report.bound_checks.len());
         for layer in &report.layers {
@@ -33,6 +119,10 @@ impl KindRunner for Norms {
             rows,
             output: Output::Norms(Box::new(report)),
         })
+    }
+
+    fn scratch(&self) -> &'static [ResultFamily] {
+        &[ResultFamily::TrialRatios]
     }
 }
 

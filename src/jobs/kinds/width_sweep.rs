@@ -1,6 +1,5 @@
 //! `kind: "width_sweep"`: the norms measurement at every point of a width (x depth) grid.
-//! Units: the points, each stored as it completes (a resumed sweep skips the stored ones); the
-//! frontier is computed at the end from every stored point.
+//! Units: the points; the frontier is computed at the end from every point.
 
 use serde_json::json;
 
@@ -9,7 +8,7 @@ use crate::analysis::report::Stamp;
 use crate::analysis::sweep::{frontier, point_report, point_seed_rule, point_spec, PointReport};
 use crate::sim::simulate;
 use crate::spec::Spec;
-use crate::store::ResultFamily;
+use crate::store::{ResultFamily, ResultRow};
 
 pub struct WidthSweep;
 
@@ -19,31 +18,28 @@ fn stored_points(ctx: &dyn RunContext) -> Result<Vec<PointReport>, Stop> {
 }
 
 impl KindRunner for WidthSweep {
-    /// Grid points.
-    fn progress_total(&self, spec: &Spec) -> u64 {
-        spec.sweep().map_or(0, |s| s.points().len() as u64)
+    /// One unit per grid point.
+    fn units(&self, spec: &Spec) -> u64 {
+        spec.sweep().map_or(1, |s| s.points().len() as u64)
     }
 
-    fn run(&self, spec: &Spec, ctx: &dyn RunContext) -> Result<Finished, Stop> {
-        let points = spec.sweep().map(|s| s.points()).unwrap_or_default();
-        let total = points.len() as u64;
-        let mut done: Vec<usize> = stored_points(ctx)?.iter().map(|p| p.point).collect();
-        ctx.progress(done.len() as u64, total);
-        for point in points {
-            if done.contains(&point.index) {
-                continue;
-            }
-            if ctx.cancelled() {
-                return Err(Stop::Cancelled);
-            }
-            let point_spec = point_spec(spec, point);
-            let sim = with_control(ctx, false, |ctl| simulate(&point_spec, ctl))?;
-            let report = point_report(&point_spec, point, &sim);
-            ctx.store(encode(ResultFamily::SweepPoint, point.index as i64, &report)?)
-                .map_err(|e| Stop::Failed(format!("storing sweep point: {e}")))?;
-            done.push(point.index);
-            ctx.progress(done.len() as u64, total);
-        }
+    /// A point counts one.
+    fn unit_progress_total(&self, _spec: &Spec, _unit: u64) -> u64 {
+        1
+    }
+
+    fn run_unit(&self, spec: &Spec, unit: u64, ctx: &dyn RunContext) -> Result<Vec<ResultRow>, Stop> {
+        let point = spec
+            .sweep()
+            .and_then(|s| s.points().into_iter().find(|p| p.index as u64 == unit))
+            .ok_or_else(|| Stop::Failed(format!("the sweep has no point {unit}")))?;
+        let point_spec = point_spec(spec, point);
+        let sim = with_control(ctx, false, |ctl| simulate(&point_spec, ctl))?;
+        let report = point_report(&point_spec, point, &sim);
+        Ok(vec![encode(ResultFamily::SweepPoint, point.index as i64, &report)?])
+    }
+
+    fn finish(&self, spec: &Spec, ctx: &dyn RunContext) -> Result<Finished, Stop> {
         let all = stored_points(ctx)?;
         let rows = frontier(spec, &all);
         let mut stamp = Stamp::for_spec(spec);
