@@ -40,20 +40,29 @@ const MC_MAX_NETWORKS: usize = 20_000;
 /// The mean-field value of a ratio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MeanField {
-    /// Square root of `mean_square`.
+    /// Square root of `mean_square` (null where it overflows).
+    #[serde(deserialize_with = "super::stats::nan_if_null")]
+    #[schema(nullable)]
     pub mean: f64,
-    /// `(g_l/norm_l)^2 prod_{k<l} sigma_k^2 n_k/2 prod_{k>l} sigma_k^2 n_{k-1}/2`.
+    /// `(g_l/norm_l)^2 prod_{k<l} sigma_k^2 n_k/2 prod_{k>l} sigma_k^2 n_{k-1}/2` (null where it overflows).
+    #[serde(deserialize_with = "super::stats::nan_if_null")]
+    #[schema(nullable)]
     pub mean_square: f64,
 }
 
 /// A prediction for one ratio at one layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RatioPrediction {
-    /// Mean over networks and inputs.
+    /// Mean over networks and inputs (null where not a finite number, e.g. overflowing).
+    #[serde(deserialize_with = "super::stats::nan_if_null")]
+    #[schema(nullable)]
     pub mean: f64,
     /// Standard deviation over networks and inputs, where the law is known.
     pub std: Option<f64>,
-    /// E[ratio^2] (exact for the forward ratio; the Monte Carlo value for the gradient ratio).
+    /// E[ratio^2] (exact for the forward ratio; the Monte Carlo value for the gradient ratio;
+    /// null where not a finite number).
+    #[serde(deserialize_with = "super::stats::nan_if_null")]
+    #[schema(nullable)]
     pub mean_square: f64,
     /// Whether `mean` comes from the exact law (closed form or its Monte Carlo).
     pub exact: bool,
@@ -318,6 +327,19 @@ pub fn predict(net: &Network, input: InputDistribution) -> Vec<LayerPrediction> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An overflowing prediction (Gaussian variance 1e6 over 1000 layers of width 1000) is
+    /// stored as null; it must read back (as NaN), or every typed read of the layers fails.
+    #[test]
+    fn a_prediction_stored_as_null_reads_back() {
+        let stored = serde_json::json!({
+            "mean": null, "std": 0.0, "mean_square": null, "exact": true, "law": "exact",
+            "mean_field": {"mean": null, "mean_square": null},
+        });
+        let p: RatioPrediction = serde_json::from_value(stored).unwrap();
+        assert!(p.mean.is_nan() && p.mean_square.is_nan());
+        assert!(p.mean_field.is_some_and(|m| m.mean.is_nan()));
+    }
 
     #[test]
     fn the_shared_share_grows_with_depth() {

@@ -21,6 +21,7 @@ use crate::theory::bounds::{evaluate, Bound, BoundInputs};
 /// What produced a result: enough to reproduce it bit for bit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Stamp {
+    #[schema(minimum = 0, maximum = 18446744073709551615u64, format = "uint64")]
     pub seed: u64,
     pub rng: String,
     pub crate_version: String,
@@ -40,11 +41,14 @@ impl Stamp {
     }
 }
 
+/// Fraction of the ratios within 1 +/- epsilon (null where there is none).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Within {
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub forward: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub gradient: f64,
 }
 
@@ -97,6 +101,7 @@ pub struct Pooled {
     pub gradient_deviation: DeviationStats,
     /// max |1 - r| over every layer, sample, trial and both ratios.
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub max_deviation: f64,
     pub within_epsilon: Within,
     pub all_within: Probability,
@@ -106,8 +111,10 @@ pub struct Pooled {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MaxDeviation {
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub forward: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub gradient: f64,
 }
 

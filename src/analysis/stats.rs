@@ -4,41 +4,55 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{Beta, ContinuousCDF};
 
 /// Summary of a set of ratios. Undefined values (NaN: a dead network with no output error)
-/// are counted in `undefined` and left out of everything else.
+/// are counted in `undefined` and left out of everything else. A statistic that is not a finite
+/// number (of no defined values, or overflowing) is null.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RatioStats {
     pub count: u64,
     pub undefined: u64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub mean: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub std: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub min: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub max: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub p01: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub p05: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub p50: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub p95: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub p99: f64,
 }
 
-/// Summary of deviations |1 - r|.
+/// Summary of deviations |1 - r| (null where not a finite number, e.g. of no defined ratio).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviationStats {
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub mean: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub std: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub p95: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub max: f64,
 }
 
@@ -47,16 +61,21 @@ pub fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Err
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
-/// Mean, sample standard deviation, min and max of a handful of values (e.g. across trials).
+/// Mean, sample standard deviation, min and max of a handful of values (e.g. across trials);
+/// null where not a finite number (an undefined or infinite value among them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Spread {
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub mean: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub std: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub min: f64,
     #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub max: f64,
 }
 

@@ -49,6 +49,8 @@ pub struct PointReport {
     pub point: usize,
     pub width: usize,
     pub depth: usize,
+    /// This point's own seed (`point_seed` of the job's seed): any unsigned 64-bit integer.
+    #[schema(minimum = 0, maximum = 18446744073709551615u64, format = "uint64")]
     pub seed: u64,
     /// The engine that ran this point (`auto` may choose per point).
     #[serde(default)]
@@ -56,6 +58,7 @@ pub struct PointReport {
     pub forward_deviation: DeviationStats,
     pub gradient_deviation: DeviationStats,
     #[serde(deserialize_with = "super::stats::nan_if_null")]
+    #[schema(nullable)]
     pub max_deviation: f64,
     /// Probability over networks that every layer of every sample stays within 1 +/- epsilon.
     pub all_within: Probability,

@@ -107,10 +107,12 @@ fn serve(config: Config) -> Result<(), CliError> {
         .block_on(async {
             let app = Application::build(config).await?;
             let addr = app.local_addr()?;
+            // Before the address is printed: a script may send SIGTERM as soon as it reads it.
+            let stop = crate::startup::shutdown_signal();
             // Printed on stdout so scripts (and the crash test) can find a port-0 server.
             println!("widthlab listening on http://{addr}");
             tracing::info!(%addr, "listening");
-            app.run_until_stopped().await
+            app.run_until(stop).await
         })
         .map_err(|e| CliError::failed(format!("{e:#}")))
 }

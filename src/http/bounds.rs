@@ -6,6 +6,8 @@ use std::sync::Arc;
 use axum::Json;
 
 use super::extract::Params;
+use super::responses::{Internal, Timeout};
+use super::schema::ErrorBody;
 use super::ApiError;
 use crate::theory::bounds::{bounds_answer_with, BoundInputs, BoundsAnswer, MIN_DELTA};
 
@@ -26,13 +28,18 @@ impl Drop for CancelOnDrop {
 /// each guarantees there. Synchronous; every accepted query answers in milliseconds.
 #[utoipa::path(get, path = "/v1/bounds", tag = "theory",
     params(
-        ("epsilon" = f64, Query, description = "> 0"),
-        ("delta" = f64, Query, description = "in [1e-300, 1)"),
-        ("depth" = u32, Query, description = "L in [1, 100000]"),
-        ("samples" = u64, Query, description = "N in [1, 10^12]"),
-        ("width" = Option<u64>, Query, description = "m in [1, 10^9]"),
+        ("epsilon" = f64, Query, exclusive_minimum = 0, description = "the tolerance, a finite number > 0"),
+        ("delta" = f64, Query, minimum = 1e-300, exclusive_maximum = 1, description = "the failure probability, in [1e-300, 1)"),
+        ("depth" = u32, Query, minimum = 1, maximum = 100000, description = "L"),
+        ("samples" = u64, Query, minimum = 1, maximum = 1000000000000u64, description = "N"),
+        ("width" = Option<u64>, Query, minimum = 1, maximum = 1000000000, description = "m: with it, the epsilon each bound guarantees there"),
     ),
-    responses((status = 200, body = BoundsAnswer), (status = 400, body = super::schema::ErrorBody), (status = 422, body = super::schema::ErrorBody)))]
+    responses(
+        (status = 200, body = BoundsAnswer),
+        (status = 400, body = ErrorBody, description = "bad_request: an unknown query parameter (named in `field`) or a malformed query string"),
+        Timeout,
+        (status = 422, body = ErrorBody, description = "invalid_spec: a parameter missing, not a number, or out of its range (named in `field`)"),
+        Internal))]
 pub async fn bounds(params: Params) -> Result<Json<BoundsAnswer>, ApiError> {
     params.only(&["epsilon", "delta", "depth", "samples", "width"])?;
     let epsilon: f64 = params.require("epsilon", "a finite number > 0")?;

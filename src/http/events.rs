@@ -6,11 +6,11 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
-use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::extract::Path;
-use super::schema::JobView;
+use super::responses::{BadPath, Internal, JobNotFound};
+use super::schema::{JobStreamEvent, JobStreamEventName, JobView, ProgressEvent};
 use super::{ApiError, AppState};
 use crate::jobs::JobEvent;
 use crate::store::{JobRow, Status};
@@ -19,14 +19,21 @@ use crate::store::{JobRow, Status};
 const POLL: Duration = Duration::from_secs(1);
 
 fn progress_event(id: &str, status: Status, done: u64, total: u64, detail: Option<&serde_json::Value>) -> Event {
+    let data = ProgressEvent {
+        id: id.to_string(),
+        status,
+        done,
+        total,
+        detail: detail.cloned(),
+    };
     Event::default()
-        .event("progress")
-        .data(json!({"id": id, "status": status, "done": done, "total": total, "detail": detail}).to_string())
+        .event(JobStreamEventName::Progress.as_str())
+        .data(serde_json::to_string(&data).unwrap_or_default())
 }
 
 fn final_event(row: &JobRow) -> Event {
     Event::default()
-        .event("status")
+        .event(JobStreamEventName::Status.as_str())
         .data(serde_json::to_string(&JobView::from(row)).unwrap_or_default())
 }
 
@@ -38,8 +45,14 @@ enum Phase {
 
 /// Server-Sent Events: `progress` events, then one final `status` event with the job; a
 /// finished job gets its final event at once.
-#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs", params(("id" = String, Path)),
-    responses((status = 200, content_type = "text/event-stream", body = String), (status = 404, body = super::schema::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs", params(("id" = String, Path, description = "the job's id")),
+    responses(
+        (status = 200, description = "A stream of Server-Sent Events, each described by the schema: `progress` events \
+            (data: {id, status, done, total}) while the job is queued or running, then one `status` event (data: the \
+            job) and the end of the stream; a finished job gets its `status` event at once. Comments (`: keep-alive`) \
+            every 15 s. No request timeout applies.",
+            content_type = "text/event-stream", body = JobStreamEvent),
+        BadPath, JobNotFound, Internal))]
 pub async fn events(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -5,6 +5,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::extract::Path;
+use super::responses::{BadPath, Internal, JobNotFound, Timeout};
 use super::schema::ErrorBody;
 use super::{ApiError, AppState};
 use crate::analysis::report::{BoundCheck, LayerReport};
@@ -21,10 +22,12 @@ pub fn figure_title(job: &JobRow) -> String {
 
 /// The job's figure (SVG): per-layer ratios, deviation vs width, or a width x depth map.
 /// A sweep's figure is drawn from the points stored so far and says when it is partial.
-#[utoipa::path(get, path = "/v1/jobs/{id}/plot.svg", tag = "results", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/jobs/{id}/plot.svg", tag = "results", params(("id" = String, Path, description = "the job's id")),
     responses(
-        (status = 200, content_type = "image/svg+xml", body = String),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "No results yet")))]
+        (status = 200, description = "An SVG document", content_type = "image/svg+xml", body = String),
+        BadPath, JobNotFound, Timeout,
+        (status = 409, body = ErrorBody, description = "not_ready: the job has no results to plot yet"),
+        Internal))]
 pub async fn plot(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let job = state.jobs.job(&id).await?;
     let spec =

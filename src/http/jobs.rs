@@ -6,11 +6,14 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 use super::extract::{JsonBody, Params, Path};
-use super::schema::{ErrorBody, JobList, JobView, PresetList};
+use super::responses::{
+    BadPath, BadQuery, Forbidden, Internal, JobNotFound, PayloadTooLarge, StorageFull, Timeout, Unauthorized,
+};
+use super::schema::{ErrorBody, JobList, JobRequest, JobView, PresetList};
 use super::{ApiError, AppState};
 use crate::jobs::Caller;
 use crate::spec::presets::presets;
-use crate::spec::{JobSpecInput, Kind};
+use crate::spec::Kind;
 use crate::store::{ListQuery, Status};
 
 /// Hard cap on `limit` of `GET /v1/jobs`.
@@ -19,18 +22,48 @@ const DEFAULT_PAGE: u32 = 20;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// Submit a job spec, or `{"preset": NAME, ...overrides}`.
+///
+/// The body is a job spec or a preset request (see `JobRequest`). A body that matches the schema
+/// can still be refused with 422, for what a schema does not say: the job's estimated memory or
+/// work over the server's limits, `init` together with `weight_norm` (or neither), `depth` +
+/// `width` together with `widths`, fields one kind does not use (the sweep fields for `norms`,
+/// `width`/`widths` for `width_sweep`), a grid of more than 64 points, `method: exact` for weights
+/// it cannot sample (orthogonal, weight norm), `fan` or `gain` or `variance` with another scheme.
+/// The 422 names the field and what is allowed.
 #[utoipa::path(post, path = "/v1/jobs", tag = "jobs",
-    request_body(content = JobSpecInput, description = "A job spec (product.md), or {\"preset\": NAME} with any spec fields as overrides"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the original job (200); different body: 409")),
+    request_body(content = JobRequest, description = "A job spec, or {\"preset\": NAME} with any spec fields as overrides",
+        examples(
+            ("spec" = (summary = "A job spec: one small He network",
+                value = json!({"network": {"input_dim": 50, "depth": 4, "width": 32, "init": {"scheme": "he", "fan": "out"}},
+                               "samples": 200, "trials": 2, "seed": 7}))),
+            ("preset" = (summary = "A preset with an override",
+                value = json!({"preset": "arpit2019-fig1", "samples": 50}))),
+            ("sweep" = (summary = "A small width sweep",
+                value = json!({"kind": "width_sweep",
+                               "network": {"input_dim": 20, "depth": 3, "widths_to_sweep": [8, 16, 32],
+                                           "init": {"scheme": "he", "fan": "out"}},
+                               "samples": 100, "trials": 4, "seed": 11}))),
+        )),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+        description = "1 to 255 visible ASCII characters. Same key and body: the original job (200); different body: 409")),
+    security(("bearer" = [])),
     responses(
-        (status = 202, description = "Queued; Location: /v1/jobs/{id}", body = JobView),
-        (status = 200, description = "Idempotent replay: the original job", body = JobView),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Token required (WIDTHLAB_TOKENS set)", body = ErrorBody),
-        (status = 409, description = "Idempotency-Key reused with another body", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 422, description = "Invalid spec: names the field and the allowed range", body = ErrorBody),
-        (status = 503, description = "Queue full", body = ErrorBody),
+        (status = 202, description = "Queued", body = JobView,
+            headers(("Location" = String, description = "/v1/jobs/{id}"))),
+        (status = 200, description = "Idempotent replay: the original job", body = JobView,
+            headers(("Location" = String, description = "/v1/jobs/{id}"))),
+        (status = 400, description = "malformed_json: the body is empty or not JSON; bad_request: a malformed Idempotency-Key", body = ErrorBody),
+        Unauthorized,
+        Timeout,
+        (status = 409, description = "idempotency_conflict: the Idempotency-Key was used with another body", body = ErrorBody),
+        (status = 413, description = "payload_too_large: the body is over the limit (--max-body-bytes, 1 MiB by default)", body = ErrorBody),
+        (status = 422, description = "invalid_spec: names the field (`field`) and what is allowed. Also for schema-valid \
+            bodies the server cannot run: estimated memory or work over its limits, init with weight_norm, depth + width \
+            with widths, a field the kind does not use, method exact where it is unavailable", body = ErrorBody),
+        (status = 503, description = "queue_full: too many queued jobs; quota_exceeded: the token's queued jobs or work \
+            over its quota; storage_full: the disk is full. Nothing was queued; Retry-After: 30", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
+        Internal,
     ))]
 pub async fn submit(
     State(state): State<AppState>,
@@ -65,10 +98,16 @@ pub async fn submit(
         ("status" = Option<Status>, Query, description = "a job state"),
         ("kind" = Option<Kind>, Query, description = "a job kind"),
         ("owner" = Option<String>, Query, description = "the name of the token that submitted the job"),
-        ("limit" = Option<u32>, Query, description = "1..=100, default 20"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "page size, default 20"),
+        ("cursor" = Option<String>, Query, pattern = "^[0-9]{1,18}$", description = "next_cursor of the previous page"),
     ),
-    responses((status = 200, body = JobList), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses(
+        (status = 200, body = JobList),
+        BadQuery,
+        Timeout,
+        (status = 422, description = "invalid_spec: a parameter's value is not allowed (named in `field`)", body = ErrorBody),
+        Internal,
+    ))]
 pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<JobList>, ApiError> {
     params.only(&["status", "kind", "owner", "limit", "cursor"])?;
     let status: Option<Status> = params.parse_name("status")?;
@@ -82,7 +121,17 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
             format!("must be an integer in [1, {MAX_PAGE}], got {limit}"),
         ));
     }
-    let before_seq: Option<i64> = params.parse("cursor", "a cursor returned as next_cursor by this endpoint")?;
+    // A cursor is the decimal sequence number of the last job of the previous page.
+    let before_seq: Option<i64> = match params.get("cursor") {
+        None => None,
+        Some(c) if (1..=18).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()) => c.parse().ok(),
+        Some(c) => {
+            return Err(ApiError::invalid(
+                "cursor",
+                format!("{c:?} is not valid; allowed: a cursor returned as next_cursor by this endpoint"),
+            ))
+        }
+    };
     // One row more than the page tells whether another page exists.
     let mut rows = state
         .jobs
@@ -108,19 +157,22 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
 }
 
 /// One job.
-#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
-    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "the job's id")),
+    responses((status = 200, body = JobView), BadPath, JobNotFound, Timeout, Internal))]
 pub async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
     Ok(Json(JobView::from(&state.jobs.job(&id).await?)))
 }
 
 /// Cancel: a queued job at once (200), a running one at its next layer (202).
-#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path, description = "the job's id")),
+    security(("bearer" = [])),
     responses(
         (status = 200, body = JobView, description = "Cancelled"),
         (status = 202, body = JobView, description = "Cancel requested; the job stops at its next layer"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "Already terminal")))]
+        BadPath, Unauthorized, Forbidden, JobNotFound, Timeout,
+        (status = 409, body = ErrorBody, description = "wrong_state: the job has finished already"),
+        PayloadTooLarge,
+        StorageFull, Internal))]
 pub async fn cancel(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -137,11 +189,14 @@ pub async fn cancel(
 }
 
 /// Delete a finished job and its results.
-#[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "the job's id")),
+    security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "Not terminal")))]
+        BadPath, Unauthorized, Forbidden, JobNotFound, Timeout,
+        (status = 409, body = ErrorBody, description = "wrong_state: the job is queued or running (cancel it first)"),
+        PayloadTooLarge,
+        StorageFull, Internal))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -152,7 +207,7 @@ pub async fn delete(
 }
 
 /// The named paper configurations.
-#[utoipa::path(get, path = "/v1/presets", tag = "jobs", responses((status = 200, body = PresetList)))]
+#[utoipa::path(get, path = "/v1/presets", tag = "jobs", responses((status = 200, body = PresetList), Timeout))]
 pub async fn list_presets() -> Json<PresetList> {
     Json(PresetList { presets: presets() })
 }

@@ -16,6 +16,7 @@ mod figures;
 mod jobs;
 mod ops;
 mod pages;
+mod responses;
 mod results;
 pub mod schema;
 mod serve;
@@ -55,11 +56,23 @@ pub struct AppState {
     info(
         title = "widthlab",
         description = "Simulate deep ReLU networks at initialization and hold the measured norms of signals and \
-                       weight gradients against the width bounds of Arpit & Bengio (2019). Errors are \
-                       {\"error\": {\"code\", \"message\", \"field\"}}. With WIDTHLAB_TOKENS set, POST and DELETE \
-                       need Authorization: Bearer <token>.",
+                       weight gradients against the width bounds of Arpit & Bengio (2019).\n\n\
+                       Errors are {\"error\": {\"code\", \"message\", \"field\"}}; each operation lists the statuses it \
+                       answers. Besides those, on any path: 404 not_found for a path that is no route, 405 \
+                       method_not_allowed (with Allow) for a method a path does not have, 413 payload_too_large for a \
+                       body over the limit, and 408 timeout when a request (event streams excepted) takes longer than the \
+                       server's limit.\n\n\
+                       Authentication: a server started with tokens (WIDTHLAB_TOKENS) requires Authorization: Bearer \
+                       <token> on the operations that change something (POST /v1/jobs, POST /v1/jobs/{id}/cancel, DELETE \
+                       /v1/jobs/{id}: 401 without a valid one) and lets only a job's owner or an admin token cancel or \
+                       delete it (403); a server started without tokens (on the loopback interface, or with --open) \
+                       checks none. Reads are open.\n\n\
+                       Numbers that are not finite (an undefined ratio, an overflow) are written as null; every field \
+                       that can be is marked nullable. Seeds are unsigned 64-bit integers; drawn seeds are below 2^53.",
     ),
     modifiers(&BearerAuth),
+    // The data of a `progress` event (events carry it as JSON text, so no operation refers to it).
+    components(schemas(schema::ProgressEvent)),
     tags(
         (name = "jobs", description = "Submit, watch, cancel and delete jobs"),
         (name = "results", description = "What a finished job holds: layers, bound checks, sweep points, figures"),
@@ -77,7 +90,16 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A token of WIDTHLAB_TOKENS (or WIDTHLAB_ADMIN_TOKENS), by its secret. Required by the \
+                         operations that change something when the server runs with tokens; a server without tokens \
+                         ignores it.",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
@@ -116,9 +138,11 @@ pub fn router(state: AppState) -> Router {
     timed
         .layer(axum::middleware::from_fn_with_state(timeout, request_timeout))
         .merge(streams)
+        // Tokens are checked for matched routes and methods only: a path that is no route is
+        // 404 and a method the path does not have 405, with or without a token.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .layer(axum::middleware::from_fn_with_state(body_limit, refuse_oversized))
         .layer(axum::middleware::from_fn_with_state(state.clone(), record_metrics))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -5,6 +5,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::responses::{Internal, Timeout};
 use super::schema::Health;
 use super::{ApiError, AppState};
 
@@ -17,13 +18,14 @@ static OPENAPI: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 });
 
 /// The OpenAPI 3 document of this API, generated from the code.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, content_type = "application/json", body = Object)))]
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json", body = Object), Timeout))]
 pub async fn openapi_json() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI.as_str())
 }
 
 /// Liveness.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health), Timeout))]
 pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
@@ -34,7 +36,10 @@ pub async fn healthz() -> Json<Health> {
 
 /// Readiness: the database answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = Health), (status = 503, body = Health)))]
+    responses(
+        (status = 200, body = Health, description = "The database answers"),
+        Timeout,
+        (status = 503, body = Health, description = "The database does not answer (`error` says why)")))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     match state.jobs.ping().await {
         Ok(()) => (
@@ -57,7 +62,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String), Timeout, Internal))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let by_status = state.jobs.count_by_status().await?;
     state.jobs.refresh_unit_metrics().await?;

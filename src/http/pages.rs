@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::response::Html;
 
 use super::figures::figure_title;
+use super::responses::{Internal, Timeout};
 use super::{ApiError, AppState};
 use crate::spec::Kind;
 use crate::store::ListQuery;
@@ -17,7 +18,8 @@ fn html_escape(s: &str) -> String {
 
 /// `GET /`: recent jobs with status and links. Links are relative, so the page works behind a
 /// reverse proxy that serves widthlab under a sub-path.
-#[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, content_type = "text/html", body = String)))]
+#[utoipa::path(get, path = "/", tag = "operations",
+    responses((status = 200, description = "An HTML page", content_type = "text/html", body = String), Timeout, Internal))]
 pub async fn index(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
     let rows = state
         .jobs

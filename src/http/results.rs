@@ -7,6 +7,7 @@ use axum::Json;
 use serde_json::Value;
 
 use super::extract::{Params, Path};
+use super::responses::{BadPath, BadQuery, Internal, JobNotFound, Timeout};
 use super::schema::{BoundChecksPage, ErrorBody, LayersPage, SearchPage, SweepPage};
 use super::{ApiError, AppState};
 use crate::analysis::sweep::PointReport;
@@ -126,19 +127,20 @@ fn csv_quote(s: &str) -> String {
     }
 }
 
+crate::spec::names::string_enum! {
+    /// How `/layers` and `/sweep` render: JSON (the default) or CSV with a header row.
+    pub enum ResultFormat {
+        Json = "json",
+        Csv = "csv",
+    }
+}
+
 fn wants_csv(params: &Params) -> Result<bool, ApiError> {
     params.only(&["format", "rows"])?;
     if params.get("rows").is_some() && params.get("format") != Some("csv") {
         return Err(ApiError::invalid("rows", "only with format=csv (and only for /search)"));
     }
-    match params.get("format") {
-        None | Some("json") => Ok(false),
-        Some("csv") => Ok(true),
-        Some(other) => Err(ApiError::invalid(
-            "format",
-            format!("unknown format {other:?}; allowed: json, csv"),
-        )),
-    }
+    Ok(params.parse_name::<ResultFormat>("format")? == Some(ResultFormat::Csv))
 }
 
 /// A CSV download of job `id`'s `what`.
@@ -156,10 +158,18 @@ fn csv_response(id: &str, what: &str, body: String) -> Response {
 
 /// Per-layer statistics: JSON, or CSV with a header row (`?format=csv`).
 #[utoipa::path(get, path = "/v1/jobs/{id}/layers", tag = "results",
-    params(("id" = String, Path), ("format" = Option<String>, Query, description = "json (default) | csv")),
+    params(("id" = String, Path, description = "the job's id"),
+        ("format" = inline(Option<ResultFormat>), Query, description = "json (default) or csv")),
     responses(
-        (status = 200, body = LayersPage, description = "JSON, or text/csv with one row per layer"),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 200, description = "The layers (empty until the job succeeds): JSON, or with format=csv one CSV row \
+            per layer under a header row (columns: the JSON fields, nested names joined by `_`; null is an empty cell)",
+            content(
+                (LayersPage = "application/json"),
+                (String = "text/csv"),
+            )),
+        BadQuery, JobNotFound, Timeout,
+        (status = 422, body = ErrorBody, description = "invalid_spec: an unknown format (`field`: format)"),
+        Internal))]
 pub async fn layers(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -180,8 +190,8 @@ pub async fn layers(
 }
 
 /// The bound checks stored for a job.
-#[utoipa::path(get, path = "/v1/jobs/{id}/bound-checks", tag = "results", params(("id" = String, Path)),
-    responses((status = 200, body = BoundChecksPage), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/jobs/{id}/bound-checks", tag = "results", params(("id" = String, Path, description = "the job's id")),
+    responses((status = 200, body = BoundChecksPage), BadPath, JobNotFound, Timeout, Internal))]
 pub async fn bound_checks(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -197,8 +207,19 @@ pub async fn bound_checks(
 
 /// The points of a `width_sweep` (stored as each completes) and the frontier; `?format=csv`.
 #[utoipa::path(get, path = "/v1/jobs/{id}/sweep", tag = "results",
-    params(("id" = String, Path), ("format" = Option<String>, Query, description = "json (default) | csv")),
-    responses((status = 200, body = SweepPage), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Not a sweep")))]
+    params(("id" = String, Path, description = "the job's id"),
+        ("format" = inline(Option<ResultFormat>), Query, description = "json (default) or csv")),
+    responses(
+        (status = 200, description = "The points stored so far and the frontier: JSON, or with format=csv one CSV row \
+            per point under a header row (each bound adds guaranteed_epsilon_NAME and min_width_NAME columns)",
+            content(
+                (SweepPage = "application/json"),
+                (String = "text/csv"),
+            )),
+        BadQuery, JobNotFound, Timeout,
+        (status = 409, body = ErrorBody, description = "wrong_kind: not a width_sweep job (see /layers)"),
+        (status = 422, body = ErrorBody, description = "invalid_spec: an unknown format (`field`: format)"),
+        Internal))]
 pub async fn sweep(
     State(state): State<AppState>,
     Path(id): Path<String>,

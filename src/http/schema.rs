@@ -1,14 +1,49 @@
 //! Response bodies of the API, typed so the OpenAPI document is generated from them.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::openapi::schema::{OneOfBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::ToSchema;
 
-use crate::analysis::report::{BoundCheck, LayerReport};
+use crate::analysis::report::{BoundCheck, LayerReport, Stamp};
 use crate::analysis::sweep::{FrontierRow, PointReport};
-use crate::spec::presets::Preset;
-use crate::spec::Kind;
+use crate::spec::presets::{Preset, PresetRequest};
+use crate::spec::{JobSpecInput, Kind};
 use crate::store::{JobRow, Status};
+
+/// The body of `POST /v1/jobs`: a job spec, or a preset with overrides. The two are told apart
+/// by `preset` (a spec refuses unknown fields, so exactly one of them matches).
+pub struct JobRequest;
+
+impl utoipa::PartialSchema for JobRequest {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name(JobSpecInput::name()))
+            .item(Ref::from_schema_name(PresetRequest::name()))
+            .description(Some(
+                "A job spec, or {\"preset\": NAME, ...overrides} (a preset request); told apart by `preset`.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for JobRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            JobSpecInput::name().into(),
+            <JobSpecInput as utoipa::PartialSchema>::schema(),
+        ));
+        JobSpecInput::schemas(schemas);
+        schemas.push((
+            PresetRequest::name().into(),
+            <PresetRequest as utoipa::PartialSchema>::schema(),
+        ));
+        PresetRequest::schemas(schemas);
+    }
+}
 
 /// Every error: `{"error": {"code", "message", "field"}}`.
 #[derive(Serialize, ToSchema)]
@@ -18,8 +53,10 @@ pub struct ErrorBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Machine-readable: malformed_json, bad_request, unauthorized, not_found, idempotency_conflict,
-    /// wrong_state, wrong_kind, not_ready, payload_too_large, invalid_spec, queue_full, timeout, internal.
+    /// Machine-readable: malformed_json, bad_request (400); unauthorized (401); forbidden (403);
+    /// not_found (404); method_not_allowed (405); timeout (408); idempotency_conflict, wrong_state,
+    /// wrong_kind, not_ready (409); payload_too_large (413); invalid_spec (422); queue_full,
+    /// storage_full, quota_exceeded (503); internal (500).
     pub code: String,
     pub message: String,
     /// The offending field (dotted path) for 422s and some 400s.
@@ -61,8 +98,9 @@ pub struct JobView {
     /// The name of the token that submitted the job (null on a server without tokens).
     pub owner: Option<String>,
     pub progress: Progress,
-    /// The normalized spec: defaults filled in, the seed drawn if it was missing.
-    #[schema(value_type = Object)]
+    /// The normalized spec: defaults filled in, the seed drawn if it was missing (a valid spec:
+    /// submitting it again runs the same job).
+    #[schema(value_type = JobSpecInput)]
     pub spec: Value,
     pub created_at: String,
     pub started_at: Option<String>,
@@ -72,7 +110,7 @@ pub struct JobView {
     #[schema(value_type = Option<Object>)]
     pub summary: Option<Value>,
     /// Seed, RNG algorithm, crate version, precision and engine (set at submission).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Stamp>)]
     pub stamp: Option<Value>,
     /// 0 for the first run; +1 each time a crash re-queued it.
     pub attempt: u32,
@@ -121,6 +159,7 @@ impl From<&JobRow> for JobView {
 pub struct JobList {
     pub jobs: Vec<JobView>,
     /// Pass as `cursor` for the next page; null on the last page.
+    #[schema(pattern = "^[0-9]{1,18}$")]
     pub next_cursor: Option<String>,
 }
 
@@ -147,10 +186,23 @@ pub struct BoundChecksPage {
 pub struct SweepPage {
     pub job_id: String,
     pub status: Status,
-    /// Each point also carries `guaranteed_epsilon` and `min_width` keyed by bound name.
-    #[schema(value_type = Vec<PointReport>)]
+    #[schema(value_type = Vec<SweepPointView>)]
     pub points: Vec<Value>,
     pub frontier: Vec<FrontierRow>,
+}
+
+/// A sweep point as `/sweep` serves it: the stored point, with its bounds also keyed by bound
+/// name (`guaranteed_epsilon.arpit2019`, `min_width.chernoff`, ...; what the CSV columns read).
+/// Documentation only: the JSON is `PointReport::to_flat_json`.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct SweepPointView {
+    #[serde(flatten)]
+    pub point: PointReport,
+    /// Epsilon each bound guarantees at this width and depth (null: none, or not finite).
+    pub guaranteed_epsilon: BTreeMap<String, Option<f64>>,
+    /// Minimal width each bound requires for the spec's epsilon (null: beyond the search limit).
+    pub min_width: BTreeMap<String, Option<u64>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -173,4 +225,35 @@ pub struct SearchPage {
     /// 1 - delta.
     pub target: f64,
     pub cells: Vec<crate::analysis::search::CellResult>,
+}
+
+/// One Server-Sent Event of `GET /v1/jobs/{id}/events`, as an SSE client parses it (`event:`
+/// and `data:` lines; keep-alive comments every 15 s are not events).
+#[derive(Serialize, ToSchema)]
+pub struct JobStreamEvent {
+    /// `progress` (any number, while the job is queued or running), then one final `status`.
+    pub event: JobStreamEventName,
+    /// JSON text: for `progress`, a ProgressEvent; for `status`, the job (a JobView).
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}
+
+crate::spec::names::string_enum! {
+    /// The event names of a job's event stream.
+    pub enum JobStreamEventName {
+        Progress = "progress",
+        Status = "status",
+    }
+}
+
+/// The data of a `progress` event.
+#[derive(Serialize, ToSchema)]
+pub struct ProgressEvent {
+    pub id: String,
+    pub status: Status,
+    pub done: u64,
+    pub total: u64,
+    /// Where the job stands beyond its counter (a `min_width` search's bracket), if its kind
+    /// says.
+    pub detail: Option<serde_json::Value>,
 }

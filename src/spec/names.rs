@@ -8,7 +8,10 @@ macro_rules! string_enum {
     (
         $(#[$meta:meta])*
         $vis:vis enum $name:ident {
-            $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)?
+            // `tt`, not `literal`: a `literal` fragment reaches the derives wrapped in an invisible
+            // group, which utoipa's attribute parser skips (the OpenAPI enum would show the Rust
+            // variant names); serde reads either.
+            $( $(#[$vmeta:meta])* $variant:ident = $text:tt ),+ $(,)?
         }
     ) => {
         $(#[$meta])*
@@ -110,5 +113,11 @@ mod tests {
         assert_eq!(serde_json::from_str::<Colour>("\"red\"").unwrap(), Colour::Red);
         assert_eq!(allowed(&["a", "b", "c", "d"]), "a, b, c, d");
         assert_eq!(allowed(&["a", "b", "c"]), "\"a\", \"b\" or \"c\"");
+    }
+
+    #[test]
+    fn the_openapi_enum_holds_the_wire_names() {
+        let schema = serde_json::to_value(<Colour as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(schema["enum"], serde_json::json!(["red", "dark_blue"]), "{schema}");
     }
 }

@@ -2,12 +2,15 @@
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::ToSchema;
 
-use crate::spec::SpecError;
+use crate::spec::{JobSpecInput, NetworkInput, SpecError};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Preset {
-    #[schema(value_type = String)]
+    #[schema(value_type = PresetName)]
     pub name: &'static str,
     /// The figure of Arpit & Bengio (arXiv 1901.03611, v1) it reproduces.
     #[schema(value_type = String)]
@@ -15,9 +18,89 @@ pub struct Preset {
     #[schema(value_type = String)]
     pub description: &'static str,
     /// The job spec; any field can be overridden in the request.
-    #[schema(value_type = Object)]
+    #[schema(value_type = JobSpecInput)]
     pub spec: Value,
 }
+
+/// The name of a preset: an OpenAPI string enum of the names [`presets`] defines.
+pub struct PresetName;
+
+impl utoipa::PartialSchema for PresetName {
+    fn schema() -> RefOr<Schema> {
+        let names: Vec<&str> = presets().iter().map(|p| p.name).collect();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .description(Some("A preset of GET /v1/presets."))
+            .into()
+    }
+}
+
+impl ToSchema for PresetName {}
+
+/// The OpenAPI schema of `{"preset": NAME, ...overrides}` (what [`expand`] reads): `preset`
+/// and the fields of a job spec as overrides, with the same ranges, none required.
+pub struct PresetRequest;
+
+impl utoipa::PartialSchema for PresetRequest {
+    fn schema() -> RefOr<Schema> {
+        // The fields of a spec, none required, plus `preset`: one definition of the fields.
+        let mut schema = match <JobSpecInput as utoipa::PartialSchema>::schema() {
+            RefOr::T(Schema::Object(object)) => object,
+            _ => unreachable!("JobSpecInput derives an object schema"),
+        };
+        schema.required = vec!["preset".to_string()];
+        schema
+            .properties
+            .insert("preset".to_string(), Ref::from_schema_name(PresetName::name()).into());
+        schema.properties.insert(
+            "network".to_string(),
+            Ref::from_schema_name(NetworkOverrides::name()).into(),
+        );
+        schema.description = Some(
+            "{\"preset\": NAME, ...overrides}: the preset's spec with any spec fields merged over it (objects key by \
+             key, anything else replaced; giving network.init drops the preset's weight_norm and the other way round, \
+             likewise widths against depth + width, and depth against depths_to_sweep). No override is required; \
+             unknown fields are refused."
+                .to_string(),
+        );
+        RefOr::T(Schema::Object(schema))
+    }
+}
+
+impl ToSchema for PresetRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((
+            PresetName::name().into(),
+            <PresetName as utoipa::PartialSchema>::schema(),
+        ));
+        schemas.push((
+            NetworkOverrides::name().into(),
+            <NetworkOverrides as utoipa::PartialSchema>::schema(),
+        ));
+        JobSpecInput::schemas(schemas);
+    }
+}
+
+/// The `network` of a preset request: the fields of a network, none required (the preset's
+/// network gives the rest).
+pub struct NetworkOverrides;
+
+impl utoipa::PartialSchema for NetworkOverrides {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = match <NetworkInput as utoipa::PartialSchema>::schema() {
+            RefOr::T(Schema::Object(object)) => object,
+            _ => unreachable!("NetworkInput derives an object schema"),
+        };
+        schema.required.clear();
+        schema.description = Some(
+            "Overrides of the preset's network: the fields of a network, none required, merged key by key.".into(),
+        );
+        RefOr::T(Schema::Object(schema))
+    }
+}
+
+impl ToSchema for NetworkOverrides {}
 
 fn paper_network(init: Value, width: usize) -> Value {
     json!({"input_dim": 500, "depth": 10, "width": width, "init": init, "head": {"classes": 20}})

@@ -5,32 +5,48 @@ use serde_json::Value;
 
 use super::*;
 
-/// A job spec as submitted (product.md). Every field but `network` has a default.
+/// A job spec as submitted (product.md). Every field but `network` has a default; `null`
+/// means the default too. Unknown fields are refused (422).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpecInput {
+    /// What the job computes (default "norms").
     kind: Option<Kind>,
+    #[schema(value_type = NetworkInput)]
     network: Option<NetworkInput>,
+    /// Inputs pushed through each network, N (default 2000).
+    #[schema(minimum = 1, maximum = 1000000)]
     samples: Option<i64>,
+    /// Independent networks (default 1).
+    #[schema(minimum = 1, maximum = 1000000)]
     trials: Option<i64>,
     input: Option<InputSpec>,
-    /// A number; for `min_width` also a list of them (a table over epsilon).
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = epsilon_schema)]
     epsilon: Option<OneOrMany<f64>>,
+    /// The failure probability of the bounds (default 0.05).
+    #[schema(exclusive_minimum = 0, exclusive_maximum = 1)]
     delta: Option<f64>,
+    /// Any unsigned 64-bit integer; when missing, one below 2^53 is drawn (so every JSON client
+    /// reads it back exactly) and echoed in the job's spec and stamp.
+    #[schema(minimum = 0, maximum = 18446744073709551615u64, format = "uint64")]
     seed: Option<u64>,
+    /// Precision of the dense engine (default "f64").
     precision: Option<Precision>,
     /// "dense", "exact" or "auto" (default): auto takes the exact sampler where permitted and cheaper.
     method: Option<Method>,
     /// `min_width`: which ratios must stay within 1 +/- epsilon (default both).
     claim: Option<Claim>,
     /// `min_width`: probability that every decision of a cell's search is right (default 0.95).
+    #[schema(exclusive_minimum = 0, exclusive_maximum = 1)]
     confidence: Option<f64>,
-    /// `min_width`: the widths searched, [lo, hi] (default 1 to twice the largest bound's width).
+    #[schema(schema_with = width_range_schema)]
     width_range: Option<Vec<i64>>,
     /// `min_width`: networks one probe may draw (default 4096).
+    #[schema(minimum = 32, maximum = 1000000)]
     max_networks_per_width: Option<i64>,
-    /// `min_width`: floating-point operations the job may spend (default: the server's job limit).
+    /// `min_width`: floating-point operations the job may spend (default, and at most: the
+    /// server's job limit).
+    #[schema(exclusive_minimum = 0)]
     max_work: Option<f64>,
 }
 
@@ -56,16 +72,23 @@ impl<T: Clone> OneOrMany<T> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkInput {
+    /// n_0.
+    #[schema(value_type = i64, minimum = 1, maximum = 1000000)]
     input_dim: Option<i64>,
-    /// An integer; for `min_width` also a list of them (a table over depth).
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = depth_schema)]
     depth: Option<OneOrMany<i64>>,
+    /// The width of every hidden layer, with `depth`.
+    #[schema(minimum = 1, maximum = 1000000)]
     width: Option<i64>,
+    #[schema(schema_with = widths_schema)]
     widths: Option<Vec<i64>>,
     init: Option<InitInput>,
+    /// Replaces `init`.
     weight_norm: Option<WeightNormInput>,
     head: Option<HeadInput>,
+    #[schema(schema_with = widths_to_sweep_schema)]
     widths_to_sweep: Option<Vec<i64>>,
+    #[schema(schema_with = depths_to_sweep_schema)]
     depths_to_sweep: Option<Vec<i64>>,
 }
 
@@ -75,8 +98,13 @@ pub struct NetworkInput {
 #[serde(deny_unknown_fields)]
 pub struct InitInput {
     scheme: Scheme,
+    /// Required by (and only allowed with) "he".
     fan: Option<Fan>,
+    /// Only with "orthogonal" (default sqrt 2).
+    #[schema(exclusive_minimum = 0, maximum = 1000)]
     gain: Option<f64>,
+    /// Required by (and only allowed with) "gaussian".
+    #[schema(exclusive_minimum = 0, maximum = 1000000)]
     variance: Option<f64>,
 }
 
@@ -85,15 +113,18 @@ pub struct InitInput {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WeightNormInput {
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = weight_norm_gain_schema)]
     gain: Option<Value>,
+    /// Default "gaussian".
     direction: Option<Direction>,
 }
 
-/// The softmax cross-entropy head: `classes` (default 20).
+/// The softmax cross-entropy head.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeadInput {
+    /// Classes C (default 20).
+    #[schema(minimum = 2, maximum = 10000)]
     classes: Option<i64>,
 }
 
@@ -102,6 +133,147 @@ pub struct HeadInput {
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
     distribution: Option<InputDistribution>,
+}
+
+/// A nullable array of integers in `[lo, hi]` with `1..=max_items` entries.
+fn int_array(lo: usize, hi: usize, max_items: usize, description: &str) -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Int64,
+                )))
+                .minimum(Some(lo))
+                .maximum(Some(hi)),
+        )
+        .min_items(Some(1))
+        .max_items(Some(max_items))
+        .description(Some(description))
+        .build()
+}
+
+fn widths_schema() -> utoipa::openapi::Array {
+    let l = Limits::default();
+    int_array(
+        1,
+        l.max_width,
+        l.max_depth,
+        "Hidden widths n_1..n_L, one per layer (instead of depth + width).",
+    )
+}
+
+fn widths_to_sweep_schema() -> utoipa::openapi::Array {
+    let l = Limits::default();
+    int_array(
+        1,
+        l.max_width,
+        l.max_sweep_points,
+        "The widths of a width_sweep (required by it, refused by norms); the grid widths x depths \
+         holds at most 64 points.",
+    )
+}
+
+fn depths_to_sweep_schema() -> utoipa::openapi::Array {
+    let l = Limits::default();
+    int_array(
+        1,
+        l.max_depth,
+        l.max_sweep_points,
+        "The depths of a width x depth map (width_sweep only; instead of depth).",
+    )
+}
+
+/// One value of `item`, or a nullable list of 1 to `max_items` of them.
+fn one_or_many(item: utoipa::openapi::Object, max_items: usize, description: &str) -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(item.clone())
+        .item(
+            ArrayBuilder::new()
+                .items(item)
+                .min_items(Some(1))
+                .max_items(Some(max_items)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(description))
+        .build()
+        .into()
+}
+
+fn epsilon_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let number = ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Double,
+        )))
+        .exclusive_minimum(Some(0))
+        .maximum(Some(1_000_000))
+        .build();
+    one_or_many(
+        number,
+        Limits::default().max_sweep_points,
+        "The tolerance: every ratio within 1 +/- epsilon (default 0.15). A list (a table over epsilon) \
+         only for kind min_width.",
+    )
+}
+
+fn depth_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let l = Limits::default();
+    let integer = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Int64,
+        )))
+        .minimum(Some(1))
+        .maximum(Some(l.max_depth))
+        .build();
+    one_or_many(
+        integer,
+        l.max_sweep_points,
+        "Hidden layers L, with `width` (not with `widths`). A list (a table over depth) only for kind \
+         min_width.",
+    )
+}
+
+fn width_range_schema() -> utoipa::openapi::Array {
+    let mut a = int_array(
+        1,
+        Limits::default().max_width,
+        2,
+        "min_width: the widths searched, [lo, hi] with lo <= hi (default 1 to twice the largest bound's width).",
+    );
+    a.min_items = Some(2);
+    a
+}
+
+fn weight_norm_gain_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["naive", "derived"])),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Double,
+                )))
+                .exclusive_minimum(Some(0))
+                .maximum(Some(1000)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "\"naive\" (g = 1), \"derived\" (g^l = sqrt(2 n_(l-1) / n_l), the default) or a fixed gain in (0, 1000].",
+        ))
+        .build()
+        .into()
 }
 
 /// The allowed values of a field, for messages about wrong types and unknown values.
@@ -304,7 +476,7 @@ fn convert(mut raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
         input,
         epsilon: epsilons[0],
         delta,
-        seed: raw.seed.unwrap_or_else(rand::random),
+        seed: raw.seed.unwrap_or_else(draw_seed),
         precision: raw.precision.unwrap_or(Precision::F64),
         method: raw.method.unwrap_or(Method::Auto),
         first_trial: 0,
@@ -379,6 +551,12 @@ fn convert_search(
         max_networks_per_width,
         max_work,
     })
+}
+
+/// A seed for a spec without one: uniform below 2^53, so that every JSON client (a double in
+/// JavaScript, say) reads the echoed seed back exactly.
+fn draw_seed() -> u64 {
+    rand::random::<u64>() >> 11
 }
 
 /// For `width_sweep`: take the grid out of the network (leaving a valid base network of the
@@ -795,11 +973,51 @@ mod tests {
         assert_eq!(s.epsilon, 2.0);
     }
 
+    /// The ranges the OpenAPI document states (literals in the schema attributes) are the
+    /// parser's (`Limits::default()`, which no server setting changes).
+    #[test]
+    fn the_openapi_ranges_are_the_parsers() {
+        fn props<T: utoipa::PartialSchema>() -> Value {
+            serde_json::to_value(T::schema()).unwrap()["properties"].clone()
+        }
+        let l = Limits::default();
+        let range = |p: &Value| (p["minimum"].as_u64(), p["maximum"].as_u64());
+        let spec = props::<JobSpecInput>();
+        let net = props::<NetworkInput>();
+        let hi = |n: usize| Some(n as u64);
+        assert_eq!(range(&spec["samples"]), (Some(1), hi(l.max_samples)));
+        assert_eq!(range(&spec["trials"]), (Some(1), hi(l.max_trials)));
+        assert_eq!(range(&net["input_dim"]), (Some(1), hi(l.max_input_dim)));
+        assert_eq!(range(&net["depth"]), (Some(1), hi(l.max_depth)));
+        assert_eq!(range(&net["width"]), (Some(1), hi(l.max_width)));
+        assert_eq!(range(&net["widths"]["items"]), (Some(1), hi(l.max_width)));
+        assert_eq!(net["widths"]["maxItems"], json!(l.max_depth));
+        assert_eq!(range(&net["widths_to_sweep"]["items"]), (Some(1), hi(l.max_width)));
+        assert_eq!(net["widths_to_sweep"]["maxItems"], json!(l.max_sweep_points));
+        assert_eq!(range(&net["depths_to_sweep"]["items"]), (Some(1), hi(l.max_depth)));
+        assert_eq!(range(&props::<HeadInput>()["classes"]), (Some(2), hi(l.max_classes)));
+        assert_eq!(range(&spec["seed"]), (Some(0), Some(u64::MAX)));
+        // Each bound of the document is accepted by the parser, and one step beyond refused.
+        let at = |path: &[&str], v: Value| parse_spec(&with(path, v), &l);
+        assert!(at(&["samples"], json!(l.max_samples)).is_ok());
+        assert!(at(&["samples"], json!(l.max_samples + 1)).is_err());
+        assert!(at(&["network", "head"], json!({"classes": 1})).is_err());
+        assert!(at(&["epsilon"], json!(1e6)).is_ok());
+        assert!(at(&["epsilon"], json!(1.000001e6)).is_err());
+        assert!(at(&["delta"], json!(5e-324)).is_ok());
+    }
+
     #[test]
     fn missing_seed_is_drawn_and_echoed() {
         let mut v = base();
         v.as_object_mut().unwrap().remove("seed");
         let s = parse_spec(&v, &Limits::default()).unwrap();
         assert_eq!(s.to_json()["seed"], json!(s.seed));
+        for _ in 0..1000 {
+            assert!(draw_seed() < 1 << 53);
+        }
+        // A given seed may still be any u64.
+        let s = parse_spec(&with(&["seed"], json!(u64::MAX)), &Limits::default()).unwrap();
+        assert_eq!(s.seed, u64::MAX);
     }
 }

@@ -367,9 +367,148 @@ async fn openapi_document_covers_every_route_and_error() {
     for code in ["202", "400", "409", "413", "422", "503"] {
         assert!(submit.get(code).is_some(), "POST /v1/jobs lacks {code}");
     }
-    assert!(doc["components"]["schemas"].get("ErrorBody").is_some());
-    assert!(doc["components"]["schemas"].get("JobSpecInput").is_some());
-    assert!(doc["components"]["schemas"].get("LayerReport").is_some());
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas.get("ErrorBody").is_some());
+    assert!(schemas.get("JobSpecInput").is_some());
+    assert!(schemas.get("LayerReport").is_some());
+
+    // Every response of every operation is documented with its status, and every error with
+    // ErrorBody; the timed routes list 408, the ones that take an id 404.
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let has = |code: &str| responses.contains_key(code);
+            if path != "/v1/jobs/{id}/events" {
+                assert!(has("408"), "{method} {path} lacks 408");
+            }
+            if path.contains("{id}") {
+                assert!(has("400") && has("404"), "{method} {path} lacks 400 or 404");
+            }
+            for (code, response) in responses {
+                if code.starts_with('4') || code == "500" {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody",
+                        "{method} {path} {code}"
+                    );
+                }
+            }
+        }
+    }
+    let submit_op = &paths["/v1/jobs"]["post"];
+    for code in ["200", "202", "400", "401", "408", "409", "413", "422", "500", "503"] {
+        assert!(submit_op["responses"].get(code).is_some(), "POST /v1/jobs lacks {code}");
+    }
+
+    // The mutating operations require the bearer scheme; reads do not.
+    for (method, path) in routes {
+        let security = &paths[path][method]["security"];
+        if method == "get" {
+            assert!(security.is_null(), "{method} {path}: {security}");
+        } else {
+            assert_eq!(security, &json!([{"bearer": []}]), "{method} {path}");
+            let responses = &paths[path][method]["responses"];
+            assert!(responses.get("401").is_some(), "{method} {path} lacks 401");
+            if path.contains("{id}") {
+                assert!(responses.get("403").is_some(), "{method} {path} lacks 403");
+            }
+        }
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+
+    // The request body: a spec or a preset request, told apart by `preset`.
+    let body = &submit_op["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["$ref"], "#/components/schemas/JobRequest");
+    assert_eq!(
+        schemas["JobRequest"]["oneOf"],
+        json!([{"$ref": "#/components/schemas/JobSpecInput"}, {"$ref": "#/components/schemas/PresetRequest"}])
+    );
+    let preset_request = &schemas["PresetRequest"];
+    assert_eq!(preset_request["required"], json!(["preset"]));
+    assert_eq!(preset_request["additionalProperties"], false);
+    let (_, presets) = app.get_json("/v1/presets").await;
+    let names: Vec<&Value> = presets["presets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["name"])
+        .collect();
+    assert_eq!(
+        schemas["PresetName"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>(),
+        names
+    );
+    for (field, _) in schemas["JobSpecInput"]["properties"].as_object().unwrap() {
+        assert!(
+            preset_request["properties"].get(field).is_some(),
+            "a preset request cannot override {field}"
+        );
+    }
+
+    // The spec: network required, unknown fields refused, the parser's ranges.
+    let spec = &schemas["JobSpecInput"];
+    assert_eq!(spec["required"], json!(["network"]));
+    assert_eq!(spec["additionalProperties"], false);
+    let prop = |schema: &str, field: &str| schemas[schema]["properties"][field].clone();
+    for (schema, field, lo, hi) in [
+        ("JobSpecInput", "samples", 1, 1_000_000),
+        ("JobSpecInput", "trials", 1, 1_000_000),
+        ("NetworkInput", "input_dim", 1, 1_000_000),
+        ("NetworkInput", "depth", 1, 1000),
+        ("NetworkInput", "width", 1, 1_000_000),
+        ("HeadInput", "classes", 2, 10_000),
+    ] {
+        let p = prop(schema, field);
+        assert_eq!(
+            (p["minimum"].clone(), p["maximum"].clone()),
+            (json!(lo), json!(hi)),
+            "{schema}.{field}"
+        );
+    }
+    assert_eq!(prop("JobSpecInput", "epsilon")["exclusiveMinimum"], 0);
+    assert_eq!(prop("JobSpecInput", "epsilon")["maximum"], 1_000_000);
+    assert_eq!(prop("JobSpecInput", "delta")["exclusiveMinimum"], 0);
+    assert_eq!(prop("JobSpecInput", "delta")["exclusiveMaximum"], 1);
+    assert_eq!(prop("NetworkInput", "widths_to_sweep")["maxItems"], 64);
+    assert_eq!(prop("NetworkInput", "widths")["items"]["maximum"], 1_000_000);
+    assert_eq!(schemas["NetworkInput"]["required"], json!(["input_dim"]));
+    // Seeds are unsigned 64-bit, in the request and in what comes back.
+    for seed in [
+        prop("JobSpecInput", "seed"),
+        prop("Stamp", "seed"),
+        prop("PointReport", "seed"),
+    ] {
+        assert_eq!(seed["format"], "uint64");
+        assert_eq!(seed["minimum"], 0);
+        assert_eq!(seed["maximum"], json!(u64::MAX));
+    }
+    // String enums carry their wire names.
+    assert_eq!(schemas["Kind"]["enum"], json!(["norms", "width_sweep"]));
+    assert_eq!(schemas["Scheme"]["enum"][2], "glorot_paper");
+    // Statistics that can be undefined are nullable.
+    for (schema, field) in [
+        ("RatioStats", "mean"),
+        ("Spread", "min"),
+        ("Within", "forward"),
+        ("DeviationStats", "max"),
+    ] {
+        assert_eq!(
+            prop(schema, field)["type"],
+            json!(["number", "null"]),
+            "{schema}.{field}"
+        );
+    }
+    // Non-JSON bodies have their media types.
+    let content = |path: &str| paths[path]["get"]["responses"]["200"]["content"].clone();
+    assert!(content("/v1/jobs/{id}/layers").get("text/csv").is_some());
+    assert!(content("/v1/jobs/{id}/sweep").get("text/csv").is_some());
+    assert!(content("/v1/jobs/{id}/plot.svg").get("image/svg+xml").is_some());
+    assert_eq!(
+        content("/v1/jobs/{id}/events")["text/event-stream"]["schema"]["$ref"],
+        "#/components/schemas/JobStreamEvent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -477,7 +616,7 @@ async fn tokens_guard_mutations_and_leave_reads_open() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    // Another token may not delete it (tokens carry identities: the job is beta's).
+    // Another user's token may not (the job is beta's); its owner's may.
     let r = app
         .client
         .delete(app.url(&format!("/v1/jobs/{id}")))
@@ -485,7 +624,8 @@ async fn tokens_guard_mutations_and_leave_reads_open() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let e = error_of(r, StatusCode::FORBIDDEN).await;
+    assert_eq!(e["code"], "forbidden");
     let r = app
         .client
         .delete(app.url(&format!("/v1/jobs/{id}")))
@@ -494,4 +634,14 @@ async fn tokens_guard_mutations_and_leave_reads_open() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // Tokens are checked on routes only: a method a path does not have is 405 and a path that
+    // is no route 404, with or without a token.
+    for method in ["PUT", "PATCH", "TRACE"] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = app.client.request(m, app.url("/v1/jobs")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert!(r.headers().get("allow").is_some(), "{method}: no Allow header");
+    }
+    let r = app.client.post(app.url("/v1/nothing-here")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }

@@ -177,7 +177,10 @@ async fn a_sweep_survives_five_kills_with_every_point_bit_identical() {
         server = Server::start(&db, &log);
     }
     let job = server.wait_succeeded(&id, Duration::from_secs(300)).await;
-    assert_eq!(job["attempt"], 5, "{job}");
+    // Every kill that interrupted a leased unit is one attempt; a kill that lands between a
+    // unit's completion and the next claim interrupts nothing. Five kills never fail the job.
+    let attempts = job["attempt"].as_u64().unwrap();
+    assert!((1..=5).contains(&attempts), "{job}");
     let served = server.get(&format!("/v1/jobs/{id}/sweep")).await;
     // A clean run of the same spec, in one go.
     let clean = Command::new(env!("CARGO_BIN_EXE_widthlab"))

@@ -173,7 +173,12 @@ async fn in_process_shutdown_requeues_the_running_job_and_a_restart_finishes_it(
         "after a graceful shutdown the running job is re-queued"
     );
     assert_eq!(row.attempt, 0);
-    assert_eq!(row.progress_done, 0);
+    // Units it completed (chunks of 8 networks) are kept; only the interrupted ones run again.
+    assert!(
+        row.progress_done % 8 == 0 && row.progress_done < 200,
+        "progress {} is whole completed chunks",
+        row.progress_done
+    );
     assert!(row.started_at.is_none());
     drop(store);
 
