@@ -15,34 +15,66 @@ use crate::config::Config;
 use crate::http::{router, serve, AppState, ConnectionLimits};
 use crate::jobs::{Jobs, JobsConfig};
 use crate::metrics::Metrics;
-use crate::store::{DatabaseLock, JobStore, SqliteStore};
+use crate::store::{is_postgres_url, DatabaseLock, JobStore, PgStore, SqliteStore};
 
 /// How long shutdown waits for running jobs to stop and go back to the queue.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 /// How long shutdown waits for in-flight HTTP requests.
 pub const HTTP_GRACE: Duration = Duration::from_secs(5);
 
-/// Store, job system and metrics, ready to run jobs; no HTTP. Holds the database's lock: one
-/// process serves a SQLite database at a time.
+/// Store, job system and metrics, ready to run jobs; no HTTP. Holds the database's lock when
+/// the database is a SQLite file (one process serves it at a time); a PostgreSQL database is
+/// shared by any number of processes.
 pub struct Services {
     pub jobs: Arc<Jobs>,
     pub config: Arc<Config>,
-    lock: DatabaseLock,
+    lock: Option<DatabaseLock>,
+}
+
+/// Open the store a URL names: `postgres://` (or `postgresql://`) is PostgreSQL, anything else
+/// a SQLite file, locked for this process (`role` says what it is doing, for the error a
+/// second process gets).
+pub async fn open_store(url: &str, role: &str) -> anyhow::Result<(Arc<dyn JobStore>, Option<DatabaseLock>)> {
+    if is_postgres_url(url) {
+        let store = PgStore::connect(url)
+            .await
+            .with_context(|| format!("opening the PostgreSQL database {}", redact(url)))?;
+        return Ok((Arc::new(store), None));
+    }
+    // Before anything is read: a second process on the same file stops here.
+    let lock = DatabaseLock::acquire(url, role).with_context(|| format!("database {url}"))?;
+    let store = SqliteStore::connect(url)
+        .await
+        .with_context(|| format!("opening the database {url}"))?;
+    Ok((Arc::new(store), Some(lock)))
+}
+
+/// A database URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &credentials[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 impl Services {
-    /// Lock, open and migrate the database and build the job system. Jobs a crash left running
-    /// are re-queued by [`Services::recover`], once nothing else can fail.
+    /// Open (and lock, for SQLite) and migrate the database and build the job system. Jobs a
+    /// crash left running are re-queued by [`Services::recover`], once nothing else can fail.
     pub async fn build(config: Config) -> anyhow::Result<Services> {
-        let url = &config.database_url;
-        // Before anything is read: a second process on the same file stops here.
-        let lock = DatabaseLock::acquire(url, &format!("serving {}", config.bind))
-            .with_context(|| format!("database {url}"))?;
-        let store: Arc<dyn JobStore> = Arc::new(
-            SqliteStore::connect(url)
-                .await
-                .with_context(|| format!("opening the database {url}"))?,
-        );
+        let role = format!("serving {}", config.bind);
+        Self::build_as(config, None, &role).await
+    }
+
+    /// [`Services::build`] for a process that stops after claiming `max_units` units; `role`
+    /// names it in the SQLite lock file.
+    pub async fn build_as(config: Config, max_units: Option<u64>, role: &str) -> anyhow::Result<Services> {
+        let (store, lock) = open_store(&config.database_url, role).await?;
         let jobs = Jobs::new(
             store,
             JobsConfig {
@@ -54,7 +86,7 @@ impl Services {
                 limits: config.limits(),
                 lease: Duration::from_secs(config.lease_secs),
                 poll: JobsConfig::DEFAULT_POLL,
-                max_units: None,
+                max_units,
                 compute: config.compute_slots() > 0,
             },
             Arc::new(Metrics::new()),
@@ -66,14 +98,14 @@ impl Services {
         })
     }
 
-    /// Re-queue the jobs an earlier crash left running (this process holds the lock, so no
-    /// other process is running them).
+    /// Re-queue the jobs an earlier crash left running (SQLite: this process holds the lock, so
+    /// no other process is running them; PostgreSQL leaves running units to their leases).
     pub async fn recover(&self) -> anyhow::Result<()> {
         let requeued = self
             .jobs
             .recover()
             .await
-            .with_context(|| format!("recovering jobs in {}", self.config.database_url))?;
+            .with_context(|| format!("recovering jobs in {}", redact(&self.config.database_url)))?;
         if requeued > 0 {
             tracing::warn!(requeued, "jobs left running by an earlier crash were re-queued");
         }
@@ -86,7 +118,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     port: u16,
-    lock: DatabaseLock,
+    lock: Option<DatabaseLock>,
 }
 
 impl Application {

@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `run` (any job kind, locally, no server),
+//! The command line: `serve` (the default), `worker` (units from a shared database, no HTTP),
+//! `run` (any job kind, locally, no server),
 //! `bounds` (the calculator) and `probe` (the container health check).
 //!
 //! Holds one file per subcommand and the text tables (`tables`).
@@ -9,11 +10,13 @@ mod bounds;
 mod probe;
 mod run;
 mod tables;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
 pub use bounds::BoundsArgs;
 pub use run::RunArgs;
+pub use worker::WorkerArgs;
 
 use crate::config::Config;
 use crate::startup::Application;
@@ -45,6 +48,11 @@ enum Command {
     ///
     /// Example: widthlab bounds --epsilon 0.15 --delta 0.05 --depth 10 --samples 2000 --width 4000
     Bounds(BoundsArgs),
+    /// Compute units of work from a shared (PostgreSQL) database; no HTTP. Run as many as you
+    /// have machines; stop with SIGTERM (units in progress go back to the queue).
+    ///
+    /// Example: widthlab worker --database-url postgres://widthlab@db/widthlab --threads 8
+    Worker(WorkerArgs),
     /// Exit 0 if GET <url> answers 200 (the container health check; plain HTTP only).
     Probe {
         /// Default: /healthz of the address in WIDTHLAB_BIND (a wildcard address probed on
@@ -83,6 +91,7 @@ pub fn main() -> i32 {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Bounds(args)) => bounds::bounds(&args),
         Some(Command::Serve(config)) => serve(config),
+        Some(Command::Worker(args)) => worker::worker(&args),
         Some(Command::Probe { url }) => {
             let url = url.unwrap_or_else(|| {
                 probe::health_url(&std::env::var("WIDTHLAB_BIND").unwrap_or_else(|_| "127.0.0.1:8080".into()))

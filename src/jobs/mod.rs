@@ -445,6 +445,15 @@ impl Jobs {
         self.shutdown.load(Ordering::Relaxed)
     }
 
+    /// Wait until no unit of this process is computing (every slot free), then free the slots
+    /// again: how a worker with `max_units` waits for its last units.
+    pub async fn idle(&self) {
+        let all = self.config.max_running.max(1) as u32;
+        if let Ok(permits) = self.slots.acquire_many(all).await {
+            drop(permits);
+        }
+    }
+
     /// Stop (see [`Jobs::begin_shutdown`]) and wait up to `grace` for running jobs.
     pub async fn shutdown(&self, grace: std::time::Duration) {
         self.begin_shutdown();

@@ -3,7 +3,8 @@
 //! Holds: the trait, the typed job row ([`JobRow`] with [`Kind`] and [`Status`] enums, mapped
 //! from the database's text by the store: an unknown value is a [`StoreError::Corrupt`], never
 //! a guess), result rows ([`ResultRow`], one JSON document per unit of a job's results, grouped in
-//! [`ResultFamily`]), and the SQLite implementation (`sqlite`).
+//! [`ResultFamily`]), and its implementations: SQLite (`sqlite`, embedded, one process) and
+//! PostgreSQL (`postgres`, shared by API nodes and workers on many machines).
 //! Depends on: `spec` (for [`Kind`]) only. The store does not know report types: the job layer
 //! encodes its results into [`ResultRow`]s and decodes them.
 //!
@@ -11,11 +12,15 @@
 //! ...`), so terminal states never change and two writers cannot both win; a job's final state
 //! and its result rows are written in one transaction.
 
+mod postgres;
 mod sqlite;
+mod stored;
 
 use serde_json::Value;
 
+pub use postgres::{is_postgres_url, PgStore};
 pub use sqlite::{DatabaseLock, SqliteStore};
+pub use stored::now;
 
 use crate::spec::names::string_enum;
 pub use crate::spec::Kind;

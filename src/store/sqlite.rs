@@ -12,94 +12,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, FromRow, SqliteConnection, SqlitePool};
+use sqlx::{Connection, SqliteConnection, SqlitePool};
 
+use super::stored::{now, rows, StoredJob};
 use super::{
     replay, Claim, JobRow, JobStore, Kind, ListQuery, NewJob, QueueLimits, Renewal, ResultFamily, ResultRow, Status,
     StoreError, UnitRef, UnitState, MAX_ATTEMPTS,
 };
-
-/// RFC 3339 UTC with exactly six fractional digits, so timestamps sort as strings.
-///
-/// A timestamp is taken when a query is built, which can be before an earlier-built query on
-/// another connection commits (a claim prepared while a job is being inserted). State changes
-/// therefore store `MAX(now, previous timestamp of the job)`: created <= started <= finished.
-pub fn now() -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
-    time::OffsetDateTime::now_utc().format(FORMAT).unwrap_or_default()
-}
-
-/// A row of `jobs` as SQLite holds it (text enums, integer flags, JSON as text).
-#[derive(Debug, FromRow)]
-struct StoredJob {
-    seq: i64,
-    id: String,
-    kind: String,
-    spec: String,
-    spec_hash: String,
-    idempotency_key: Option<String>,
-    status: String,
-    progress_done: i64,
-    progress_total: i64,
-    progress_detail: Option<String>,
-    error: Option<String>,
-    seed: String,
-    attempt: i64,
-    stalls: i64,
-    cancel_requested: i64,
-    created_at: String,
-    started_at: Option<String>,
-    finished_at: Option<String>,
-    stamp: Option<String>,
-    summary: Option<String>,
-    preset: Option<String>,
-    owner: Option<String>,
-    work_flops: f64,
-}
-
-impl TryFrom<StoredJob> for JobRow {
-    type Error = StoreError;
-
-    fn try_from(r: StoredJob) -> Result<JobRow, StoreError> {
-        let corrupt = |what: &str, value: &str| StoreError::Corrupt(format!("job {}: {what} {value:?}", r.id));
-        let json = |s: &Option<String>| -> Result<Option<Value>, StoreError> {
-            s.as_deref()
-                .map(serde_json::from_str)
-                .transpose()
-                .map_err(StoreError::from)
-        };
-        Ok(JobRow {
-            kind: Kind::from_str(&r.kind).map_err(|_| corrupt("unknown kind", &r.kind))?,
-            status: Status::from_str(&r.status).map_err(|_| corrupt("unknown status", &r.status))?,
-            spec: serde_json::from_str(&r.spec)?,
-            seed: r.seed.parse().map_err(|_| corrupt("unreadable seed", &r.seed))?,
-            progress_done: u64::try_from(r.progress_done).unwrap_or(0),
-            progress_total: u64::try_from(r.progress_total).unwrap_or(0),
-            attempt: u32::try_from(r.attempt).map_err(|_| corrupt("attempt", &r.attempt.to_string()))?,
-            stalls: u32::try_from(r.stalls).map_err(|_| corrupt("stalls", &r.stalls.to_string()))?,
-            cancel_requested: r.cancel_requested != 0,
-            stamp: json(&r.stamp)?,
-            progress_detail: json(&r.progress_detail)?,
-            summary: json(&r.summary)?,
-            seq: r.seq,
-            id: r.id,
-            spec_hash: r.spec_hash,
-            idempotency_key: r.idempotency_key,
-            error: r.error,
-            created_at: r.created_at,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            preset: r.preset,
-            owner: r.owner,
-            work_flops: r.work_flops,
-        })
-    }
-}
-
-fn rows(stored: Vec<StoredJob>) -> Result<Vec<JobRow>, StoreError> {
-    stored.into_iter().map(JobRow::try_from).collect()
-}
 
 /// The file of a SQLite URL or path (`sqlite://a/b.db?mode=rwc`, `sqlite:b.db`, `b.db`); None
 /// for an in-memory database.
@@ -821,7 +740,7 @@ impl JobStore for SqliteStore {
         self.write(async |conn| {
             let updated = sqlx::query(
                 "UPDATE jobs SET status = 'succeeded', finished_at = MAX(?, COALESCE(started_at, created_at)), stamp = ?,
-                     summary = ?, progress_done = progress_total, error = NULL
+                     summary = ?, progress_done = progress_total, progress_detail = NULL, error = NULL
                  WHERE id = ? AND status = 'running'",
             )
             .bind(&finished_at)
@@ -950,6 +869,18 @@ impl JobStore for SqliteStore {
                     .bind(id)
                     .execute(&mut *conn)
                     .await?;
+                // A running job with no unit leased (between two units) has no worker to honour
+                // the flag, and claims skip it: it ends now.
+                sqlx::query(
+                    "UPDATE jobs SET status = 'cancelled', finished_at = MAX(?, COALESCE(started_at, created_at))
+                     WHERE id = ? AND status = 'running'
+                       AND NOT EXISTS (SELECT 1 FROM units WHERE job_id = ? AND state = 'leased')",
+                )
+                .bind(&at)
+                .bind(id)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
                 Ok(sqlx::query_as::<_, StoredJob>("SELECT * FROM jobs WHERE id = ?")
                     .bind(id)
                     .fetch_optional(conn)

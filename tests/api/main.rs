@@ -1,7 +1,8 @@
 //! Black-box tests of the HTTP service: a real server on port 0, talked to over a real socket.
 //!
 //! In-process servers (`helpers::spawn_app`) for the HTTP contract; the real binary as a child
-//! process (`crash.rs`) for kill -9 and SIGTERM.
+//! process (`crash.rs`) for kill -9 and SIGTERM; PostgreSQL against SQLite (`postgres.rs`), and
+//! an API node with worker processes on one PostgreSQL database (`scaleout.rs`).
 
 mod bounds;
 mod crash;
@@ -12,7 +13,9 @@ mod helpers;
 mod jobs;
 mod lab;
 mod lifecycle;
+mod postgres;
 mod process;
 mod results;
+mod scaleout;
 mod search;
 mod structure;
