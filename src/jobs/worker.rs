@@ -108,7 +108,7 @@ impl Jobs {
                     tokio::select! {
                         _ = self.wake.notified() => {}
                         _ = self.stopped.notified() => {}
-                        _ = tokio::time::sleep(self.config.poll) => {}
+                        _ = self.store.wait_for_work(self.config.poll) => {}
                     }
                 }
                 Err(e) => {

@@ -344,6 +344,13 @@ pub trait JobStore: Send + Sync {
     /// reclaims expired leases instead, at claim time.
     async fn recover(&self) -> Result<u64, StoreError>;
 
+    /// Wait until work may have become claimable in another process (a job submitted, a unit
+    /// given back, a finishing unit ready) or `timeout` passes. A store shared by processes
+    /// pushes those events (PostgreSQL: LISTEN/NOTIFY); the default only waits.
+    async fn wait_for_work(&self, timeout: std::time::Duration) {
+        tokio::time::sleep(timeout).await;
+    }
+
     /// Cancel: a queued job at once, a running one by flag. Returns the job after the change.
     async fn request_cancel(&self, id: &str) -> Result<Option<JobRow>, StoreError>;
 

@@ -14,8 +14,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::Connection;
+use tokio::sync::Notify;
 
 use super::stored::{now, rows, StoredJob};
 use super::{
@@ -38,10 +42,20 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// The channel on which writers announce claimable work.
+const WORK_CHANNEL: &str = "widthlab_work";
+
+/// Announce claimable work to every listening worker (delivered when the transaction commits).
+const NOTIFY_WORK: &str = "SELECT pg_notify('widthlab_work', '')";
+
 /// PostgreSQL implementation of [`JobStore`].
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Woken by the listener task on each announcement of work.
+    work: Arc<Notify>,
+    /// Whether the listener task runs (started by the first wait).
+    listening: Arc<AtomicBool>,
 }
 
 /// The job's progress: done units' totals plus leased units' progress (bind: job id).
@@ -75,7 +89,30 @@ impl PgStore {
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            work: Arc::new(Notify::new()),
+            listening: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Listen for announcements of work on a connection of its own, waking `work` on each;
+    /// reconnects after an error (the waits' timeout covers the gap).
+    fn start_listening(&self) {
+        if self.listening.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (pool, work) = (self.pool.clone(), self.work.clone());
+        tokio::spawn(async move {
+            loop {
+                let Err(e) = listen(&pool, &work).await;
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %e, "listening for work failed; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
     }
 
     /// Run `steps` in one transaction and commit it; only a committed transaction's value is
@@ -106,6 +143,16 @@ impl PgStore {
     async fn update(&self, sql: &str, id: &str) -> Result<bool, StoreError> {
         let r = sqlx::query(sql).bind(now()).bind(id).execute(&self.pool).await?;
         Ok(r.rows_affected() == 1)
+    }
+}
+
+/// Wake `work` on each announcement on [`WORK_CHANNEL`]; returns only on an error.
+async fn listen(pool: &PgPool, work: &Notify) -> Result<std::convert::Infallible, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(WORK_CHANNEL).await?;
+    loop {
+        listener.recv().await?;
+        work.notify_one();
     }
 }
 
@@ -235,6 +282,7 @@ impl JobStore for PgStore {
                 .execute(&mut *conn)
                 .await?;
                 insert_units(conn, job.id, job.units).await?;
+                sqlx::query(NOTIFY_WORK).execute(&mut *conn).await?;
                 let row = sqlx::query_as::<_, StoredJob>("SELECT * FROM jobs WHERE id = $1")
                     .bind(job.id)
                     .fetch_one(&mut *conn)
@@ -479,6 +527,10 @@ impl JobStore for PgStore {
                     .bind(unit.job)
                     .fetch_one(&mut *conn)
                     .await?;
+            if left == 0 {
+                // The finishing unit is claimable now, by any worker.
+                sqlx::query(NOTIFY_WORK).execute(&mut *conn).await?;
+            }
             Ok(left.max(0) as u64)
         })
         .await
@@ -504,6 +556,7 @@ impl JobStore for PgStore {
             .execute(&mut *conn)
             .await?;
             sqlx::query(JOB_PROGRESS).bind(unit.job).execute(&mut *conn).await?;
+            sqlx::query(NOTIFY_WORK).execute(&mut *conn).await?;
             Ok(())
         })
         .await
@@ -665,6 +718,11 @@ impl JobStore for PgStore {
     /// now. Units of dead workers are reclaimed when their leases end ([`JobStore::claim_unit`]).
     async fn recover(&self) -> Result<u64, StoreError> {
         Ok(0)
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        self.start_listening();
+        let _ = tokio::time::timeout(timeout, self.work.notified()).await;
     }
 
     async fn request_cancel(&self, id: &str) -> Result<Option<JobRow>, StoreError> {
