@@ -13,7 +13,8 @@ pub struct Config {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "WIDTHLAB_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
-    /// SQLite database: a file path or a sqlite:// URL. Created and migrated on start.
+    /// The database: a SQLite file path or sqlite:// URL (embedded; created and migrated on start),
+    /// or a postgres:// URL (shared by API nodes and `widthlab worker`s; migrated on start).
     #[arg(long = "database-url", env = "WIDTHLAB_DATABASE_URL", default_value = "widthlab.db")]
     pub database_url: String,
     /// Compute threads for simulations (default: all cores).
