@@ -9,9 +9,7 @@ use serde_json::Value;
 
 use super::dense::{cheap_to_redraw, KEEP_WEIGHTS_BYTES};
 use crate::spec::names::string_enum;
-use crate::spec::{
-    parse_spec, Direction, Init, Limits, Method, Precision, Spec, SpecError, Task, WeightNorm, Weights,
-};
+use crate::spec::{parse_spec, Direction, Init, Limits, Method, Precision, Spec, SpecError, Task, WeightNorm, Weights};
 
 string_enum! {
     /// The engine that actually runs (a resolved `method`); recorded in the stamp.

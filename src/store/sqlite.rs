@@ -962,6 +962,37 @@ mod tests {
     /// every compute unit is done; an expired lease is reclaimed by another worker and counted,
     /// and a unit whose leases end MAX_ATTEMPTS times fails its job.
     #[tokio::test]
+    async fn a_cancel_between_units_ends_the_job_at_once() {
+        let (_dir, store) = store().await;
+        insert(&store, "j").await;
+        let a = store
+            .claim_unit("a", Duration::from_secs(10))
+            .await
+            .expect("claim")
+            .expect("unit 0");
+        let unit0 = UnitRef { job: "j", unit: a.unit };
+        store.complete_unit(unit0, "a", &[]).await.expect("complete");
+        // Running, no unit leased: no worker would see the flag, and claims skip flagged jobs.
+        let job = store.request_cancel("j").await.expect("cancel").expect("row");
+        assert_eq!(job.status, Status::Cancelled);
+        assert!(store
+            .claim_unit("b", Duration::from_secs(10))
+            .await
+            .expect("claim")
+            .is_none());
+        // With a unit leased, the flag waits for its holder.
+        insert(&store, "k").await;
+        let k = store
+            .claim_unit("a", Duration::from_secs(10))
+            .await
+            .expect("claim")
+            .expect("a unit of k");
+        assert_eq!(k.job.id, "k");
+        let job = store.request_cancel("k").await.expect("cancel").expect("row");
+        assert_eq!((job.status, job.cancel_requested), (Status::Running, true));
+    }
+
+    #[tokio::test]
     async fn units_are_leased_once_and_expired_leases_are_reclaimed_and_counted() {
         let (_dir, store) = store().await;
         insert(&store, "j").await; // two compute units and the finishing unit
