@@ -451,7 +451,21 @@ async fn openapi_document_covers_every_route_and_error() {
     let spec = &schemas["JobSpecInput"];
     assert_eq!(spec["required"], json!(["network"]));
     assert_eq!(spec["additionalProperties"], false);
-    let prop = |schema: &str, field: &str| schemas[schema]["properties"][field].clone();
+    // A field that takes one value or (min_width) a list of them states its range on the one
+    // value (the first of its oneOf) and on the list's items alike.
+    let prop = |schema: &str, field: &str| {
+        let p = schemas[schema]["properties"][field].clone();
+        match p.get("oneOf") {
+            Some(one_of) => {
+                assert_eq!(
+                    one_of[0], one_of[1]["items"],
+                    "{schema}.{field}: one value or a list of them"
+                );
+                one_of[0].clone()
+            }
+            None => p,
+        }
+    };
     for (schema, field, lo, hi) in [
         ("JobSpecInput", "samples", 1, 1_000_000),
         ("JobSpecInput", "trials", 1, 1_000_000),
@@ -485,7 +499,7 @@ async fn openapi_document_covers_every_route_and_error() {
         assert_eq!(seed["maximum"], json!(u64::MAX));
     }
     // String enums carry their wire names.
-    assert_eq!(schemas["Kind"]["enum"], json!(["norms", "width_sweep"]));
+    assert_eq!(schemas["Kind"]["enum"], json!(["norms", "width_sweep", "min_width"]));
     assert_eq!(schemas["Scheme"]["enum"][2], "glorot_paper");
     // Statistics that can be undefined are nullable.
     for (schema, field) in [

@@ -61,14 +61,48 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_in(Arc::new(tempfile::tempdir().expect("temp dir")), tweak).await
 }
 
+/// The database the in-process servers use: SQLite files (the default), or, with
+/// `WIDTHLAB_TEST_BACKEND=postgres`, a fresh PostgreSQL database per test directory (see
+/// `postgres::fresh_postgres`), so the HTTP suites run unchanged on both stores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("WIDTHLAB_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        _ => Backend::Sqlite,
+    }
+}
+
+/// The PostgreSQL database of a test directory: created with the first server in it, reused
+/// by later servers in the same directory (a restart).
+async fn postgres_database_in(dir: &TempDir) -> String {
+    let file = dir.path().join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return url;
+    }
+    let url = crate::postgres::fresh_postgres()
+        .await
+        .expect("WIDTHLAB_TEST_BACKEND=postgres needs a PostgreSQL server (WIDTHLAB_TEST_POSTGRES_URL)");
+    std::fs::write(&file, &url).expect("remember the test database");
+    url
+}
+
 /// A server on the database file in `dir`: a fresh one, or the one an earlier server left.
 pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let db_path = dir.path().join("widthlab-test.db");
     // Every field spelled out: nothing comes from the WIDTHLAB_* variables of the shell that
     // runs the tests (an exported WIDTHLAB_TOKENS would otherwise guard every POST).
+    let database_url = match backend() {
+        Backend::Sqlite => db_path.to_str().expect("utf-8 temp path").to_string(),
+        Backend::Postgres => postgres_database_in(&dir).await,
+    };
     let mut config = Config {
         bind: "127.0.0.1:0".into(),
-        database_url: db_path.to_str().expect("utf-8 temp path").to_string(),
+        database_url,
         threads: Some(2),
         max_running: 1,
         workers: None,
