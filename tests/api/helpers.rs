@@ -45,6 +45,8 @@ pub struct TestApp {
     pub port: u16,
     pub client: reqwest::Client,
     pub db_path: PathBuf,
+    /// What the server was given: the SQLite file, or a PostgreSQL URL.
+    pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     // Dropped last: the database lives in it (shared with a later server on the same file).
@@ -121,6 +123,7 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) ->
         max_owner_flops: None,
     };
     tweak(&mut config);
+    let database_url = config.database_url.clone();
     let app = Application::build(config).await.expect("the application builds");
     let port = app.port();
     let (tx, rx) = oneshot::channel::<()>();
@@ -136,6 +139,7 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) ->
         port,
         client,
         db_path,
+        database_url,
         shutdown: Some(tx),
         server: Some(server),
         db_dir: dir,
