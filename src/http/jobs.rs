@@ -12,6 +12,7 @@ use super::responses::{
 use super::schema::{ErrorBody, JobList, JobRequest, JobView, PresetList};
 use super::{ApiError, AppState};
 use crate::jobs::Caller;
+use crate::spec::labels::{parse_tag, MAX_NAME_CHARS};
 use crate::spec::presets::presets;
 use crate::spec::Kind;
 use crate::store::{ListQuery, Status};
@@ -98,6 +99,9 @@ pub async fn submit(
         ("status" = Option<Status>, Query, description = "a job state"),
         ("kind" = Option<Kind>, Query, description = "a job kind"),
         ("owner" = Option<String>, Query, description = "the name of the token that submitted the job"),
+        ("preset" = Option<String>, Query, description = "the preset the job was submitted from"),
+        ("name" = Option<String>, Query, max_length = 120, description = "part of the job's name (ASCII case ignored)"),
+        ("tag" = Option<String>, Query, pattern = "^[A-Za-z0-9_.-]{1,40}$", description = "a tag the job carries (exact)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "page size, default 20"),
         ("cursor" = Option<String>, Query, pattern = "^[0-9]{1,18}$", description = "next_cursor of the previous page"),
     ),
@@ -109,7 +113,7 @@ pub async fn submit(
         Internal,
     ))]
 pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<JobList>, ApiError> {
-    params.only(&["status", "kind", "owner", "limit", "cursor"])?;
+    params.only(&["status", "kind", "owner", "preset", "name", "tag", "limit", "cursor"])?;
     let status: Option<Status> = params.parse_name("status")?;
     let kind: Option<Kind> = params.parse_name("kind")?;
     let limit: u32 = params
@@ -132,6 +136,20 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
             ))
         }
     };
+    let name_contains = params.get("name").map(str::to_string);
+    if name_contains
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS)
+    {
+        return Err(ApiError::invalid(
+            "name",
+            format!("must be at most {MAX_NAME_CHARS} characters (part of a job's name)"),
+        ));
+    }
+    let tag = params
+        .get("tag")
+        .map(|t| parse_tag(t).map_err(|e| ApiError::invalid("tag", e)))
+        .transpose()?;
     // One row more than the page tells whether another page exists.
     let mut rows = state
         .jobs
@@ -139,6 +157,9 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
             status,
             kind,
             owner: params.get("owner").map(str::to_string),
+            preset: params.get("preset").map(str::to_string),
+            name_contains: name_contains.filter(|n| !n.is_empty()),
+            tag,
             limit: limit + 1,
             before_seq,
         })

@@ -56,6 +56,9 @@ struct StoredJob {
     preset: Option<String>,
     owner: Option<String>,
     work_flops: f64,
+    name: Option<String>,
+    /// A JSON array of strings (null for jobs from before tags).
+    tags: Option<String>,
 }
 
 impl TryFrom<StoredJob> for JobRow {
@@ -82,6 +85,10 @@ impl TryFrom<StoredJob> for JobRow {
             stamp: json(&r.stamp)?,
             progress_detail: json(&r.progress_detail)?,
             summary: json(&r.summary)?,
+            tags: match r.tags.as_deref() {
+                None => Vec::new(),
+                Some(t) => serde_json::from_str(t)?,
+            },
             seq: r.seq,
             id: r.id,
             spec_hash: r.spec_hash,
@@ -91,10 +98,23 @@ impl TryFrom<StoredJob> for JobRow {
             started_at: r.started_at,
             finished_at: r.finished_at,
             preset: r.preset,
+            name: r.name,
             owner: r.owner,
             work_flops: r.work_flops,
         })
     }
+}
+
+/// `s` with the wildcards of LIKE (and its escape character, a backslash) escaped.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn rows(stored: Vec<StoredJob>) -> Result<Vec<JobRow>, StoreError> {
@@ -509,8 +529,8 @@ impl JobStore for SqliteStore {
                 }
                 let row = sqlx::query_as::<_, StoredJob>(
                     "INSERT INTO jobs (id, kind, spec, spec_hash, idempotency_key, status, progress_total, seed,
-                                       created_at, stamp, preset, owner, work_flops)
-                     VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                                       created_at, stamp, preset, owner, work_flops, name, tags)
+                     VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 )
                 .bind(job.id)
                 .bind(job.kind.as_str())
@@ -524,6 +544,8 @@ impl JobStore for SqliteStore {
                 .bind(job.preset)
                 .bind(job.owner)
                 .bind(job.work_flops)
+                .bind(job.name)
+                .bind(serde_json::to_string(job.tags)?)
                 .fetch_one(&mut *conn)
                 .await?;
                 insert_units(conn, job.id, job.units).await?;
@@ -554,6 +576,9 @@ impl JobStore for SqliteStore {
                 "SELECT * FROM jobs
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR seq < ?3)
                    AND (?5 IS NULL OR owner = ?5)
+                   AND (?6 IS NULL OR preset = ?6)
+                   AND (?7 IS NULL OR LOWER(name) LIKE ?7 ESCAPE '\\')
+                   AND (?8 IS NULL OR tags GLOB ?8)
                  ORDER BY seq DESC LIMIT ?4",
             )
             .bind(q.status.map(Status::as_str))
@@ -561,6 +586,16 @@ impl JobStore for SqliteStore {
             .bind(q.before_seq)
             .bind(q.limit as i64)
             .bind(q.owner.as_deref())
+            .bind(q.preset.as_deref())
+            // LOWER() folds ASCII only in SQLite: fold the pattern the same way.
+            .bind(
+                q.name_contains
+                    .as_deref()
+                    .map(|n| format!("%{}%", like_escape(&n.to_ascii_lowercase()))),
+            )
+            // Tags are [A-Za-z0-9_.-] (no GLOB metacharacters) and stored as a JSON array of
+            // strings: the tag in quotes is an exact, case-sensitive element match.
+            .bind(q.tag.as_deref().map(|t| format!("*\"{t}\"*")))
             .fetch_all(&self.pool)
             .await?,
         )
@@ -1003,6 +1038,8 @@ mod tests {
             seed: 1,
             stamp: &stamp,
             preset: None,
+            name: None,
+            tags: &[],
             owner: None,
             work_flops: 0.0,
             units: &[1, 1],
@@ -1144,6 +1181,8 @@ mod tests {
             seed: 1,
             stamp: &stamp,
             preset: None,
+            name: None,
+            tags: &[],
             owner: None,
             work_flops: 0.0,
             units: &[1],

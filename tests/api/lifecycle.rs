@@ -249,6 +249,8 @@ async fn a_job_running_during_three_crashes_is_failed_not_retried() {
                 seed: 1,
                 stamp: &serde_json::Value::Null,
                 preset: None,
+                name: None,
+                tags: &[],
                 owner: None,
                 work_flops: 0.0,
                 units: &[1],

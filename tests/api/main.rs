@@ -11,6 +11,7 @@ mod figures;
 mod helpers;
 mod jobs;
 mod lab;
+mod labels;
 mod lifecycle;
 mod process;
 mod results;
