@@ -13,12 +13,7 @@ use crate::analysis::sweep::PointReport;
 use crate::figures::{self, map_svg, norms_svg, search_svg, sweep_svg, table_svg};
 use crate::jobs::stored_spec;
 use crate::spec::Kind;
-use crate::store::{JobRow, ResultFamily};
-
-/// `arpit2019-fig6 (job 1a2b3c4d): <the spec>` (`job 1a2b3c4d: ...` without a preset).
-pub fn figure_title(job: &JobRow) -> String {
-    figures::figure_title(&job.id, job.preset.as_deref(), stored_spec(job).as_ref())
-}
+use crate::store::ResultFamily;
 
 /// The job's figure (SVG): per-layer ratios, deviation vs width, or a width x depth map.
 /// A sweep's figure is drawn from the points stored so far and says when it is partial.

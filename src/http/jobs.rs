@@ -15,7 +15,7 @@ use crate::jobs::Caller;
 use crate::spec::labels::{parse_tag, MAX_NAME_CHARS};
 use crate::spec::presets::presets;
 use crate::spec::Kind;
-use crate::store::{ListQuery, Status};
+use crate::store::{JobRow, ListQuery, Status};
 
 /// Hard cap on `limit` of `GET /v1/jobs`.
 pub const MAX_PAGE: u32 = 100;
@@ -113,12 +113,25 @@ pub async fn submit(
         Internal,
     ))]
 pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<JobList>, ApiError> {
-    params.only(&["status", "kind", "owner", "preset", "name", "tag", "limit", "cursor"])?;
+    params.only(LIST_PARAMS)?;
+    let query = list_query(&params, DEFAULT_PAGE)?;
+    let (rows, next_cursor) = list_page(&state, query).await?;
+    Ok(Json(JobList {
+        jobs: rows.iter().map(JobView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// The query parameters of a job listing (the API and the index page).
+pub const LIST_PARAMS: &[&str] = &["status", "kind", "owner", "preset", "name", "tag", "limit", "cursor"];
+
+/// The filters and page of a job listing from its query parameters (422 naming a bad one).
+pub fn list_query(params: &Params, default_limit: u32) -> Result<ListQuery, ApiError> {
     let status: Option<Status> = params.parse_name("status")?;
     let kind: Option<Kind> = params.parse_name("kind")?;
     let limit: u32 = params
         .parse("limit", &format!("an integer in [1, {MAX_PAGE}]"))?
-        .unwrap_or(DEFAULT_PAGE);
+        .unwrap_or(default_limit);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid(
             "limit",
@@ -150,20 +163,24 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
         .get("tag")
         .map(|t| parse_tag(t).map_err(|e| ApiError::invalid("tag", e)))
         .transpose()?;
+    Ok(ListQuery {
+        status,
+        kind,
+        owner: params.get("owner").map(str::to_string),
+        preset: params.get("preset").map(str::to_string),
+        name_contains: name_contains.filter(|n| !n.is_empty()),
+        tag,
+        limit,
+        before_seq,
+    })
+}
+
+/// One page of a listing, and the cursor of the next page if there is one.
+pub async fn list_page(state: &AppState, mut query: ListQuery) -> Result<(Vec<JobRow>, Option<String>), ApiError> {
+    let limit = query.limit;
     // One row more than the page tells whether another page exists.
-    let mut rows = state
-        .jobs
-        .list(&ListQuery {
-            status,
-            kind,
-            owner: params.get("owner").map(str::to_string),
-            preset: params.get("preset").map(str::to_string),
-            name_contains: name_contains.filter(|n| !n.is_empty()),
-            tag,
-            limit: limit + 1,
-            before_seq,
-        })
-        .await?;
+    query.limit = limit + 1;
+    let mut rows = state.jobs.list(&query).await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = if more {
@@ -171,10 +188,7 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
     } else {
         None
     };
-    Ok(Json(JobList {
-        jobs: rows.iter().map(JobView::from).collect(),
-        next_cursor,
-    }))
+    Ok((rows, next_cursor))
 }
 
 /// One job.

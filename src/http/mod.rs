@@ -119,6 +119,8 @@ pub fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::opena
         .routes(routes!(bounds::bounds))
         .routes(routes!(jobs::list_presets))
         .routes(routes!(pages::index))
+        .routes(routes!(pages::job_page))
+        .routes(routes!(pages::submit_page))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
