@@ -4,6 +4,7 @@
 //! process (`crash.rs`) for kill -9 and SIGTERM.
 
 mod bounds;
+mod browser;
 mod crash;
 mod errors;
 mod features;
@@ -13,6 +14,7 @@ mod jobs;
 mod lab;
 mod labels;
 mod lifecycle;
+mod pages;
 mod process;
 mod results;
 mod search;
