@@ -13,7 +13,7 @@ pub const MAX_TAGS: usize = 16;
 /// Longest tag, in characters (each is 1 to this many of `[A-Za-z0-9_.-]`).
 pub const MAX_TAG_CHARS: usize = 40;
 
-/// A job's name and tags, checked: the name is 1..=120 characters, tags are at most 16, each
+/// A job's name and tags, checked: the name is 1..=120 characters (any text: pages escape it), tags are at most 16, each
 /// 1..=40 characters of `[A-Za-z0-9_.-]`, without repeats (in the order given).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Labels {
@@ -86,10 +86,10 @@ impl Labels {
 
 fn parse_name(s: &str) -> Result<String, SpecError> {
     let n = s.chars().count();
-    if n == 0 || n > MAX_NAME_CHARS || s.chars().any(char::is_control) {
+    if n == 0 || n > MAX_NAME_CHARS {
         return Err(SpecError::new(
             "name",
-            format!("must be 1 to {MAX_NAME_CHARS} characters without control characters, got {n} characters"),
+            format!("must be 1 to {MAX_NAME_CHARS} characters, got {n}"),
         ));
     }
     Ok(s.to_string())
