@@ -1014,7 +1014,7 @@ mod tests {
         assert_eq!(range(&spec["samples"]), (Some(1), hi(l.max_samples)));
         assert_eq!(range(&spec["trials"]), (Some(1), hi(l.max_trials)));
         assert_eq!(range(&net["input_dim"]), (Some(1), hi(l.max_input_dim)));
-        // `depth` is one integer or a list of them: both carry the range.
+        // depth is one value or (min_width) a list of them: the same range either way.
         assert_eq!(range(&net["depth"]["oneOf"][0]), (Some(1), hi(l.max_depth)));
         assert_eq!(range(&net["depth"]["oneOf"][1]["items"]), (Some(1), hi(l.max_depth)));
         assert_eq!(range(&net["width"]), (Some(1), hi(l.max_width)));
