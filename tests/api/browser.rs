@@ -336,13 +336,41 @@ async fn the_dashboard_works_in_a_real_browser() {
     assert_eq!(app.job(&second).await["status"], "cancelled");
     b.screenshot("06-job-cancelled").await;
 
+    // The index follows a job's status by itself: a third job, cancelled behind its back.
+    let third = app.submit(&long_spec(73)).await;
+    let third = third["id"].as_str().unwrap().to_string();
+    app.wait_until_running(&third).await;
+    b.goto(&root).await;
+    b.wait_until(
+        &format!(
+            "var r=document.querySelector('tr[data-id=\"{third}\"] .status');return !!r&&r.textContent==='running'"
+        ),
+        Duration::from_secs(5),
+        "the running job on the index",
+    )
+    .await;
+    b.js("window.__sameDocument=true;return 1").await;
+    assert!(app.cancel(&third).await.status().is_success());
+    b.wait_until(
+        &format!("return document.querySelector('tr[data-id=\"{third}\"] .status').textContent==='cancelled'"),
+        Duration::from_secs(15),
+        "the index update the status",
+    )
+    .await;
+    assert_eq!(
+        b.js("return window.__sameDocument===true").await,
+        true,
+        "the index was reloaded"
+    );
+    b.screenshot("07-index-live").await;
+
     // The failed job shows its error.
     b.goto(&format!("{root}jobs/failed-job")).await;
     let error = b
         .js("var e=document.getElementById('job-error');return e?e.textContent:null")
         .await;
     assert_eq!(error, "out of memory at layer 7");
-    b.screenshot("07-job-failed").await;
+    b.screenshot("08-job-failed").await;
 
     // Back on the index, filtered by a tag with the form.
     b.goto(&root).await;
@@ -358,7 +386,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         .js("return Array.from(document.querySelectorAll('tr[data-id]')).map(function(r){return r.dataset.id})")
         .await;
     assert_eq!(rows, json!([id]));
-    b.screenshot("08-index-filtered").await;
+    b.screenshot("09-index-filtered").await;
     b.quit().await;
     app.shutdown().await;
 }

@@ -171,3 +171,30 @@ async fn the_index_filters_with_a_plain_form_and_pages_with_the_cursor() {
     assert_relative_links(&submit, "/submit");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_token_field_is_shown_only_when_the_server_has_tokens() {
+    for tokens in [false, true] {
+        let app = crate::helpers::spawn_app_with(|c| {
+            if tokens {
+                c.tokens = vec!["alice:secret-a".parse().unwrap()];
+            }
+        })
+        .await;
+        let mut req = app.client.post(app.url("/v1/jobs")).json(&small_spec(40));
+        if tokens {
+            req = req.bearer_auth("secret-a");
+        }
+        let job: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+        let id = job["id"].as_str().expect("a job").to_string();
+        for path in [format!("/jobs/{id}"), "/submit".to_string()] {
+            let html = app.get(&path).await.text().await.unwrap();
+            assert_eq!(html.contains("id=\"token\""), tokens, "{path} with tokens {tokens}");
+        }
+        if tokens {
+            let html = app.get(&format!("/jobs/{id}")).await.text().await.unwrap();
+            assert!(html.contains("<td>alice</td>"), "the owner is shown");
+        }
+        app.shutdown().await;
+    }
+}
