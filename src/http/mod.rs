@@ -121,6 +121,8 @@ pub fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::opena
         .routes(routes!(pages::index))
         .routes(routes!(pages::job_page))
         .routes(routes!(pages::submit_page))
+        .routes(routes!(pages::compare_page))
+        .routes(routes!(figures::compare_plot))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

@@ -298,10 +298,20 @@ fn cell_columns() -> Vec<String> {
 /// The cells of a `min_width` search (each probe as it is decided, the bracket, each bound's width
 /// and looseness); `?format=csv` gives one row per cell, `&rows=probes` one per probe.
 #[utoipa::path(get, path = "/v1/jobs/{id}/search", tag = "results",
-    params(("id" = String, Path), ("format" = Option<String>, Query, description = "json (default) | csv"),
-           ("rows" = Option<String>, Query, description = "with format=csv: cells (default) | probes")),
-    responses((status = 200, body = SearchPage, description = "JSON, or text/csv"), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody, description = "Not a min_width job"), (status = 422, body = ErrorBody)))]
+    params(("id" = String, Path, description = "the job's id"),
+        ("format" = inline(Option<ResultFormat>), Query, description = "json (default) or csv"),
+        ("rows" = Option<String>, Query, description = "with format=csv: cells (default) | probes")),
+    responses(
+        (status = 200, description = "The cells decided so far: JSON, or with format=csv one CSV row per cell \
+            (with rows=probes, one per probe) under a header row",
+            content(
+                (SearchPage = "application/json"),
+                (String = "text/csv"),
+            )),
+        BadQuery, JobNotFound, Timeout,
+        (status = 409, body = ErrorBody, description = "wrong_kind: not a min_width job"),
+        (status = 422, body = ErrorBody, description = "invalid_spec: an unknown format or rows (`field` names it)"),
+        Internal))]
 pub async fn search(
     State(state): State<AppState>,
     Path(id): Path<String>,

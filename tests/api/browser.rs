@@ -387,6 +387,16 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await;
     assert_eq!(rows, json!([id]));
     b.screenshot("09-index-filtered").await;
+
+    // The comparison page draws the job's figure.
+    b.goto(&format!("{root}compare?ids={id}")).await;
+    b.wait_until(
+        "var f=document.getElementById('figure');return !!f&&f.complete&&f.naturalWidth>100",
+        Duration::from_secs(10),
+        "the comparison figure",
+    )
+    .await;
+    b.screenshot("10-compare").await;
     b.quit().await;
     app.shutdown().await;
 }

@@ -341,6 +341,8 @@ async fn openapi_document_covers_every_route_and_error() {
         ("get", "/"),
         ("get", "/jobs/{id}"),
         ("get", "/submit"),
+        ("get", "/compare"),
+        ("get", "/v1/compare/plot.svg"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {
@@ -458,7 +460,6 @@ async fn openapi_document_covers_every_route_and_error() {
         ("JobSpecInput", "samples", 1, 1_000_000),
         ("JobSpecInput", "trials", 1, 1_000_000),
         ("NetworkInput", "input_dim", 1, 1_000_000),
-        ("NetworkInput", "depth", 1, 1000),
         ("NetworkInput", "width", 1, 1_000_000),
         ("HeadInput", "classes", 2, 10_000),
     ] {
@@ -469,8 +470,18 @@ async fn openapi_document_covers_every_route_and_error() {
             "{schema}.{field}"
         );
     }
-    assert_eq!(prop("JobSpecInput", "epsilon")["exclusiveMinimum"], 0);
-    assert_eq!(prop("JobSpecInput", "epsilon")["maximum"], 1_000_000);
+    // depth is one value or (min_width) a list of them: the same range either way.
+    let depth = prop("NetworkInput", "depth");
+    for p in [&depth["oneOf"][0], &depth["oneOf"][1]["items"]] {
+        assert_eq!(
+            (p["minimum"].clone(), p["maximum"].clone()),
+            (json!(1), json!(1000)),
+            "depth: {depth}"
+        );
+    }
+    // epsilon too is one value or a list of them.
+    assert_eq!(prop("JobSpecInput", "epsilon")["oneOf"][0]["exclusiveMinimum"], 0);
+    assert_eq!(prop("JobSpecInput", "epsilon")["oneOf"][0]["maximum"], 1_000_000);
     assert_eq!(prop("JobSpecInput", "delta")["exclusiveMinimum"], 0);
     assert_eq!(prop("JobSpecInput", "delta")["exclusiveMaximum"], 1);
     assert_eq!(prop("NetworkInput", "widths_to_sweep")["maxItems"], 64);
@@ -487,7 +498,7 @@ async fn openapi_document_covers_every_route_and_error() {
         assert_eq!(seed["maximum"], json!(u64::MAX));
     }
     // String enums carry their wire names.
-    assert_eq!(schemas["Kind"]["enum"], json!(["norms", "width_sweep"]));
+    assert_eq!(schemas["Kind"]["enum"], json!(["norms", "width_sweep", "min_width"]));
     assert_eq!(schemas["Scheme"]["enum"][2], "glorot_paper");
     // Statistics that can be undefined are nullable.
     for (schema, field) in [

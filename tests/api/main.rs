@@ -5,6 +5,7 @@
 
 mod bounds;
 mod browser;
+mod compare;
 mod crash;
 mod errors;
 mod features;

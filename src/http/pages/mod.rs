@@ -1,13 +1,16 @@
-//! HTML pages for a browser on a lab server: the job list (`index`), one job (`job`), and a
-//! submission form (`submit`). Rendered on the server with maud (every interpolation is
+//! HTML pages for a browser on a lab server: the job list (`index`), one job (`job`), a
+//! submission form (`submit`), and several jobs overlaid (`compare`). Rendered on the server with maud (every interpolation is
 //! escaped); links are relative, so the pages work behind a reverse proxy that serves widthlab
 //! under a sub-path. Without JavaScript everything but live updates, cancel, delete and submit
 //! works; those use a few lines of inline script against the JSON API.
 
+mod compare;
 mod index;
 mod job;
 mod submit;
 
+pub use compare::__path_compare_page;
+pub use compare::compare_page;
 pub use index::__path_index;
 pub use index::index;
 pub use job::__path_job_page;
@@ -71,6 +74,7 @@ fn layout(title: &str, root: &str, main: Markup) -> Markup {
                     a.brand href=(home) { "widthlab" }
                     a href=(home) { "jobs" }
                     a href={ (root) "submit" } { "submit" }
+                    a href={ (root) "compare" } { "compare" }
                     a href={ (root) "v1/presets" } { "presets" }
                     a href={ (root) "openapi.json" } { "API" }
                 }
