@@ -31,12 +31,17 @@ pub struct Compared<'a> {
     pub layers: &'a [LayerReport],
 }
 
+/// Which ratio of a layer a panel shows.
+type Pick = fn(&LayerReport) -> &RatioStats;
+/// (layer, mean) points and (layer, p05, p95) band of one ratio of one job.
+type Series = (Vec<(f64, f64)>, Vec<(f64, f64, f64)>);
+
 fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
 /// (layer, mean) and (layer, p05, p95) of one ratio of one job, finite values only.
-fn series(layers: &[LayerReport], pick: fn(&LayerReport) -> &RatioStats) -> (Vec<(f64, f64)>, Vec<(f64, f64, f64)>) {
+fn series(layers: &[LayerReport], pick: Pick) -> Series {
     let mean = layers
         .iter()
         .filter_map(|l| Some((l.layer as f64, finite(pick(l).mean)?)))
@@ -83,7 +88,7 @@ pub fn compare_svg(title: &str, jobs: &[Compared]) -> PlotResult {
         let (_, rest) = root.split_vertically(top as u32);
         let (charts, _) = rest.split_vertically(PANEL_HEIGHT);
         let (left, right) = charts.split_horizontally(WIDTH / 2);
-        let panels: [(&str, &str, fn(&LayerReport) -> &RatioStats); 2] = [
+        let panels: [(&str, &str, Pick); 2] = [
             ("forward ratio by layer", "||h^l|| / ||x||", |l| &l.forward),
             ("gradient ratio by layer", "gradient ratio", |l| &l.gradient),
         ];
