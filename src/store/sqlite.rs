@@ -14,7 +14,7 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
-use super::stored::{now, rows, StoredJob};
+use super::stored::{name_pattern, now, rows, StoredJob};
 use super::{
     replay, Claim, JobRow, JobStore, Kind, ListQuery, NewJob, QueueLimits, Renewal, ResultFamily, ResultRow, Status,
     StoreError, UnitRef, UnitState, MAX_ATTEMPTS,
@@ -428,8 +428,8 @@ impl JobStore for SqliteStore {
                 }
                 let row = sqlx::query_as::<_, StoredJob>(
                     "INSERT INTO jobs (id, kind, spec, spec_hash, idempotency_key, status, progress_total, seed,
-                                       created_at, stamp, preset, owner, work_flops)
-                     VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                                       created_at, stamp, preset, owner, work_flops, name, tags)
+                     VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 )
                 .bind(job.id)
                 .bind(job.kind.as_str())
@@ -443,6 +443,8 @@ impl JobStore for SqliteStore {
                 .bind(job.preset)
                 .bind(job.owner)
                 .bind(job.work_flops)
+                .bind(job.name)
+                .bind(serde_json::to_string(job.tags)?)
                 .fetch_one(&mut *conn)
                 .await?;
                 insert_units(conn, job.id, job.units).await?;
@@ -473,6 +475,9 @@ impl JobStore for SqliteStore {
                 "SELECT * FROM jobs
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR seq < ?3)
                    AND (?5 IS NULL OR owner = ?5)
+                   AND (?6 IS NULL OR preset = ?6)
+                   AND (?7 IS NULL OR LOWER(name) LIKE ?7 ESCAPE '\\')
+                   AND (?8 IS NULL OR tags GLOB ?8)
                  ORDER BY seq DESC LIMIT ?4",
             )
             .bind(q.status.map(Status::as_str))
@@ -480,6 +485,12 @@ impl JobStore for SqliteStore {
             .bind(q.before_seq)
             .bind(q.limit as i64)
             .bind(q.owner.as_deref())
+            .bind(q.preset.as_deref())
+            // LOWER() folds ASCII only in SQLite: fold the pattern the same way.
+            .bind(q.name_contains.as_deref().map(name_pattern))
+            // Tags are [A-Za-z0-9_.-] (no GLOB metacharacters) and stored as a JSON array of
+            // strings: the tag in quotes is an exact, case-sensitive element match.
+            .bind(q.tag.as_deref().map(|t| format!("*\"{t}\"*")))
             .fetch_all(&self.pool)
             .await?,
         )
@@ -934,6 +945,8 @@ mod tests {
             seed: 1,
             stamp: &stamp,
             preset: None,
+            name: None,
+            tags: &[],
             owner: None,
             work_flops: 0.0,
             units: &[1, 1],
@@ -1106,6 +1119,8 @@ mod tests {
             seed: 1,
             stamp: &stamp,
             preset: None,
+            name: None,
+            tags: &[],
             owner: None,
             work_flops: 0.0,
             units: &[1],

@@ -339,6 +339,10 @@ async fn openapi_document_covers_every_route_and_error() {
         ("get", "/metrics"),
         ("get", "/openapi.json"),
         ("get", "/"),
+        ("get", "/jobs/{id}"),
+        ("get", "/submit"),
+        ("get", "/compare"),
+        ("get", "/v1/compare/plot.svg"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {
@@ -470,7 +474,6 @@ async fn openapi_document_covers_every_route_and_error() {
         ("JobSpecInput", "samples", 1, 1_000_000),
         ("JobSpecInput", "trials", 1, 1_000_000),
         ("NetworkInput", "input_dim", 1, 1_000_000),
-        ("NetworkInput", "depth", 1, 1000),
         ("NetworkInput", "width", 1, 1_000_000),
         ("HeadInput", "classes", 2, 10_000),
     ] {
@@ -481,8 +484,18 @@ async fn openapi_document_covers_every_route_and_error() {
             "{schema}.{field}"
         );
     }
-    assert_eq!(prop("JobSpecInput", "epsilon")["exclusiveMinimum"], 0);
-    assert_eq!(prop("JobSpecInput", "epsilon")["maximum"], 1_000_000);
+    // depth is one value or (min_width) a list of them: the same range either way.
+    let depth = prop("NetworkInput", "depth");
+    for p in [&depth["oneOf"][0], &depth["oneOf"][1]["items"]] {
+        assert_eq!(
+            (p["minimum"].clone(), p["maximum"].clone()),
+            (json!(1), json!(1000)),
+            "depth: {depth}"
+        );
+    }
+    // epsilon too is one value or a list of them.
+    assert_eq!(prop("JobSpecInput", "epsilon")["oneOf"][0]["exclusiveMinimum"], 0);
+    assert_eq!(prop("JobSpecInput", "epsilon")["oneOf"][0]["maximum"], 1_000_000);
     assert_eq!(prop("JobSpecInput", "delta")["exclusiveMinimum"], 0);
     assert_eq!(prop("JobSpecInput", "delta")["exclusiveMaximum"], 1);
     assert_eq!(prop("NetworkInput", "widths_to_sweep")["maxItems"], 64);

@@ -1,7 +1,6 @@
 //! Test harness: spawn the application on port 0 with a fresh SQLite file, talk to it with
 //! reqwest, and stop it cleanly (running jobs stopped) when the test ends, even on panic.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,7 +43,6 @@ pub struct TestApp {
     pub address: String,
     pub port: u16,
     pub client: reqwest::Client,
-    pub db_path: PathBuf,
     /// What the server was given: the SQLite file, or a PostgreSQL URL.
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
@@ -138,7 +136,6 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) ->
         address: format!("http://127.0.0.1:{port}"),
         port,
         client,
-        db_path,
         database_url,
         shutdown: Some(tx),
         server: Some(server),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use widthlab::store::{JobStore, Status};
+use widthlab::store::Status;
 
 use crate::helpers::*;
 
@@ -264,6 +264,8 @@ async fn a_job_running_during_three_crashes_is_failed_not_retried() {
                 seed: 1,
                 stamp: &serde_json::Value::Null,
                 preset: None,
+                name: None,
+                tags: &[],
                 owner: None,
                 work_flops: 0.0,
                 units: &[1],
