@@ -205,13 +205,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         return;
     };
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    failed_job_in(
-        dir.path(),
-        "failed-job",
-        "a job that failed",
-        "out of memory at layer 7",
-    )
-    .await;
+    failed_job_in(&dir, "failed-job", "a job that failed", "out of memory at layer 7").await;
     let app = spawn_app_in(dir, |_| {}).await;
     let b = Driver::start(&chromedriver, &chromium).await;
     let root = format!("{}/", app.address);

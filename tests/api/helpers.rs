@@ -77,6 +77,20 @@ pub fn backend() -> Backend {
     }
 }
 
+/// The database of a test directory for the backend under test: a SQLite file in it, or a
+/// PostgreSQL database remembered in it.
+pub async fn database_in(dir: &TempDir) -> String {
+    match backend() {
+        Backend::Sqlite => dir
+            .path()
+            .join("widthlab-test.db")
+            .to_str()
+            .expect("utf-8 temp path")
+            .to_string(),
+        Backend::Postgres => postgres_database_in(dir).await,
+    }
+}
+
 /// The PostgreSQL database of a test directory: created with the first server in it, reused
 /// by later servers in the same directory (a restart).
 async fn postgres_database_in(dir: &TempDir) -> String {
@@ -93,13 +107,9 @@ async fn postgres_database_in(dir: &TempDir) -> String {
 
 /// A server on the database file in `dir`: a fresh one, or the one an earlier server left.
 pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let db_path = dir.path().join("widthlab-test.db");
     // Every field spelled out: nothing comes from the WIDTHLAB_* variables of the shell that
     // runs the tests (an exported WIDTHLAB_TOKENS would otherwise guard every POST).
-    let database_url = match backend() {
-        Backend::Sqlite => db_path.to_str().expect("utf-8 temp path").to_string(),
-        Backend::Postgres => postgres_database_in(&dir).await,
-    };
+    let database_url = database_in(&dir).await;
     let mut config = Config {
         bind: "127.0.0.1:0".into(),
         database_url,

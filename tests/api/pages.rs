@@ -4,15 +4,15 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use widthlab::store::{JobStore, Kind, NewJob, QueueLimits, SqliteStore};
+use widthlab::store::{Kind, NewJob, QueueLimits};
 
-use crate::helpers::{small_spec, spawn_app, spawn_app_in};
+use crate::helpers::{database_in, small_spec, spawn_app, spawn_app_in};
 
 const NASTY: &str = "<script>alert(\"owned\")</script> & <b>bold</b>";
 
 /// A failed job with `error`, written into the database in `dir` before a server opens it.
-pub async fn failed_job_in(dir: &std::path::Path, id: &str, name: &str, error: &str) {
-    let store = SqliteStore::connect(dir.join("widthlab-test.db").to_str().expect("utf-8 path"))
+pub async fn failed_job_in(dir: &tempfile::TempDir, id: &str, name: &str, error: &str) {
+    let (store, lock) = widthlab::startup::open_store(&database_in(dir).await, "a test writing a job")
         .await
         .expect("store");
     let spec = small_spec(5);
@@ -49,7 +49,7 @@ pub async fn failed_job_in(dir: &std::path::Path, id: &str, name: &str, error: &
         .expect("claim")
         .expect("a unit");
     assert!(store.finish_failed(id, error).await.expect("fail the job"));
-    drop(store);
+    drop((store, lock));
 }
 
 /// Every `href` and `src` of a page is relative (no leading `/`, no scheme).
@@ -105,7 +105,7 @@ async fn a_job_name_with_html_renders_as_text() {
 #[tokio::test]
 async fn a_failed_job_page_shows_its_error_and_no_figure() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    failed_job_in(dir.path(), "failed-1", "doomed", "the disk <ran> out").await;
+    failed_job_in(&dir, "failed-1", "doomed", "the disk <ran> out").await;
     let app = spawn_app_in(dir, |_| {}).await;
     let html = app.get("/jobs/failed-1").await.text().await.unwrap();
     assert!(html.contains("the disk &lt;ran&gt; out"), "{html}");
