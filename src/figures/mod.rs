@@ -9,6 +9,7 @@
 //! Depends on: `analysis` (the result types), `theory` (bound names), `spec` (the job's
 //! settings: epsilon, delta, trials, weights, grid).
 
+mod geometry;
 mod legend;
 mod map;
 mod norms;
@@ -16,6 +17,7 @@ mod search;
 mod svg;
 mod sweep;
 
+pub use geometry::geometry_svg;
 pub use map::map_svg;
 pub use norms::norms_svg;
 pub use search::{search_svg, table_svg};

@@ -45,6 +45,9 @@ pub async fn index(State(state): State<AppState>) -> Result<Html<String>, ApiErr
             Kind::WidthSweep => {
                 format!("<a href=\"v1/jobs/{id}/sweep\">json</a> <a href=\"v1/jobs/{id}/sweep?format=csv\">csv</a>")
             }
+            Kind::Geometry => format!(
+                "<a href=\"v1/jobs/{id}/geometry\">json</a> <a href=\"v1/jobs/{id}/geometry?format=csv\">csv</a>"
+            ),
             Kind::MinWidth => {
                 format!("<a href=\"v1/jobs/{id}/search\">json</a> <a href=\"v1/jobs/{id}/search?format=csv\">csv</a>")
             }

@@ -181,6 +181,15 @@ pub struct BoundChecksPage {
     pub bound_checks: Vec<Value>,
 }
 
+/// The rows of a `geometry` job (empty until it succeeds): one per initial angle and layer.
+#[derive(Serialize, ToSchema)]
+pub struct GeometryPage {
+    pub job_id: String,
+    pub status: Status,
+    #[schema(value_type = Vec<crate::analysis::geometry::GeometryLayer>)]
+    pub layers: Vec<Value>,
+}
+
 /// The points of a sweep stored so far, and the frontier per depth.
 #[derive(Serialize, ToSchema)]
 pub struct SweepPage {

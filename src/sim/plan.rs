@@ -70,7 +70,9 @@ pub fn work_units(spec: &Spec) -> u64 {
 fn simulated(spec: &Spec) -> Vec<Spec> {
     match &spec.task {
         Task::MinWidth(_) => Vec::new(),
-        Task::Norms => vec![spec.clone()],
+        // A geometry job's batch (its pairs' inputs) is its `samples`: estimated as a norms job of
+        // that batch, an upper bound (it makes no backward pass and stores moments, not ratios).
+        Task::Norms | Task::Geometry(_) => vec![spec.clone()],
         Task::WidthSweep(sweep) => sweep
             .points()
             .into_iter()
