@@ -214,7 +214,7 @@ pub fn presets() -> Vec<Preset> {
         },
         Preset {
             name: "geometry-he-angles",
-            figure: "Angles and distances through a deep ReLU network (the infinite-width view beside the papers)",
+            figure: "Figure of angles and distances: cosine and distance ratio against layer per initial angle (the infinite-width view beside the papers)",
             description: "Pairs of inputs with equal norms at initial angles 10, 30, 60, 90 and 120 degrees, 32 pairs per \
                           angle through each of 16 He (fan-out) networks, n0 = 100, 10 layers of width 1000. Expect the \
                           mean cosine of h^l(x), h^l(y) to follow the ReLU arc-cosine map iterated l times within a few \
