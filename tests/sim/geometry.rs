@@ -85,3 +85,55 @@ fn at_width_20_the_spread_is_visible_and_reported() {
         assert!(n.distance_ratio.std > 4.0 * w.distance_ratio.std, "{n:?}");
     }
 }
+
+#[test]
+fn units_computed_in_any_order_give_the_same_bits() {
+    use widthlab::jobs::kinds::{runner, LocalContext, RunContext};
+    let body = json!({"kind": "geometry",
+        "network": {"input_dim": 7, "widths": [30, 20, 25], "init": {"scheme": "he", "fan": "in"}},
+        "pairs": 5, "angles": [45, 135, 180], "trials": 19, "seed": 77});
+    let limits = Limits::default();
+    let spec = validate(&body, &limits).expect("valid spec").spec;
+    let never = AtomicBool::new(false);
+    let whole = match run_local(&spec, &limits, &|_, _| {}, &never).expect("runs").output {
+        Output::Geometry { layers, .. } => layers,
+        _ => unreachable!(),
+    };
+    let kind = runner(spec.kind());
+    assert_eq!(kind.units(&spec), 3, "19 networks: units of 8, 8 and 3");
+    let ctx = LocalContext::new(&|_, _| {}, &never, &limits);
+    for unit in (0..kind.units(&spec)).rev() {
+        for row in kind.run_unit(&spec, unit, &ctx).expect("unit runs") {
+            ctx.store(row).expect("stored");
+        }
+    }
+    let reversed = match kind.finish(&spec, &ctx).expect("finishes").output {
+        Output::Geometry { layers, .. } => layers,
+        _ => unreachable!(),
+    };
+    assert_eq!(whole.len(), 3 * 4);
+    for (a, b) in whole.iter().zip(&reversed) {
+        assert_eq!(
+            serde_json::to_string(a).unwrap(),
+            serde_json::to_string(b).unwrap(),
+            "angle {} layer {}",
+            a.angle_deg,
+            a.layer
+        );
+    }
+    // 180 degrees: y = -x, so the first layer's units are never on for both (cosine 0 exactly)
+    // and the prediction is the map's value at -1, 0.
+    let opposite = whole.iter().find(|r| r.angle_deg == 180.0 && r.layer == 1).unwrap();
+    assert_eq!(opposite.cosine.max, 0.0);
+    assert_eq!(opposite.predicted.cosine, 0.0);
+}
+
+#[test]
+fn a_geometry_job_too_large_is_refused_naming_pairs() {
+    let body = json!({"kind": "geometry",
+        "network": {"input_dim": 10, "depth": 2, "width": 100_000, "init": {"scheme": "he", "fan": "out"}},
+        "pairs": 50_000, "angles": [30, 60, 90, 120], "trials": 1, "seed": 1});
+    let e = validate(&body, &Limits::default()).expect_err("over the memory limit");
+    assert_eq!(e.field, "pairs", "{e}");
+    assert!(e.message.contains("estimated memory"), "{e}");
+}
