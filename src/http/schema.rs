@@ -85,6 +85,7 @@ pub struct JobLinks {
     pub events: String,
     pub plot: String,
     pub search: String,
+    pub geometry: String,
 }
 
 /// A job as the API shows it.
@@ -148,6 +149,7 @@ impl From<&JobRow> for JobView {
                 events: format!("{base}/events"),
                 plot: format!("{base}/plot.svg"),
                 search: format!("{base}/search"),
+                geometry: format!("{base}/geometry"),
                 self_: base,
             },
         }

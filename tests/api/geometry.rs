@@ -23,6 +23,7 @@ async fn a_geometry_job_serves_rows_csv_and_a_figure() {
     let id = job["id"].as_str().unwrap().to_string();
     assert_eq!(job["spec"]["kind"], "geometry");
     assert_eq!(job["spec"]["pairs"], 8);
+    assert_eq!(job["links"]["geometry"], format!("/v1/jobs/{id}/geometry"));
     app.wait_for_status(&id, "succeeded", Duration::from_secs(120)).await;
 
     let (status, page) = app.get_json(&format!("/v1/jobs/{id}/geometry")).await;
@@ -159,4 +160,28 @@ async fn widthlab_run_of_a_geometry_job_equals_the_servers_bit_for_bit() {
     for needle in ["angle 10 deg", "angle 120 deg", "cos", "pred", "dist"] {
         assert!(table.contains(needle), "{needle} missing from\n{table}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_geometry_job_reports_progress_and_can_be_cancelled() {
+    let app = spawn_app().await;
+    // 64 networks of 20 layers of width 1500: long enough to catch running.
+    let spec = json!({"kind": "geometry",
+        "network": {"input_dim": 20, "depth": 20, "width": 1500, "init": {"scheme": "he", "fan": "out"}},
+        "pairs": 16, "trials": 64, "seed": 9});
+    let job = app.submit(&spec).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        job["progress"]["total"],
+        64 * 20,
+        "one progress unit per layer of each network"
+    );
+    app.wait_until_running(&id).await;
+    let r = app.cancel(&id).await;
+    assert!(r.status().is_success(), "cancel: {}", r.status());
+    let done = app.wait_for_status(&id, "cancelled", Duration::from_secs(60)).await;
+    assert!(done["progress"]["done"].as_u64().unwrap() < 64 * 20, "{done}");
+    let (status, page) = app.get_json(&format!("/v1/jobs/{id}/geometry")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["layers"], json!([]), "a cancelled job has no rows");
 }
