@@ -9,6 +9,7 @@
 //! Depends on: `analysis` (the result types), `theory` (bound names), `spec` (the job's
 //! settings: epsilon, delta, trials, weights, grid).
 
+mod compare;
 mod geometry;
 mod legend;
 mod map;
@@ -17,6 +18,7 @@ mod search;
 mod svg;
 mod sweep;
 
+pub use compare::{compare_svg, Compared, COMPARE_COLOURS};
 pub use geometry::geometry_svg;
 pub use map::map_svg;
 pub use norms::norms_svg;

@@ -73,7 +73,7 @@ impl Ratio {
 }
 
 /// Layers that get a tick: every layer up to 20, else the multiples of a round step (and 1).
-fn layer_ticks(depth: usize) -> Vec<f64> {
+pub(super) fn layer_ticks(depth: usize) -> Vec<f64> {
     if depth <= ALL_TICKS_UP_TO {
         return (1..=depth).map(|l| l as f64).collect();
     }
@@ -92,7 +92,7 @@ fn layer_ticks(depth: usize) -> Vec<f64> {
 
 /// A band as a closed polygon: along the upper edge, back along the lower one. A band of one
 /// layer is drawn a quarter layer to each side.
-fn band_polygon(band: &[(f64, f64, f64)]) -> Vec<(f64, f64)> {
+pub(super) fn band_polygon(band: &[(f64, f64, f64)]) -> Vec<(f64, f64)> {
     let widened: Vec<(f64, f64, f64)> = match band {
         [(x, lo, hi)] => vec![(x - 0.25, *lo, *hi), (x + 0.25, *lo, *hi)],
         _ => band.to_vec(),

@@ -64,6 +64,12 @@ impl Params {
         }
     }
 
+    /// The parameters without the empty ones (a GET form sends its blank fields as `name=`).
+    pub fn without_empty(mut self) -> Params {
+        self.0.retain(|_, v| !v.is_empty());
+        self
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::extract::Path;
-use super::responses::{BadPath, Internal, JobNotFound, Timeout};
+use super::extract::{Params, Path};
+use super::responses::{BadPath, BadQuery, Internal, JobNotFound, Timeout};
 use super::schema::ErrorBody;
 use super::{ApiError, AppState};
 use crate::analysis::geometry::GeometryLayer;
@@ -15,11 +15,6 @@ use crate::figures::{self, geometry_svg, map_svg, norms_svg, search_svg, sweep_s
 use crate::jobs::stored_spec;
 use crate::spec::Kind;
 use crate::store::{JobRow, ResultFamily};
-
-/// `arpit2019-fig6 (job 1a2b3c4d): <the spec>` (`job 1a2b3c4d: ...` without a preset).
-pub fn figure_title(job: &JobRow) -> String {
-    figures::figure_title(&job.id, job.preset.as_deref(), stored_spec(job).as_ref())
-}
 
 /// The job's figure (SVG): per-layer ratios, deviation vs width, or a width x depth map.
 /// A sweep's figure is drawn from the points stored so far and says when it is partial.
@@ -80,5 +75,89 @@ pub async fn plot(State(state): State<AppState>, Path(id): Path<String>) -> Resu
         }
     }
     .map_err(ApiError::Internal)?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
+
+/// Most jobs one comparison overlays.
+pub const MAX_COMPARED: usize = figures::COMPARE_COLOURS.len();
+
+/// The jobs of `ids` (comma-separated, 1 to 8, repeats dropped) with their per-layer results:
+/// 422 for a malformed list, 404 for an unknown job, 409 for a job that is not a succeeded
+/// `norms` job.
+pub async fn compared_jobs(state: &AppState, ids: &str) -> Result<Vec<(JobRow, Vec<LayerReport>)>, ApiError> {
+    let mut list: Vec<&str> = Vec::new();
+    for id in ids.split(',').map(str::trim) {
+        if id.is_empty() {
+            return Err(ApiError::invalid(
+                "ids",
+                format!("a comma-separated list of 1 to {MAX_COMPARED} job ids, without empty entries"),
+            ));
+        }
+        if !list.contains(&id) {
+            list.push(id);
+        }
+    }
+    if list.len() > MAX_COMPARED {
+        return Err(ApiError::invalid(
+            "ids",
+            format!("at most {MAX_COMPARED} jobs can be compared, got {}", list.len()),
+        ));
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for id in list {
+        let job = state.jobs.job(id).await?;
+        if job.kind != Kind::Norms {
+            return Err(ApiError::Conflict {
+                code: "wrong_kind",
+                message: format!("job {id} is a {} job; only norms jobs are compared", job.kind),
+            });
+        }
+        let layers: Vec<LayerReport> = state.jobs.results(id, ResultFamily::Layer).await?;
+        if layers.is_empty() {
+            return Err(ApiError::Conflict {
+                code: "not_ready",
+                message: format!("job {id} is {} and has no layers yet", job.status),
+            });
+        }
+        out.push((job, layers));
+    }
+    Ok(out)
+}
+
+/// The label of a job in a comparison: its name, else its preset or id.
+pub fn compared_label(job: &JobRow) -> String {
+    let short: String = job.id.chars().take(8).collect();
+    match (&job.name, &job.preset) {
+        (Some(n), _) => format!("{n} ({short})"),
+        (None, Some(p)) => format!("{p} ({short})"),
+        (None, None) => format!("job {short}"),
+    }
+}
+
+/// Several `norms` jobs in one figure: per ratio, each job's mean per layer and its p05-p95
+/// band (for example He vs Glorot vs weight norm).
+#[utoipa::path(get, path = "/v1/compare/plot.svg", tag = "results",
+    params(("ids" = String, Query, pattern = "^[^,]+(,[^,]+){0,7}$",
+        description = "1 to 8 ids of norms jobs, comma-separated")),
+    responses(
+        (status = 200, description = "An SVG document", content_type = "image/svg+xml", body = String),
+        BadQuery, Timeout,
+        (status = 404, body = ErrorBody, description = "not_found: one of the jobs does not exist"),
+        (status = 409, body = ErrorBody, description = "wrong_kind: a job is not a norms job; not_ready: a job has no layers yet"),
+        (status = 422, body = ErrorBody, description = "invalid_spec: `ids` is missing, has an empty entry or more than 8 jobs"),
+        Internal))]
+pub async fn compare_plot(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
+    params.only(&["ids"])?;
+    let ids: String = params.require("ids", "1 to 8 comma-separated job ids")?;
+    let jobs = compared_jobs(&state, &ids).await?;
+    let compared: Vec<figures::Compared> = jobs
+        .iter()
+        .map(|(job, layers)| figures::Compared {
+            label: compared_label(job),
+            layers,
+        })
+        .collect();
+    let title = format!("{} norms jobs compared", compared.len());
+    let svg = figures::compare_svg(&title, &compared).map_err(ApiError::Internal)?;
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }

@@ -12,9 +12,10 @@ use super::responses::{
 use super::schema::{ErrorBody, JobList, JobRequest, JobView, PresetList};
 use super::{ApiError, AppState};
 use crate::jobs::Caller;
+use crate::spec::labels::{parse_tag, MAX_NAME_CHARS};
 use crate::spec::presets::presets;
 use crate::spec::Kind;
-use crate::store::{ListQuery, Status};
+use crate::store::{JobRow, ListQuery, Status};
 
 /// Hard cap on `limit` of `GET /v1/jobs`.
 pub const MAX_PAGE: u32 = 100;
@@ -98,6 +99,9 @@ pub async fn submit(
         ("status" = Option<Status>, Query, description = "a job state"),
         ("kind" = Option<Kind>, Query, description = "a job kind"),
         ("owner" = Option<String>, Query, description = "the name of the token that submitted the job"),
+        ("preset" = Option<String>, Query, description = "the preset the job was submitted from"),
+        ("name" = Option<String>, Query, max_length = 120, description = "part of the job's name (ASCII case ignored)"),
+        ("tag" = Option<String>, Query, pattern = "^[A-Za-z0-9_.-]{1,40}$", description = "a tag the job carries (exact)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "page size, default 20"),
         ("cursor" = Option<String>, Query, pattern = "^[0-9]{1,18}$", description = "next_cursor of the previous page"),
     ),
@@ -109,12 +113,25 @@ pub async fn submit(
         Internal,
     ))]
 pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<JobList>, ApiError> {
-    params.only(&["status", "kind", "owner", "limit", "cursor"])?;
+    params.only(LIST_PARAMS)?;
+    let query = list_query(&params, DEFAULT_PAGE)?;
+    let (rows, next_cursor) = list_page(&state, query).await?;
+    Ok(Json(JobList {
+        jobs: rows.iter().map(JobView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// The query parameters of a job listing (the API and the index page).
+pub const LIST_PARAMS: &[&str] = &["status", "kind", "owner", "preset", "name", "tag", "limit", "cursor"];
+
+/// The filters and page of a job listing from its query parameters (422 naming a bad one).
+pub fn list_query(params: &Params, default_limit: u32) -> Result<ListQuery, ApiError> {
     let status: Option<Status> = params.parse_name("status")?;
     let kind: Option<Kind> = params.parse_name("kind")?;
     let limit: u32 = params
         .parse("limit", &format!("an integer in [1, {MAX_PAGE}]"))?
-        .unwrap_or(DEFAULT_PAGE);
+        .unwrap_or(default_limit);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid(
             "limit",
@@ -132,17 +149,38 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
             ))
         }
     };
+    let name_contains = params.get("name").map(str::to_string);
+    if name_contains
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS)
+    {
+        return Err(ApiError::invalid(
+            "name",
+            format!("must be at most {MAX_NAME_CHARS} characters (part of a job's name)"),
+        ));
+    }
+    let tag = params
+        .get("tag")
+        .map(|t| parse_tag(t).map_err(|e| ApiError::invalid("tag", e)))
+        .transpose()?;
+    Ok(ListQuery {
+        status,
+        kind,
+        owner: params.get("owner").map(str::to_string),
+        preset: params.get("preset").map(str::to_string),
+        name_contains: name_contains.filter(|n| !n.is_empty()),
+        tag,
+        limit,
+        before_seq,
+    })
+}
+
+/// One page of a listing, and the cursor of the next page if there is one.
+pub async fn list_page(state: &AppState, mut query: ListQuery) -> Result<(Vec<JobRow>, Option<String>), ApiError> {
+    let limit = query.limit;
     // One row more than the page tells whether another page exists.
-    let mut rows = state
-        .jobs
-        .list(&ListQuery {
-            status,
-            kind,
-            owner: params.get("owner").map(str::to_string),
-            limit: limit + 1,
-            before_seq,
-        })
-        .await?;
+    query.limit = limit + 1;
+    let mut rows = state.jobs.list(&query).await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let next_cursor = if more {
@@ -150,10 +188,7 @@ pub async fn list(State(state): State<AppState>, params: Params) -> Result<Json<
     } else {
         None
     };
-    Ok(Json(JobList {
-        jobs: rows.iter().map(JobView::from).collect(),
-        next_cursor,
-    }))
+    Ok((rows, next_cursor))
 }
 
 /// One job.

@@ -96,6 +96,11 @@ pub struct JobView {
     pub status: Status,
     /// The preset the job was submitted from (null for a plain spec).
     pub preset: Option<String>,
+    /// The job's name as submitted (null without one): 1 to 120 characters.
+    pub name: Option<String>,
+    /// The job's tags as submitted (empty without any): at most 16, each 1 to 40 characters of
+    /// A-Z, a-z, 0-9, '_', '.', '-'.
+    pub tags: Vec<String>,
     /// The name of the token that submitted the job (null on a server without tokens).
     pub owner: Option<String>,
     pub progress: Progress,
@@ -127,6 +132,8 @@ impl From<&JobRow> for JobView {
             kind: row.kind,
             status: row.status,
             preset: row.preset.clone(),
+            name: row.name.clone(),
+            tags: row.tags.clone(),
             owner: row.owner.clone(),
             progress: Progress {
                 done: row.progress_done,

@@ -210,7 +210,12 @@ impl Jobs {
         idempotency_key: Option<&str>,
         caller: &Caller,
     ) -> Result<(JobRow, bool), JobError> {
-        let kinds::Validated { spec, expanded, preset } = kinds::validate(body, &self.config.limits)?;
+        let kinds::Validated {
+            spec,
+            expanded,
+            preset,
+            labels,
+        } = kinds::validate(body, &self.config.limits)?;
         let hash = body_hash(&expanded);
         let id = uuid::Uuid::new_v4().to_string();
         let spec_json = spec.to_json();
@@ -229,6 +234,8 @@ impl Jobs {
             seed: spec.seed,
             stamp: &stamp,
             preset,
+            name: labels.name(),
+            tags: labels.tags(),
             owner: caller.name.as_deref(),
             work_flops: spec.estimate(self.config.limits.parallel_trials).work_flops,
             units: &units,

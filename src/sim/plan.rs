@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::dense::{cheap_to_redraw, KEEP_WEIGHTS_BYTES};
 use crate::spec::names::string_enum;
-use crate::spec::{parse_spec, Direction, Init, Limits, Method, Spec, SpecError, Task, WeightNorm, Weights};
+use crate::spec::{parse_spec, Direction, Init, Limits, Method, Precision, Spec, SpecError, Task, WeightNorm, Weights};
 
 string_enum! {
     /// The engine that actually runs (a resolved `method`); recorded in the stamp.
@@ -94,7 +94,7 @@ impl SpecPlan for Spec {
             Method::Auto => {
                 if self.exact_unavailable().is_some() {
                     Engine::Dense
-                } else if engine_work(self, exact) < engine_work(self, Engine::Dense) {
+                } else if engine_seconds(self, exact) < engine_seconds(self, Engine::Dense) {
                     exact
                 } else {
                     Engine::Dense
@@ -199,6 +199,27 @@ fn human_bytes(b: u64) -> String {
 }
 
 /// Work of one trial under `engine`, in floating-point operations (estimates).
+/// Time of one trial on `engine`, in units of one dense floating-point operation: the work
+/// model ([`engine_work`]) times what one counted operation of that engine costs, measured.
+///
+/// The Gram sampler's counted operations are slower than the dense engine's GEMM flops: it
+/// computes in f64 whatever the spec's precision, and its B x B factorizations run at a
+/// fraction of GEMM speed. Measured on the 2-core AVX-512 development machine (`widthlab run`,
+/// best of 3, 2 threads, n0 = 500, L = 10, 8 trials; machine loaded by other builds, so the
+/// ratios are good to about 20%): at m = 1000, B = 256 the sampler took 3.0x the dense time in
+/// f32 and 2.0x in f64 where the model counts 0.83x, hence 3.6 and 2.5. With these factors
+/// `auto` picked the faster engine on all 14 measured workloads (B = 16..256, m = 300..4000,
+/// L = 10 and 50; see bench/README.md, "Engine choice"); the counted operations alone picked the
+/// Gram sampler at m = 1000, B = 256, 2.6x slower in f32.
+fn engine_seconds(spec: &Spec, engine: Engine) -> f64 {
+    let per_operation = match (engine, spec.precision) {
+        (Engine::ExactGram, Precision::F32) => 3.6,
+        (Engine::ExactGram, Precision::F64) => 2.5,
+        _ => 1.0,
+    };
+    per_operation * engine_work(spec, engine)
+}
+
 fn engine_work(spec: &Spec, engine: Engine) -> f64 {
     let net = &spec.network;
     let b = spec.samples as f64;
@@ -326,6 +347,32 @@ mod tests {
         }
         cur[path[path.len() - 1]] = value;
         v
+    }
+
+    /// `auto` takes the engine that was faster on each measured workload (bench/README.md,
+    /// "Engine choice"), in both precisions.
+    #[test]
+    fn auto_takes_the_measured_faster_engine() {
+        let cases = [
+            // (n0, L, m, B, Gram sampler faster in f32, in f64)
+            (500, 10, 1000, 256, false, false),
+            (500, 10, 1000, 64, true, true),
+            (500, 10, 1000, 16, true, true),
+            (100, 50, 1000, 16, true, true),
+            (500, 10, 4000, 256, true, true),
+            (500, 10, 300, 128, false, false),
+        ];
+        for (n0, depth, m, b, f32_gram, f64_gram) in cases {
+            for (precision, gram) in [("f32", f32_gram), ("f64", f64_gram)] {
+                let v = json!({
+                    "network": {"input_dim": n0, "depth": depth, "width": m, "init": {"scheme": "he", "fan": "out"}},
+                    "samples": b, "seed": 1, "precision": precision
+                });
+                let spec = parse_checked(&v, &Limits::default()).unwrap();
+                let want = if gram { Engine::ExactGram } else { Engine::Dense };
+                assert_eq!(spec.engine(), want, "n0={n0} L={depth} m={m} B={b} {precision}");
+            }
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! simulator's business (`sim::plan`), checked after parsing.
 
 mod display;
+pub mod labels;
 pub mod names;
 pub mod presets;
 mod raw;

@@ -48,12 +48,38 @@ pub struct JobSpecInput {
     /// server's job limit).
     #[schema(exclusive_minimum = 0)]
     max_work: Option<f64>,
+    /// A name for the job, 1 to 120 characters: a label, not part of the spec (returned as the
+    /// job's `name`, never in its `spec`).
+    #[schema(min_length = 1, max_length = 120)]
+    // Read by `labels::Labels::take`, which takes it off the body before this parser runs.
+    #[allow(dead_code)]
+    name: Option<String>,
+    #[schema(schema_with = tags_schema)]
+    #[allow(dead_code)]
+    tags: Option<Vec<String>>,
     /// `geometry`: input pairs per angle and network, P (default 64); 2 x pairs x angles inputs go
     /// through each network at once (at most max_samples).
     #[schema(minimum = 1, maximum = 500000)]
     pairs: Option<i64>,
     #[schema(schema_with = angles_schema)]
     angles: Option<Vec<f64>>,
+}
+
+fn tags_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(format!("^[A-Za-z0-9_.-]{{1,{}}}$", super::labels::MAX_TAG_CHARS))),
+        )
+        .max_items(Some(super::labels::MAX_TAGS))
+        .description(Some(
+            "Tags for the job, at most 16 (repeats dropped): labels, not part of the spec (returned as the \
+             job's `tags`; GET /v1/jobs?tag= finds them).",
+        ))
+        .build()
 }
 
 fn angles_schema() -> utoipa::openapi::Array {

@@ -155,6 +155,10 @@ pub struct JobRow {
     pub summary: Option<Value>,
     /// The preset the job was submitted from.
     pub preset: Option<String>,
+    /// The job's name, as submitted (checked by `spec::labels`).
+    pub name: Option<String>,
+    /// The job's tags, as submitted (empty when none).
+    pub tags: Vec<String>,
     /// The name of the token that submitted the job (None without tokens).
     pub owner: Option<String>,
     /// The job's estimated work in floating-point operations.
@@ -214,6 +218,9 @@ pub struct NewJob<'a> {
     /// Seed, RNG, version, precision and engine, known before the job runs.
     pub stamp: &'a Value,
     pub preset: Option<&'a str>,
+    /// The job's name and tags (checked by `spec::labels`).
+    pub name: Option<&'a str>,
+    pub tags: &'a [String],
     pub owner: Option<&'a str>,
     pub work_flops: f64,
     /// The progress total of each compute unit (a finishing unit is added after them).
@@ -238,6 +245,12 @@ pub struct ListQuery {
     pub kind: Option<Kind>,
     pub limit: u32,
     pub owner: Option<String>,
+    /// Only jobs submitted from this preset.
+    pub preset: Option<String>,
+    /// Only jobs whose name contains this, ignoring ASCII case.
+    pub name_contains: Option<String>,
+    /// Only jobs carrying this tag (exactly; a valid tag, see `spec::labels::parse_tag`).
+    pub tag: Option<String>,
     /// Only jobs with `seq` below this (the cursor of the previous page).
     pub before_seq: Option<i64>,
 }

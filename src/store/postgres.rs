@@ -21,7 +21,7 @@ use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::Connection;
 use tokio::sync::Notify;
 
-use super::stored::{now, rows, StoredJob};
+use super::stored::{like_escape, name_pattern, now, rows, StoredJob};
 use super::{
     replay, Claim, JobRow, JobStore, Kind, ListQuery, NewJob, QueueLimits, Renewal, ResultFamily, ResultRow, Status,
     StoreError, UnitRef, UnitState, MAX_ATTEMPTS,
@@ -264,8 +264,8 @@ impl JobStore for PgStore {
                 }
                 sqlx::query(
                     "INSERT INTO jobs (id, kind, spec, spec_hash, idempotency_key, status, progress_total, seed,
-                                       created_at, stamp, preset, owner, work_flops)
-                     VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11, $12)",
+                                       created_at, stamp, preset, owner, work_flops, name, tags)
+                     VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 )
                 .bind(job.id)
                 .bind(job.kind.as_str())
@@ -279,6 +279,8 @@ impl JobStore for PgStore {
                 .bind(job.preset)
                 .bind(job.owner)
                 .bind(job.work_flops)
+                .bind(job.name)
+                .bind(serde_json::to_string(job.tags)?)
                 .execute(&mut *conn)
                 .await?;
                 insert_units(conn, job.id, job.units).await?;
@@ -311,6 +313,10 @@ impl JobStore for PgStore {
                 "SELECT * FROM jobs
                  WHERE ($1::TEXT IS NULL OR status = $1) AND ($2::TEXT IS NULL OR kind = $2)
                    AND ($3::BIGINT IS NULL OR seq < $3) AND ($5::TEXT IS NULL OR owner = $5)
+                   AND ($6::TEXT IS NULL OR preset = $6)
+                   AND ($7::TEXT IS NULL OR TRANSLATE(name, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
+                                              LIKE $7 ESCAPE '\\')
+                   AND ($8::TEXT IS NULL OR tags LIKE $8 ESCAPE '\\')
                  ORDER BY seq DESC LIMIT $4",
             )
             .bind(q.status.map(Status::as_str))
@@ -318,6 +324,11 @@ impl JobStore for PgStore {
             .bind(q.before_seq)
             .bind(q.limit as i64)
             .bind(q.owner.as_deref())
+            .bind(q.preset.as_deref())
+            // As SQLite's LOWER: ASCII letters only (PostgreSQL's LOWER would fold more).
+            .bind(q.name_contains.as_deref().map(name_pattern))
+            // The tag in quotes: an exact, case-sensitive element of the stored JSON array.
+            .bind(q.tag.as_deref().map(|t| format!("%\"{}\"%", like_escape(t))))
             .fetch_all(&self.pool)
             .await?,
         )

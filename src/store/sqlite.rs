@@ -14,7 +14,7 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, SqliteConnection, SqlitePool};
 
-use super::stored::{now, rows, StoredJob};
+use super::stored::{name_pattern, now, rows, StoredJob};
 use super::{
     replay, Claim, JobRow, JobStore, Kind, ListQuery, NewJob, QueueLimits, Renewal, ResultFamily, ResultRow, Status,
     StoreError, UnitRef, UnitState, MAX_ATTEMPTS,
@@ -428,8 +428,8 @@ impl JobStore for SqliteStore {
                 }
                 let row = sqlx::query_as::<_, StoredJob>(
                     "INSERT INTO jobs (id, kind, spec, spec_hash, idempotency_key, status, progress_total, seed,
-                                       created_at, stamp, preset, owner, work_flops)
-                     VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                                       created_at, stamp, preset, owner, work_flops, name, tags)
+                     VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 )
                 .bind(job.id)
                 .bind(job.kind.as_str())
@@ -443,6 +443,8 @@ impl JobStore for SqliteStore {
                 .bind(job.preset)
                 .bind(job.owner)
                 .bind(job.work_flops)
+                .bind(job.name)
+                .bind(serde_json::to_string(job.tags)?)
                 .fetch_one(&mut *conn)
                 .await?;
                 insert_units(conn, job.id, job.units).await?;
@@ -473,6 +475,9 @@ impl JobStore for SqliteStore {
                 "SELECT * FROM jobs
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR seq < ?3)
                    AND (?5 IS NULL OR owner = ?5)
+                   AND (?6 IS NULL OR preset = ?6)
+                   AND (?7 IS NULL OR LOWER(name) LIKE ?7 ESCAPE '\\')
+                   AND (?8 IS NULL OR tags GLOB ?8)
                  ORDER BY seq DESC LIMIT ?4",
             )
             .bind(q.status.map(Status::as_str))
@@ -480,6 +485,12 @@ impl JobStore for SqliteStore {
             .bind(q.before_seq)
             .bind(q.limit as i64)
             .bind(q.owner.as_deref())
+            .bind(q.preset.as_deref())
+            // LOWER() folds ASCII only in SQLite: fold the pattern the same way.
+            .bind(q.name_contains.as_deref().map(name_pattern))
+            // Tags are [A-Za-z0-9_.-] (no GLOB metacharacters) and stored as a JSON array of
+            // strings: the tag in quotes is an exact, case-sensitive element match.
+            .bind(q.tag.as_deref().map(|t| format!("*\"{t}\"*")))
             .fetch_all(&self.pool)
             .await?,
         )
@@ -934,6 +945,8 @@ mod tests {
             seed: 1,
             stamp: &stamp,
             preset: None,
+            name: None,
+            tags: &[],
             owner: None,
             work_flops: 0.0,
             units: &[1, 1],
@@ -961,6 +974,37 @@ mod tests {
     /// Units are claimed in order, each once while its lease runs; the finishing unit only once
     /// every compute unit is done; an expired lease is reclaimed by another worker and counted,
     /// and a unit whose leases end MAX_ATTEMPTS times fails its job.
+    #[tokio::test]
+    async fn a_cancel_between_units_ends_the_job_at_once() {
+        let (_dir, store) = store().await;
+        insert(&store, "j").await;
+        let a = store
+            .claim_unit("a", Duration::from_secs(10))
+            .await
+            .expect("claim")
+            .expect("unit 0");
+        let unit0 = UnitRef { job: "j", unit: a.unit };
+        store.complete_unit(unit0, "a", &[]).await.expect("complete");
+        // Running, no unit leased: no worker would see the flag, and claims skip flagged jobs.
+        let job = store.request_cancel("j").await.expect("cancel").expect("row");
+        assert_eq!(job.status, Status::Cancelled);
+        assert!(store
+            .claim_unit("b", Duration::from_secs(10))
+            .await
+            .expect("claim")
+            .is_none());
+        // With a unit leased, the flag waits for its holder.
+        insert(&store, "k").await;
+        let k = store
+            .claim_unit("a", Duration::from_secs(10))
+            .await
+            .expect("claim")
+            .expect("a unit of k");
+        assert_eq!(k.job.id, "k");
+        let job = store.request_cancel("k").await.expect("cancel").expect("row");
+        assert_eq!((job.status, job.cancel_requested), (Status::Running, true));
+    }
+
     #[tokio::test]
     async fn units_are_leased_once_and_expired_leases_are_reclaimed_and_counted() {
         let (_dir, store) = store().await;
@@ -1075,6 +1119,8 @@ mod tests {
             seed: 1,
             stamp: &stamp,
             preset: None,
+            name: None,
+            tags: &[],
             owner: None,
             work_flops: 0.0,
             units: &[1],

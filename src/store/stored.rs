@@ -44,6 +44,9 @@ pub(super) struct StoredJob {
     stamp: Option<String>,
     summary: Option<String>,
     preset: Option<String>,
+    name: Option<String>,
+    /// A JSON array of strings (null for jobs from before tags).
+    tags: Option<String>,
     owner: Option<String>,
     work_flops: f64,
 }
@@ -72,6 +75,10 @@ impl TryFrom<StoredJob> for JobRow {
             stamp: json(&r.stamp)?,
             progress_detail: json(&r.progress_detail)?,
             summary: json(&r.summary)?,
+            tags: match r.tags.as_deref() {
+                None => Vec::new(),
+                Some(t) => serde_json::from_str(t)?,
+            },
             seq: r.seq,
             id: r.id,
             spec_hash: r.spec_hash,
@@ -81,10 +88,29 @@ impl TryFrom<StoredJob> for JobRow {
             started_at: r.started_at,
             finished_at: r.finished_at,
             preset: r.preset,
+            name: r.name,
             owner: r.owner,
             work_flops: r.work_flops,
         })
     }
+}
+
+/// `s` with the wildcards of LIKE (and its escape character, a backslash) escaped.
+pub(super) fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The LIKE pattern of a name filter: a substring, compared with ASCII letters folded (both
+/// stores fold the stored name the same way).
+pub(super) fn name_pattern(contains: &str) -> String {
+    format!("%{}%", like_escape(&contains.to_ascii_lowercase()))
 }
 
 pub(super) fn rows(stored: Vec<StoredJob>) -> Result<Vec<JobRow>, StoreError> {

@@ -341,6 +341,10 @@ async fn openapi_document_covers_every_route_and_error() {
         ("get", "/metrics"),
         ("get", "/openapi.json"),
         ("get", "/"),
+        ("get", "/jobs/{id}"),
+        ("get", "/submit"),
+        ("get", "/compare"),
+        ("get", "/v1/compare/plot.svg"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in routes {
@@ -453,12 +457,25 @@ async fn openapi_document_covers_every_route_and_error() {
     let spec = &schemas["JobSpecInput"];
     assert_eq!(spec["required"], json!(["network"]));
     assert_eq!(spec["additionalProperties"], false);
-    let prop = |schema: &str, field: &str| schemas[schema]["properties"][field].clone();
+    // A field that takes one value or (min_width) a list of them states its range on the one
+    // value (the first of its oneOf) and on the list's items alike.
+    let prop = |schema: &str, field: &str| {
+        let p = schemas[schema]["properties"][field].clone();
+        match p.get("oneOf") {
+            Some(one_of) => {
+                assert_eq!(
+                    one_of[0], one_of[1]["items"],
+                    "{schema}.{field}: one value or a list of them"
+                );
+                one_of[0].clone()
+            }
+            None => p,
+        }
+    };
     for (schema, field, lo, hi) in [
         ("JobSpecInput", "samples", 1, 1_000_000),
         ("JobSpecInput", "trials", 1, 1_000_000),
         ("NetworkInput", "input_dim", 1, 1_000_000),
-        ("NetworkInput", "depth", 1, 1000),
         ("NetworkInput", "width", 1, 1_000_000),
         ("HeadInput", "classes", 2, 10_000),
     ] {
@@ -469,8 +486,18 @@ async fn openapi_document_covers_every_route_and_error() {
             "{schema}.{field}"
         );
     }
-    assert_eq!(prop("JobSpecInput", "epsilon")["exclusiveMinimum"], 0);
-    assert_eq!(prop("JobSpecInput", "epsilon")["maximum"], 1_000_000);
+    // depth is one value or (min_width) a list of them: the same range either way.
+    let depth = prop("NetworkInput", "depth");
+    for p in [&depth["oneOf"][0], &depth["oneOf"][1]["items"]] {
+        assert_eq!(
+            (p["minimum"].clone(), p["maximum"].clone()),
+            (json!(1), json!(1000)),
+            "depth: {depth}"
+        );
+    }
+    // epsilon too is one value or a list of them.
+    assert_eq!(prop("JobSpecInput", "epsilon")["oneOf"][0]["exclusiveMinimum"], 0);
+    assert_eq!(prop("JobSpecInput", "epsilon")["oneOf"][0]["maximum"], 1_000_000);
     assert_eq!(prop("JobSpecInput", "delta")["exclusiveMinimum"], 0);
     assert_eq!(prop("JobSpecInput", "delta")["exclusiveMaximum"], 1);
     assert_eq!(prop("NetworkInput", "widths_to_sweep")["maxItems"], 64);
@@ -487,7 +514,10 @@ async fn openapi_document_covers_every_route_and_error() {
         assert_eq!(seed["maximum"], json!(u64::MAX));
     }
     // String enums carry their wire names.
-    assert_eq!(schemas["Kind"]["enum"], json!(["norms", "width_sweep"]));
+    assert_eq!(
+        schemas["Kind"]["enum"],
+        json!(["norms", "width_sweep", "min_width", "geometry"])
+    );
     assert_eq!(schemas["Scheme"]["enum"][2], "glorot_paper");
     // Statistics that can be undefined are nullable.
     for (schema, field) in [

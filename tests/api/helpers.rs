@@ -1,7 +1,6 @@
 //! Test harness: spawn the application on port 0 with a fresh SQLite file, talk to it with
 //! reqwest, and stop it cleanly (running jobs stopped) when the test ends, even on panic.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,7 +43,8 @@ pub struct TestApp {
     pub address: String,
     pub port: u16,
     pub client: reqwest::Client,
-    pub db_path: PathBuf,
+    /// What the server was given: the SQLite file, or a PostgreSQL URL.
+    pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     // Dropped last: the database lives in it (shared with a later server on the same file).
@@ -61,14 +61,58 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_in(Arc::new(tempfile::tempdir().expect("temp dir")), tweak).await
 }
 
+/// The database the in-process servers use: SQLite files (the default), or, with
+/// `WIDTHLAB_TEST_BACKEND=postgres`, a fresh PostgreSQL database per test directory (see
+/// `postgres::fresh_postgres`), so the HTTP suites run unchanged on both stores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("WIDTHLAB_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        _ => Backend::Sqlite,
+    }
+}
+
+/// The database of a test directory for the backend under test: a SQLite file in it, or a
+/// PostgreSQL database remembered in it.
+pub async fn database_in(dir: &TempDir) -> String {
+    match backend() {
+        Backend::Sqlite => dir
+            .path()
+            .join("widthlab-test.db")
+            .to_str()
+            .expect("utf-8 temp path")
+            .to_string(),
+        Backend::Postgres => postgres_database_in(dir).await,
+    }
+}
+
+/// The PostgreSQL database of a test directory: created with the first server in it, reused
+/// by later servers in the same directory (a restart).
+async fn postgres_database_in(dir: &TempDir) -> String {
+    let file = dir.path().join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&file) {
+        return url;
+    }
+    let url = crate::postgres::fresh_postgres()
+        .await
+        .expect("WIDTHLAB_TEST_BACKEND=postgres needs a PostgreSQL server (WIDTHLAB_TEST_POSTGRES_URL)");
+    std::fs::write(&file, &url).expect("remember the test database");
+    url
+}
+
 /// A server on the database file in `dir`: a fresh one, or the one an earlier server left.
 pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) -> TestApp {
-    let db_path = dir.path().join("widthlab-test.db");
     // Every field spelled out: nothing comes from the WIDTHLAB_* variables of the shell that
     // runs the tests (an exported WIDTHLAB_TOKENS would otherwise guard every POST).
+    let database_url = database_in(&dir).await;
     let mut config = Config {
         bind: "127.0.0.1:0".into(),
-        database_url: db_path.to_str().expect("utf-8 temp path").to_string(),
+        database_url,
         threads: Some(2),
         max_running: 1,
         workers: None,
@@ -87,6 +131,7 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) ->
         max_owner_flops: None,
     };
     tweak(&mut config);
+    let database_url = config.database_url.clone();
     let app = Application::build(config).await.expect("the application builds");
     let port = app.port();
     let (tx, rx) = oneshot::channel::<()>();
@@ -101,7 +146,7 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) ->
         address: format!("http://127.0.0.1:{port}"),
         port,
         client,
-        db_path,
+        database_url,
         shutdown: Some(tx),
         server: Some(server),
         db_dir: dir,

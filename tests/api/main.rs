@@ -5,6 +5,8 @@
 //! an API node with worker processes on one PostgreSQL database (`scaleout.rs`).
 
 mod bounds;
+mod browser;
+mod compare;
 mod crash;
 mod errors;
 mod features;
@@ -13,7 +15,9 @@ mod geometry;
 mod helpers;
 mod jobs;
 mod lab;
+mod labels;
 mod lifecycle;
+mod pages;
 mod postgres;
 mod process;
 mod results;

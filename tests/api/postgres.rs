@@ -160,6 +160,13 @@ fn search(seed: u64) -> Value {
            "width_range": [1, 256], "max_networks_per_width": 2048, "seed": seed})
 }
 
+/// A spec with a name (HTML in it, mixed case, a LIKE wildcard) and tags.
+fn labelled(mut spec: Value) -> Value {
+    spec["name"] = json!("Run <b>A</b> 100%");
+    spec["tags"] = json!(["x_y", "T1"]);
+    spec
+}
+
 fn norms(seed: u64, trials: u64) -> Value {
     json!({"network": {"input_dim": 50, "depth": 4, "width": 30, "init": {"scheme": "he", "fan": "out"}},
            "samples": 64, "trials": trials, "seed": seed})
@@ -207,9 +214,14 @@ async fn postgres_answers_every_request_as_sqlite_does() {
             body: json!({"network": {"input_dim": 0}}),
             key: None,
         },
+        Step::Post {
+            body: labelled(norms(7, 5)),
+            key: None,
+        },
         Step::Wait(0),
         Step::Wait(1),
         Step::Wait(2),
+        Step::Wait(3),
         Step::Get("/v1/jobs/{0}".into()),
         Step::Get("/v1/jobs/{0}/layers".into()),
         Step::Get("/v1/jobs/{0}/layers?format=csv".into()),
@@ -224,6 +236,11 @@ async fn postgres_answers_every_request_as_sqlite_does() {
         Step::Get("/v1/jobs?limit=2&cursor=2".into()),
         Step::Get("/v1/jobs?status=succeeded&kind=width_sweep".into()),
         Step::Get("/v1/jobs?status=nonsense".into()),
+        Step::Get("/v1/jobs?tag=x_y".into()),
+        Step::Get("/v1/jobs?tag=x%25y".into()),
+        Step::Get("/v1/jobs?name=run%20%3Cb".into()),
+        Step::Get("/v1/jobs?name=%25".into()),
+        Step::Get("/v1/jobs?preset=arpit2019-fig1".into()),
         Step::Get("/v1/jobs/00000000-0000-0000-0000-000000000000".into()),
         Step::Delete(0),
         Step::Get("/v1/jobs/{0}".into()),
@@ -232,7 +249,17 @@ async fn postgres_answers_every_request_as_sqlite_does() {
     ];
     let s = Transcript::run(&on_sqlite, &steps).await;
     let p = Transcript::run(&on_postgres, &steps).await;
-    assert_eq!(s.ids.len(), 3, "three jobs were accepted: {:?}", s.seen);
+    assert_eq!(s.ids.len(), 4, "four jobs were accepted: {:?}", s.seen);
+    // Not vacuous: the label filters found the labelled job, and only it.
+    let by_tag = &p.seen.iter().find(|(l, _, _)| l.ends_with("tag=x_y")).unwrap().2;
+    assert_eq!(by_tag["jobs"].as_array().map(Vec::len), Some(1), "{by_tag}");
+    let by_name = &p
+        .seen
+        .iter()
+        .find(|(l, _, _)| l.ends_with("name=run%20%3Cb"))
+        .unwrap()
+        .2;
+    assert_eq!(by_name["jobs"].as_array().map(Vec::len), Some(1), "{by_name}");
     assert_same(&s, &p);
     // Not vacuous: the transcripts hold the numbers.
     let layers = &p.seen.iter().find(|(l, _, _)| l.ends_with("/layers")).unwrap().2;

@@ -29,6 +29,7 @@ use crate::analysis::report::{RunReport, Stamp};
 use crate::analysis::search::CellResult;
 use crate::analysis::sweep::{FrontierRow, PointReport};
 use crate::sim::{plan, Cancelled, Control};
+use crate::spec::labels::Labels;
 use crate::spec::presets;
 use crate::spec::{parse_spec, Kind, Limits, Spec, SpecError};
 use crate::store::{ResultFamily, ResultRow};
@@ -180,19 +181,37 @@ pub fn runner(kind: Kind) -> &'static dyn KindRunner {
 #[derive(Debug, Clone)]
 pub struct Validated {
     pub spec: Spec,
-    /// The body with its preset expanded (what was parsed).
+    /// The body with its preset expanded, labels included (what the idempotency hash covers).
     pub expanded: Value,
     /// The preset the body named, if any.
     pub preset: Option<&'static str>,
+    /// The job's name and tags (top-level fields of the body, not part of the spec).
+    pub labels: Labels,
 }
 
 /// A request body (a spec, or `{"preset": NAME, ...overrides}`) checked for running: the
 /// preset expanded, the spec parsed, and its kind's limits checked.
 pub fn validate(body: &Value, limits: &Limits) -> Result<Validated, SpecError> {
-    let (expanded, preset) = presets::expand(body)?;
+    let (body, labels) = Labels::take(body)?;
+    let (mut expanded, preset) = presets::expand(&body)?;
     let spec = parse_spec(&expanded, limits)?;
     runner(spec.kind()).check(&spec, limits)?;
-    Ok(Validated { spec, expanded, preset })
+    // Labels are part of the request: the same idempotency key with another name is a conflict.
+    // A body without labels hashes as before they existed.
+    if let Some(obj) = expanded.as_object_mut() {
+        if let Some(name) = labels.name() {
+            obj.insert("name".into(), Value::from(name));
+        }
+        if !labels.tags().is_empty() {
+            obj.insert("tags".into(), Value::from(labels.tags().to_vec()));
+        }
+    }
+    Ok(Validated {
+        spec,
+        expanded,
+        preset,
+        labels,
+    })
 }
 
 /// The [`Control`] a simulation inside a runner uses: the context's cancellation, and its
