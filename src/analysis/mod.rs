@@ -7,6 +7,7 @@
 //! empirical frontier).
 //! Depends on: `spec`, `sim` (its plain outputs), `theory`. No HTTP or database.
 
+pub mod geometry;
 pub mod predict;
 pub mod report;
 pub mod search;

@@ -47,6 +47,7 @@ pub fn output_json(output: &Output) -> Value {
             "frontier": frontier,
         }),
         Output::MinWidth { spec, stamp, cells } => json!({"spec": spec, "stamp": stamp, "cells": cells}),
+        Output::Geometry { spec, stamp, layers } => json!({"spec": spec, "stamp": stamp, "layers": layers}),
     }
 }
 
@@ -81,6 +82,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         Kind::Norms => "layer passes",
         Kind::WidthSweep => "points",
         Kind::MinWidth => "probes",
+        Kind::Geometry => "layers",
     };
     bar.set_style(
         ProgressStyle::with_template(&format!(

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use crate::analysis::geometry::GeometryLayer;
 use crate::analysis::report::RunReport;
 use crate::analysis::search::CellResult;
 use crate::analysis::sweep::{FrontierRow, PointReport};
@@ -14,7 +15,52 @@ pub fn write(out: &mut impl Write, spec: &Spec, output: &Output) -> std::io::Res
         Output::Norms(report) => write_norms(out, spec, report),
         Output::WidthSweep { points, frontier, .. } => write_sweep(out, spec, points, frontier),
         Output::MinWidth { cells, .. } => write_search(out, spec, cells),
+        Output::Geometry { layers, .. } => write_geometry(out, spec, layers),
     }
+}
+
+fn write_geometry(out: &mut impl Write, spec: &Spec, rows: &[GeometryLayer]) -> std::io::Result<()> {
+    writeln!(out, "widthlab run: {spec}")?;
+    writeln!(out, "variance rule: {}", spec.network.variance_rule())?;
+    writeln!(
+        out,
+        "cosine of h^l(x), h^l(y): measured over pairs x networks (std over pairs, se across networks) \
+         against the arc-cosine map iterated l times; distance ratio ||h^l(x) - h^l(y)|| / ||x - y|| \
+         against sqrt(q_l (1 - c_l) / (1 - c_0))"
+    )?;
+    let mut angle = f64::NAN;
+    for r in rows {
+        if r.angle_deg != angle {
+            angle = r.angle_deg;
+            writeln!(out)?;
+            writeln!(out, "angle {} deg (c0 = {:.6})", r.angle_deg, r.initial_cosine)?;
+            writeln!(
+                out,
+                "{:>5} {:>7} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9}",
+                "layer", "width", "cos", "std", "se", "pred", "z", "dist", "std", "pred"
+            )?;
+        }
+        writeln!(
+            out,
+            "{:>5} {:>7} {:>9.5} {:>9.5} {:>9.5} {:>9.5} {:>7.2} {:>9.5} {:>9.5} {:>9.5}{}",
+            r.layer,
+            r.width,
+            r.cosine.mean,
+            r.cosine.std,
+            r.cosine.standard_error,
+            r.predicted.cosine,
+            r.cosine_z,
+            r.distance_ratio.mean,
+            r.distance_ratio.std,
+            r.predicted.distance_ratio,
+            if r.undefined > 0 {
+                format!("  ({} undefined cosines)", r.undefined)
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    Ok(())
 }
 
 fn write_search(out: &mut impl Write, spec: &Spec, cells: &[CellResult]) -> std::io::Result<()> {

@@ -10,6 +10,7 @@
 //! settings: epsilon, delta, trials, weights, grid).
 
 mod compare;
+mod geometry;
 mod legend;
 mod map;
 mod norms;
@@ -18,6 +19,7 @@ mod svg;
 mod sweep;
 
 pub use compare::{compare_svg, Compared, COMPARE_COLOURS};
+pub use geometry::geometry_svg;
 pub use map::map_svg;
 pub use norms::norms_svg;
 pub use search::{search_svg, table_svg};

@@ -8,9 +8,10 @@ use super::extract::{Params, Path};
 use super::responses::{BadPath, BadQuery, Internal, JobNotFound, Timeout};
 use super::schema::ErrorBody;
 use super::{ApiError, AppState};
+use crate::analysis::geometry::GeometryLayer;
 use crate::analysis::report::{BoundCheck, LayerReport};
 use crate::analysis::sweep::PointReport;
-use crate::figures::{self, map_svg, norms_svg, search_svg, sweep_svg, table_svg};
+use crate::figures::{self, geometry_svg, map_svg, norms_svg, search_svg, sweep_svg, table_svg};
 use crate::jobs::stored_spec;
 use crate::spec::Kind;
 use crate::store::{JobRow, ResultFamily};
@@ -56,6 +57,13 @@ pub async fn plot(State(state): State<AppState>, Path(id): Path<String>) -> Resu
                 [one] => search_svg(&title, one, target),
                 many => table_svg(&title, many),
             }
+        }
+        Kind::Geometry => {
+            let rows: Vec<GeometryLayer> = state.jobs.results(&id, ResultFamily::GeometryLayer).await?;
+            if rows.is_empty() {
+                return Err(not_ready());
+            }
+            geometry_svg(&title, &spec, &rows)
         }
         Kind::Norms => {
             let layers: Vec<LayerReport> = state.jobs.results(&id, ResultFamily::Layer).await?;

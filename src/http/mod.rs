@@ -115,6 +115,7 @@ pub fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::opena
         .routes(routes!(jobs::cancel))
         .routes(routes!(results::sweep))
         .routes(routes!(results::search))
+        .routes(routes!(results::geometry))
         .routes(routes!(figures::plot))
         .routes(routes!(bounds::bounds))
         .routes(routes!(jobs::list_presets))

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::extract::{Params, Path};
 use super::responses::{BadPath, BadQuery, Internal, JobNotFound, Timeout};
-use super::schema::{BoundChecksPage, ErrorBody, LayersPage, SearchPage, SweepPage};
+use super::schema::{BoundChecksPage, ErrorBody, GeometryPage, LayersPage, SearchPage, SweepPage};
 use super::{ApiError, AppState};
 use crate::analysis::sweep::PointReport;
 use crate::spec::Kind;
@@ -248,6 +248,79 @@ pub async fn sweep(
         status: job.status,
         points: rows,
         frontier,
+    })
+    .into_response())
+}
+
+/// Geometry rows as CSV columns.
+const GEOMETRY_COLUMNS: &[&str] = &[
+    "/angle_deg",
+    "/initial_cosine",
+    "/layer",
+    "/width",
+    "/networks",
+    "/pairs",
+    "/undefined",
+    "/cosine/mean",
+    "/cosine/std",
+    "/cosine/standard_error",
+    "/cosine/min",
+    "/cosine/max",
+    "/predicted/cosine",
+    "/cosine_z",
+    "/distance_ratio/mean",
+    "/distance_ratio/std",
+    "/distance_ratio/standard_error",
+    "/distance_ratio/min",
+    "/distance_ratio/max",
+    "/distance_ratio/rms",
+    "/distance_ratio/rms_standard_error",
+    "/predicted/distance_ratio",
+    "/predicted/norm_ratio_squared",
+];
+
+/// The rows of a `geometry` job (per initial angle and layer: cosine and distance ratio beside the
+/// arc-cosine map's prediction); `?format=csv`.
+#[utoipa::path(get, path = "/v1/jobs/{id}/geometry", tag = "results",
+    params(("id" = String, Path, description = "the job's id"),
+        ("format" = inline(Option<ResultFormat>), Query, description = "json (default) or csv")),
+    responses(
+        (status = 200, description = "The rows (empty until the job succeeds), angle by angle and layer by layer \
+            (layer 0: the inputs): JSON, or with format=csv one CSV row per (angle, layer) under a header row \
+            (columns: the JSON fields, nested names joined by `_`; null is an empty cell)",
+            content(
+                (GeometryPage = "application/json"),
+                (String = "text/csv"),
+            )),
+        BadQuery, JobNotFound, Timeout,
+        (status = 409, body = ErrorBody, description = "wrong_kind: not a geometry job"),
+        (status = 422, body = ErrorBody, description = "invalid_spec: an unknown format (`field`: format)"),
+        Internal))]
+pub async fn geometry(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let csv = wants_csv(&params)?;
+    let job = state.jobs.job(&id).await?;
+    if job.kind != Kind::Geometry {
+        return Err(ApiError::Conflict {
+            code: "wrong_kind",
+            message: format!(
+                "job {id} is a {} job; angles and distances exist for {} jobs",
+                job.kind,
+                Kind::Geometry
+            ),
+        });
+    }
+    let layers = state.jobs.result_documents(&id, ResultFamily::GeometryLayer).await?;
+    if csv {
+        return Ok(csv_response(&id, "geometry", to_csv(&layers, GEOMETRY_COLUMNS)));
+    }
+    Ok(Json(GeometryPage {
+        job_id: id,
+        status: job.status,
+        layers,
     })
     .into_response())
 }

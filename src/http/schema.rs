@@ -85,6 +85,7 @@ pub struct JobLinks {
     pub events: String,
     pub plot: String,
     pub search: String,
+    pub geometry: String,
 }
 
 /// A job as the API shows it.
@@ -155,6 +156,7 @@ impl From<&JobRow> for JobView {
                 events: format!("{base}/events"),
                 plot: format!("{base}/plot.svg"),
                 search: format!("{base}/search"),
+                geometry: format!("{base}/geometry"),
                 self_: base,
             },
         }
@@ -186,6 +188,15 @@ pub struct BoundChecksPage {
     pub status: Status,
     #[schema(value_type = Vec<BoundCheck>)]
     pub bound_checks: Vec<Value>,
+}
+
+/// The rows of a `geometry` job (empty until it succeeds): one per initial angle and layer.
+#[derive(Serialize, ToSchema)]
+pub struct GeometryPage {
+    pub job_id: String,
+    pub status: Status,
+    #[schema(value_type = Vec<crate::analysis::geometry::GeometryLayer>)]
+    pub layers: Vec<Value>,
 }
 
 /// The points of a sweep stored so far, and the frontier per depth.

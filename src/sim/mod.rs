@@ -11,6 +11,7 @@
 pub mod dense;
 pub mod exact;
 pub mod gemm;
+pub mod geometry;
 pub mod normal;
 pub mod plan;
 pub mod real;

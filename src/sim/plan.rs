@@ -70,7 +70,9 @@ pub fn work_units(spec: &Spec) -> u64 {
 fn simulated(spec: &Spec) -> Vec<Spec> {
     match &spec.task {
         Task::MinWidth(_) => Vec::new(),
-        Task::Norms => vec![spec.clone()],
+        // A geometry job's batch (its pairs' inputs) is its `samples`: estimated as a norms job of
+        // that batch, an upper bound (it makes no backward pass and stores moments, not ratios).
+        Task::Norms | Task::Geometry(_) => vec![spec.clone()],
         Task::WidthSweep(sweep) => sweep
             .points()
             .into_iter()
@@ -158,10 +160,13 @@ pub fn check(spec: &Spec, limits: &Limits) -> Result<(), SpecError> {
     if est.memory_bytes > limits.max_memory_bytes {
         // Name the field that dominates: per-sample activations or the weights.
         let act = spec.samples as u64 * spec.network.widths.iter().map(|&w| w as u64).sum::<u64>();
-        let field = if act >= spec.network.weight_count() {
-            "samples"
-        } else {
+        let field = if act < spec.network.weight_count() {
             "network.width"
+        } else if matches!(spec.task, Task::Geometry(_)) {
+            // A geometry job's batch is its pairs' inputs.
+            "pairs"
+        } else {
+            "samples"
         };
         return Err(SpecError::new(
             field,

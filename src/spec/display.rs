@@ -51,6 +51,20 @@ impl fmt::Display for Spec {
         let shape = match &self.task {
             Task::Norms => self.network.shape(),
             Task::WidthSweep(sweep) => format!("widths {:?} depths {:?}", sweep.widths, sweep.depths),
+            Task::Geometry(g) => {
+                return write!(
+                    f,
+                    "angles and distances: {}, n0={} {}, {} pairs at angles {:?} deg, trials={} seed={} ({})",
+                    self.network.weights,
+                    self.network.input_dim,
+                    self.network.shape(),
+                    g.pairs,
+                    g.angles_deg,
+                    self.trials,
+                    self.seed,
+                    self.precision
+                )
+            }
             Task::MinWidth(search) => {
                 return write!(
                     f,

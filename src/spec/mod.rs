@@ -100,6 +100,8 @@ string_enum! {
         WidthSweep = "width_sweep",
         /// The smallest width meeting (epsilon, delta), searched and certified (x epsilon x depth).
         MinWidth = "min_width",
+        /// Angles and distances between input pairs, layer by layer, against the arc-cosine map.
+        Geometry = "geometry",
     }
 }
 
@@ -159,6 +161,41 @@ pub enum Task {
     Norms,
     WidthSweep(Sweep),
     MinWidth(MinWidthSearch),
+    Geometry(Geometry),
+}
+
+/// What a `geometry` job measures: `pairs` input pairs (x, y) with ||x|| = ||y|| at each of
+/// `angles_deg` initial angles, pushed through every network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Geometry {
+    /// Pairs per angle and network (P).
+    pub pairs: usize,
+    /// Initial angles in degrees, each in (0, 180].
+    pub angles_deg: Vec<f64>,
+}
+
+impl Geometry {
+    /// Default initial angles (degrees).
+    pub const DEFAULT_ANGLES: [f64; 5] = [10.0, 30.0, 60.0, 90.0, 120.0];
+    /// At most this many angles.
+    pub const MAX_ANGLES: usize = 16;
+
+    /// (cos t, sin t) of an angle t in degrees, exact at 90 and 180 degrees.
+    pub fn cos_sin(deg: f64) -> (f64, f64) {
+        if deg == 90.0 {
+            (0.0, 1.0)
+        } else if deg == 180.0 {
+            (-1.0, 0.0)
+        } else {
+            let (s, c) = deg.to_radians().sin_cos();
+            (c, s)
+        }
+    }
+
+    /// Inputs of one network's batch: two per pair and angle.
+    pub fn batch(&self) -> usize {
+        2 * self.pairs * self.angles_deg.len()
+    }
 }
 
 impl Task {
@@ -167,6 +204,7 @@ impl Task {
             Task::Norms => Kind::Norms,
             Task::WidthSweep(_) => Kind::WidthSweep,
             Task::MinWidth(_) => Kind::MinWidth,
+            Task::Geometry(_) => Kind::Geometry,
         }
     }
 }
@@ -501,6 +539,14 @@ impl Spec {
         }
     }
 
+    /// The pairs and angles of a `geometry` job.
+    pub fn geometry(&self) -> Option<&Geometry> {
+        match &self.task {
+            Task::Geometry(g) => Some(g),
+            _ => None,
+        }
+    }
+
     /// The search of a `min_width` job.
     pub fn min_width(&self) -> Option<&MinWidthSearch> {
         match &self.task {
@@ -551,6 +597,17 @@ impl Spec {
                 "seed": self.seed,
                 "precision": self.precision,
                 "method": self.method,
+            });
+        }
+        if let Task::Geometry(g) = &self.task {
+            return json!({
+                "kind": self.kind(),
+                "network": network,
+                "pairs": g.pairs,
+                "angles": g.angles_deg,
+                "trials": self.trials,
+                "seed": self.seed,
+                "precision": self.precision,
             });
         }
         json!({

@@ -57,6 +57,12 @@ pub struct JobSpecInput {
     #[schema(schema_with = tags_schema)]
     #[allow(dead_code)]
     tags: Option<Vec<String>>,
+    /// `geometry`: input pairs per angle and network, P (default 64); 2 x pairs x angles inputs go
+    /// through each network at once (at most max_samples).
+    #[schema(minimum = 1, maximum = 500000)]
+    pairs: Option<i64>,
+    #[schema(schema_with = angles_schema)]
+    angles: Option<Vec<f64>>,
 }
 
 fn tags_schema() -> utoipa::openapi::Array {
@@ -72,6 +78,28 @@ fn tags_schema() -> utoipa::openapi::Array {
         .description(Some(
             "Tags for the job, at most 16 (repeats dropped): labels, not part of the spec (returned as the \
              job's `tags`; GET /v1/jobs?tag= finds them).",
+        ))
+        .build()
+}
+
+fn angles_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Number)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                    utoipa::openapi::KnownFormat::Double,
+                )))
+                .exclusive_minimum(Some(0))
+                .maximum(Some(180)),
+        )
+        .min_items(Some(1))
+        .max_items(Some(Geometry::MAX_ANGLES))
+        .description(Some(
+            "geometry: the initial angles between the two inputs of a pair, in degrees, each in (0, 180] \
+             (default [10, 30, 60, 90, 120]).",
         ))
         .build()
 }
@@ -331,6 +359,8 @@ fn allowed(field: &str) -> String {
         "epsilon" => "a finite number in (0, 1e6], or for kind min_width a list of them".into(),
         "delta" => "a number in the open interval (0, 1)".into(),
         "seed" => "an integer in [0, 2^64 - 1]".into(),
+        "pairs" => "an integer in [1, max_samples / 2]".into(),
+        "angles" => "a list of 1 to 16 angles in degrees, each in (0, 180]".into(),
         _ => "see the spec format in the README".into(),
     }
 }
@@ -451,7 +481,27 @@ fn convert(mut raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
     };
     let task = take_task(kind, &mut raw_network, limits)?;
     let network = convert_network(raw_network, limits)?;
-    let samples = int_in("samples", raw.samples.unwrap_or(2000), 1, limits.max_samples)?;
+    let task = match task {
+        Task::Geometry(_) => Task::Geometry(convert_geometry(&mut raw, &network, limits)?),
+        other => {
+            unused(
+                "pairs",
+                raw.pairs.is_some(),
+                &format!("by kind {kind} (it is a field of kind geometry)"),
+            )?;
+            unused(
+                "angles",
+                raw.angles.is_some(),
+                &format!("by kind {kind} (it is a field of kind geometry)"),
+            )?;
+            other
+        }
+    };
+    // A geometry job's batch is its pairs' inputs (which the memory estimate counts as samples).
+    let samples = match &task {
+        Task::Geometry(g) => g.batch(),
+        _ => int_in("samples", raw.samples.unwrap_or(2000), 1, limits.max_samples)?,
+    };
     let trials = match (&task, raw.trials) {
         (Task::MinWidth(_), Some(_)) => return Err(SpecError::new(
             "trials",
@@ -504,7 +554,10 @@ fn convert(mut raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
         delta,
         seed: raw.seed.unwrap_or_else(draw_seed),
         precision: raw.precision.unwrap_or(Precision::F64),
-        method: raw.method.unwrap_or(Method::Auto),
+        method: match kind {
+            Kind::Geometry => Method::Dense,
+            _ => raw.method.unwrap_or(Method::Auto),
+        },
         first_trial: 0,
         _valid: Valid(()),
     })
@@ -579,6 +632,76 @@ fn convert_search(
     })
 }
 
+/// The fields of a `geometry` job; refuses the fields it does not use (they are taken out of
+/// `raw`, so the defaults of the other kinds apply to them).
+fn convert_geometry(raw: &mut JobSpecInput, network: &Network, limits: &Limits) -> Result<Geometry, SpecError> {
+    let why = "by kind geometry (its inputs are the pairs: see pairs and angles)";
+    unused("samples", raw.samples.is_some(), why)?;
+    unused("input", raw.input.is_some(), why)?;
+    unused(
+        "epsilon",
+        raw.epsilon.is_some(),
+        "by kind geometry (it reports cosines and distances, no tolerance)",
+    )?;
+    unused(
+        "delta",
+        raw.delta.is_some(),
+        "by kind geometry (it reports cosines and distances, no bound)",
+    )?;
+    unused(
+        "method",
+        raw.method.is_some(),
+        "by kind geometry (it always runs the dense engine)",
+    )?;
+    if network.input_dim < 2 {
+        return Err(SpecError::new(
+            "network.input_dim",
+            "kind geometry needs input_dim >= 2 (two inputs at an angle span a plane)",
+        ));
+    }
+    let angles_deg = match raw.angles.take() {
+        None => Geometry::DEFAULT_ANGLES.to_vec(),
+        Some(list) if list.is_empty() || list.len() > Geometry::MAX_ANGLES => {
+            return Err(SpecError::new(
+                "angles",
+                format!(
+                    "must hold between 1 and {} angles, got {}",
+                    Geometry::MAX_ANGLES,
+                    list.len()
+                ),
+            ))
+        }
+        Some(list) => {
+            for (i, &a) in list.iter().enumerate() {
+                if !(a > 0.0 && a <= 180.0) {
+                    return Err(SpecError::new(
+                        format!("angles[{i}]"),
+                        format!("must be an angle in degrees in (0, 180], got {a}"),
+                    ));
+                }
+            }
+            list
+        }
+    };
+    let max_pairs = limits.max_samples / (2 * angles_deg.len());
+    let pairs = raw.pairs.unwrap_or(64.min(max_pairs.max(1) as i64));
+    if pairs < 1 || pairs as u64 > max_pairs as u64 {
+        return Err(SpecError::new(
+            "pairs",
+            format!(
+                "must be an integer in [1, {max_pairs}] ({} inputs per network with {} angles: at most max_samples = {}), got {pairs}",
+                2 * pairs.max(0) as u64 * angles_deg.len() as u64,
+                angles_deg.len(),
+                limits.max_samples
+            ),
+        ));
+    }
+    Ok(Geometry {
+        pairs: pairs as usize,
+        angles_deg,
+    })
+}
+
 /// A seed for a spec without one: uniform below 2^53, so that every JSON client (a double in
 /// JavaScript, say) reads the echoed seed back exactly.
 fn draw_seed() -> u64 {
@@ -646,6 +769,23 @@ fn take_task(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Task
                 width_range: None,
                 max_networks_per_width: 0,
                 max_work: 0.0,
+            }))
+        }
+        Kind::Geometry => {
+            one_depth(net)?;
+            unused(
+                "network.widths_to_sweep",
+                net.widths_to_sweep.is_some(),
+                "by kind geometry (one network configuration)",
+            )?;
+            unused(
+                "network.depths_to_sweep",
+                net.depths_to_sweep.is_some(),
+                "by kind geometry (one network configuration)",
+            )?;
+            Ok(Task::Geometry(Geometry {
+                pairs: 0,
+                angles_deg: Vec::new(),
             }))
         }
         Kind::Norms => {

@@ -109,6 +109,11 @@ string_enum! {
         /// The raw ratios of one unit of a `norms` job's networks (dropped once the report is
         /// stored).
         TrialRatios = "trial_ratios",
+        /// One (initial angle, layer) row of a `geometry` job (index: angle x (L + 1) + layer).
+        GeometryLayer = "geometry_layer",
+        /// The cosine and distance moments of one unit of a `geometry` job's networks (dropped
+        /// once the rows are stored).
+        PairMoments = "pair_moments",
     }
 }
 

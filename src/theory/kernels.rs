@@ -16,6 +16,21 @@ pub fn relu_cosine(c: f64) -> f64 {
     ((1.0 - c * c).max(0.0).sqrt() + (PI - c.acos()) * c) / PI
 }
 
+/// [`relu_cosine`] applied `layers` times to `c`: the infinite-width cosine of h^l(x) and h^l(y)
+/// at layer l = `layers` for inputs with cosine `c`, under any i.i.d. zero-mean Gaussian weights
+/// without bias (the cosine does not depend on the weights' variance; docs/theory.md section 7).
+pub fn relu_cosine_iterated(c: f64, layers: usize) -> f64 {
+    (0..layers).fold(c, |c, _| relu_cosine(c))
+}
+
+/// The infinite-width distance ratio ||h^l(x) - h^l(y)|| / ||x - y|| of two inputs with equal
+/// norms and cosine `c0`, when the squared norm of either input grows by `norm_ratio_squared`
+/// = ||h^l||^2 / ||x||^2 up to layer l and the cosine has become `cl`:
+/// sqrt(q_l (1 - c_l) / (1 - c_0)) (from ||h(x) - h(y)||^2 = ||h(x)||^2 + ||h(y)||^2 - 2 h(x).h(y)).
+pub fn distance_ratio(c0: f64, cl: f64, norm_ratio_squared: f64) -> f64 {
+    (norm_ratio_squared * (1.0 - cl) / (1.0 - c0)).sqrt()
+}
+
 /// `E[relu(u)^2 relu(v)^2]` for standard normals with correlation `rho`.
 pub fn relu_square_moment(rho: f64) -> f64 {
     let rho = rho.clamp(-1.0, 1.0);
@@ -44,6 +59,63 @@ mod tests {
         assert!(factor_covariance(0.0).abs() < 1e-15);
         // rho = -1: relu(u) relu(-u) = 0.
         assert!(relu_square_moment(-1.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn the_arc_cosine_map_at_closed_form_points() {
+        let (r2, r3) = (2f64.sqrt(), 3f64.sqrt());
+        // (sin t + (pi - t) cos t) / pi at t = pi/2, 0, pi, pi/3, 2pi/3, pi/4, 3pi/4.
+        let cases = [
+            (0.0, 1.0 / PI),
+            (1.0, 1.0),
+            (-1.0, 0.0),
+            (0.5, r3 / (2.0 * PI) + 1.0 / 3.0),
+            (-0.5, r3 / (2.0 * PI) - 1.0 / 6.0),
+            (r2 / 2.0, r2 / (2.0 * PI) + 3.0 * r2 / 8.0),
+            (-r2 / 2.0, r2 / (2.0 * PI) - r2 / 8.0),
+        ];
+        for (c, want) in cases {
+            assert!(
+                (relu_cosine(c) - want).abs() < 1e-12,
+                "c = {c}: {} vs {want}",
+                relu_cosine(c)
+            );
+        }
+        // Iterated: 0 -> 1/pi -> (sqrt(1 - 1/pi^2) + (pi - acos(1/pi)) / pi) / pi.
+        let two = ((1.0 - 1.0 / (PI * PI)).sqrt() + (PI - (1.0 / PI).acos()) / PI) / PI;
+        assert!((relu_cosine_iterated(0.0, 2) - two).abs() < 1e-12);
+        assert!((two - 0.493_731_090_2).abs() < 1e-9, "{two}");
+        assert_eq!(relu_cosine_iterated(0.3, 0), 0.3);
+        // Every angle closes: the map lies above the diagonal below 1, and 1 is its fixed point.
+        for k in 0..200 {
+            let c = -1.0 + k as f64 / 100.0;
+            assert!(relu_cosine(c) > c && relu_cosine(c) <= 1.0, "{c}");
+        }
+        // Equal norms, no growth: the distance ratio at layer 0 is 1, at c_l = 1 it is 0.
+        assert_eq!(distance_ratio(0.5, 0.5, 1.0), 1.0);
+        assert_eq!(distance_ratio(0.5, 1.0, 1.0), 0.0);
+        assert!((distance_ratio(0.0, 1.0 / PI, 1.0) - (1.0 - 1.0 / PI).sqrt()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn the_arc_cosine_map_matches_quadrature() {
+        // 2 E[relu(u) relu(v)] by the midpoint rule, with v = c u + s w, E[relu(m + s w)] =
+        // m Phi(m/s) + s phi(m/s), integrated over u > 0: an independent computation.
+        for c in [-0.8, -0.3, 0.0, 0.4, 0.9] {
+            let s = (1.0f64 - c * c).sqrt();
+            let phi = |x: f64| (-0.5 * x * x).exp() / (2.0 * PI).sqrt();
+            let cdf = |x: f64| 0.5 * statrs::function::erf::erfc(-x / std::f64::consts::SQRT_2);
+            let inner = |m: f64| m * cdf(m / s) + s * phi(m / s);
+            let n = 200_000;
+            let h = 12.0 / n as f64;
+            let total: f64 = (0..n)
+                .map(|i| {
+                    let u = (i as f64 + 0.5) * h;
+                    u * inner(c * u) * phi(u) * h
+                })
+                .sum();
+            assert!((2.0 * total - relu_cosine(c)).abs() < 1e-8, "c {c}: {}", 2.0 * total);
+        }
     }
 
     #[test]

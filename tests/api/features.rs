@@ -31,7 +31,8 @@ async fn presets_are_listed_with_their_figures() {
             "arpit2019-fig1-glorot",
             "arpit2019-fig3-wn-naive",
             "arpit2019-fig4-wn-derived",
-            "arpit2019-fig6"
+            "arpit2019-fig6",
+            "geometry-he-angles"
         ]
     );
     for p in body["presets"].as_array().unwrap() {
@@ -331,6 +332,7 @@ async fn openapi_document_covers_every_route_and_error() {
         ("get", "/v1/jobs/{id}/plot.svg"),
         ("get", "/v1/jobs/{id}/sweep"),
         ("get", "/v1/jobs/{id}/search"),
+        ("get", "/v1/jobs/{id}/geometry"),
         ("post", "/v1/jobs/{id}/cancel"),
         ("get", "/v1/bounds"),
         ("get", "/v1/presets"),
@@ -510,7 +512,10 @@ async fn openapi_document_covers_every_route_and_error() {
         assert_eq!(seed["maximum"], json!(u64::MAX));
     }
     // String enums carry their wire names.
-    assert_eq!(schemas["Kind"]["enum"], json!(["norms", "width_sweep", "min_width"]));
+    assert_eq!(
+        schemas["Kind"]["enum"],
+        json!(["norms", "width_sweep", "min_width", "geometry"])
+    );
     assert_eq!(schemas["Scheme"]["enum"][2], "glorot_paper");
     // Statistics that can be undefined are nullable.
     for (schema, field) in [

@@ -11,6 +11,7 @@ mod crash;
 mod errors;
 mod features;
 mod figures;
+mod geometry;
 mod helpers;
 mod jobs;
 mod lab;

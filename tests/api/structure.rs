@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::helpers::{assert_same_json, small_spec, spawn_app};
 
 /// `widthlab run` with `body` on standard input; its standard output.
-fn widthlab_run(body: &Value, json_output: bool) -> String {
+pub(crate) fn widthlab_run(body: &Value, json_output: bool) -> String {
     let mut args = vec!["run", "-", "--quiet", "--threads", "2"];
     if json_output {
         args.push("--json");

@@ -5,5 +5,6 @@
 
 mod engine;
 mod exact;
+mod geometry;
 mod min_width;
 mod predictions;

@@ -111,6 +111,10 @@ fn render(job: &JobRow, checks: &[Value], tokens: bool, title: &str) -> Markup {
             (format!("{api}/search"), "search (JSON)"),
             (format!("{api}/search?format=csv"), "search (CSV)"),
         ],
+        Kind::Geometry => vec![
+            (format!("{api}/geometry"), "angles and distances (JSON)"),
+            (format!("{api}/geometry?format=csv"), "angles and distances (CSV)"),
+        ],
     };
     html! {
         main data-id=(job.id) data-status=(job.status.as_str()) data-started=(job.started_at.as_deref().unwrap_or("")) {

@@ -12,6 +12,7 @@
 //! command line ([`LocalContext`], with [`run_all`]). Adding a kind is one file here plus its
 //! line in [`runner`].
 
+mod geometry;
 pub mod min_width;
 mod norms;
 mod width_sweep;
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::analysis::geometry::GeometryLayer;
 use crate::analysis::report::{RunReport, Stamp};
 use crate::analysis::search::CellResult;
 use crate::analysis::sweep::{FrontierRow, PointReport};
@@ -76,6 +78,11 @@ pub enum Output {
         spec: Value,
         stamp: Stamp,
         cells: Vec<CellResult>,
+    },
+    Geometry {
+        spec: Value,
+        stamp: Stamp,
+        layers: Vec<GeometryLayer>,
     },
 }
 
@@ -166,6 +173,7 @@ pub fn runner(kind: Kind) -> &'static dyn KindRunner {
         Kind::Norms => &norms::Norms,
         Kind::WidthSweep => &width_sweep::WidthSweep,
         Kind::MinWidth => &min_width::MinWidth,
+        Kind::Geometry => &geometry::GeometryKind,
     }
 }
 

@@ -29,12 +29,12 @@ struct UnitRatios {
     gradient: Vec<String>,
 }
 
-fn pack(values: &[f64]) -> String {
+pub(super) fn pack(values: &[f64]) -> String {
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn unpack(text: &str) -> Result<Vec<f64>, String> {
+pub(super) fn unpack(text: &str) -> Result<Vec<f64>, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
         .map_err(|e| format!("stored ratios: {e}"))?;
