@@ -135,11 +135,16 @@ crate::spec::names::string_enum! {
     }
 }
 
-fn wants_csv(params: &Params) -> Result<bool, ApiError> {
-    params.only(&["format", "rows"])?;
-    if params.get("rows").is_some() && params.get("format") != Some("csv") {
-        return Err(ApiError::invalid("rows", "only with format=csv (and only for /search)"));
+crate::spec::names::string_enum! {
+    /// What a row of `/search`'s CSV is (the JSON always holds cells with their probes).
+    pub enum SearchRows {
+        Cells = "cells",
+        Probes = "probes",
     }
+}
+
+fn wants_csv(params: &Params) -> Result<bool, ApiError> {
+    params.only(&["format"])?;
     Ok(params.parse_name::<ResultFormat>("format")? == Some(ResultFormat::Csv))
 }
 
@@ -373,7 +378,8 @@ fn cell_columns() -> Vec<String> {
 #[utoipa::path(get, path = "/v1/jobs/{id}/search", tag = "results",
     params(("id" = String, Path, description = "the job's id"),
         ("format" = inline(Option<ResultFormat>), Query, description = "json (default) or csv"),
-        ("rows" = Option<String>, Query, description = "with format=csv: cells (default) | probes")),
+        ("rows" = inline(Option<SearchRows>), Query, description = "with format=csv: a row per cell (default) or per \
+            probe; the JSON always holds cells with their probes")),
     responses(
         (status = 200, description = "The cells decided so far: JSON, or with format=csv one CSV row per cell \
             (with rows=probes, one per probe) under a header row",
@@ -390,7 +396,9 @@ pub async fn search(
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let csv = wants_csv(&params)?;
+    params.only(&["format", "rows"])?;
+    let csv = params.parse_name::<ResultFormat>("format")? == Some(ResultFormat::Csv);
+    let rows = params.parse_name::<SearchRows>("rows")?.unwrap_or(SearchRows::Cells);
     let job = state.jobs.job(&id).await?;
     if job.kind != Kind::MinWidth {
         return Err(ApiError::Conflict {
@@ -408,14 +416,14 @@ pub async fn search(
             .iter()
             .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
             .collect();
-        return match params.get("rows") {
-            None | Some("cells") => {
+        return match rows {
+            SearchRows::Cells => {
                 // "#name" after a pointer only names the column.
                 let columns = cell_columns();
                 let body = to_csv_named(&values, &columns);
                 Ok(csv_response(&id, "search", body))
             }
-            Some("probes") => {
+            SearchRows::Probes => {
                 let rows: Vec<Value> = cells
                     .iter()
                     .flat_map(|c| {
@@ -426,10 +434,6 @@ pub async fn search(
                     .collect();
                 Ok(csv_response(&id, "probes", to_csv(&rows, PROBE_COLUMNS)))
             }
-            Some(other) => Err(ApiError::invalid(
-                "rows",
-                format!("unknown rows {other:?}; allowed: cells, probes"),
-            )),
         };
     }
     let target = crate::jobs::stored_spec(&job).map_or(f64::NAN, |s| 1.0 - s.delta);

@@ -16,8 +16,8 @@ use crate::jobs::stored_spec;
 /// The web page comparing `norms` jobs: per ratio, each job's mean per layer and its p05-p95
 /// band in one figure, and a row per job. Without `ids`, a form asking for them.
 #[utoipa::path(get, path = "/compare", tag = "operations",
-    params(("ids" = Option<String>, Query, pattern = "^[^,]+(,[^,]+){0,7}$",
-        description = "1 to 8 ids of norms jobs, comma-separated")),
+    params(("ids" = Option<String>, Query, pattern = "^([^,]+(,[^,]+){0,7})?$",
+        description = "1 to 8 ids of norms jobs, comma-separated (blank: a form asking for them)")),
     responses((status = 200, description = "An HTML page", content_type = "text/html", body = String),
         BadQuery, Timeout,
         (status = 404, body = ErrorBody, description = "not_found: one of the jobs does not exist"),

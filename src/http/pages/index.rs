@@ -41,19 +41,57 @@ const SCRIPT: &str = r#"
 })();
 "#;
 
+/// A filter of the page's form: one of `names`, or blank (any).
+fn names_or_blank(names: impl Iterator<Item = &'static str>) -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names.chain([""])))
+        .build()
+}
+
+fn status_or_blank() -> utoipa::openapi::Object {
+    names_or_blank(Status::ALL.iter().map(|s| s.as_str()))
+}
+
+fn kind_or_blank() -> utoipa::openapi::Object {
+    names_or_blank(Kind::ALL.iter().map(|k| k.as_str()))
+}
+
+/// The filters of the page's GET form. A blank field means "any", so each one's schema allows
+/// the empty string beside its values.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the query; the handler reads `Params`
+struct IndexFilters {
+    /// A job state (blank: any).
+    #[param(schema_with = status_or_blank)]
+    status: Option<String>,
+    /// A job kind (blank: any).
+    #[param(schema_with = kind_or_blank)]
+    kind: Option<String>,
+    /// The preset the job was submitted from (blank: any).
+    preset: Option<String>,
+    /// Part of the job's name, ASCII case ignored (blank: any).
+    #[param(max_length = 120)]
+    name: Option<String>,
+    /// A tag the job carries, exact (blank: any).
+    #[param(pattern = "^([A-Za-z0-9_.-]{1,40})?$")]
+    tag: Option<String>,
+    /// The name of the token that submitted the job (blank: any).
+    owner: Option<String>,
+    /// Page size, 1 to 100 (blank: 25).
+    #[param(pattern = "^([1-9]|[1-9][0-9]|100)?$")]
+    limit: Option<String>,
+    /// Where the page starts, from the page's "older" link (blank: the newest).
+    #[param(pattern = "^([0-9]{1,18})?$")]
+    cursor: Option<String>,
+}
+
 /// The web page of jobs: filters (status, kind, preset, name, tag, owner) as a plain GET form,
 /// newest first, paged by the listing's cursor; status, progress and duration update live.
 #[utoipa::path(get, path = "/", tag = "operations",
-    params(
-        ("status" = Option<Status>, Query, description = "a job state (blank: any)"),
-        ("kind" = Option<Kind>, Query, description = "a job kind (blank: any)"),
-        ("preset" = Option<String>, Query, description = "the preset the job was submitted from (blank: any)"),
-        ("name" = Option<String>, Query, max_length = 120, description = "part of the job's name (ASCII case ignored)"),
-        ("tag" = Option<String>, Query, pattern = "^[A-Za-z0-9_.-]{1,40}$", description = "a tag the job carries (exact)"),
-        ("owner" = Option<String>, Query, description = "the name of the token that submitted the job"),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "page size, default 25"),
-        ("cursor" = Option<String>, Query, pattern = "^[0-9]{1,18}$", description = "where the page starts (from the page's \"older\" link)"),
-    ),
+    params(IndexFilters),
     responses((status = 200, description = "An HTML page", content_type = "text/html", body = String),
         BadQuery, Timeout,
         (status = 422, description = "invalid_spec: a filter's value is not allowed (named in `field`)", body = super::super::schema::ErrorBody),
