@@ -87,7 +87,7 @@ async fn completers(url: &str, job: &str) -> Vec<(String, i64)> {
 }
 
 fn sweep() -> Value {
-    json!({"kind": "width_sweep", "samples": 128, "trials": 3, "seed": 31, "method": "dense",
+    json!({"kind": "width_sweep", "samples": 128, "trials": 8, "seed": 31, "method": "dense",
            "network": {"input_dim": 200, "depth": 6,
                        "widths_to_sweep": [100, 120, 140, 160, 180, 200, 220, 240, 260, 280, 300, 320],
                        "init": {"scheme": "he", "fan": "out"}}})
@@ -132,7 +132,8 @@ async fn three_workers_share_the_units_and_agree_with_one_process_bit_for_bit() 
         .filter(|v| v["status"] == "running")
         .filter_map(|v| v["done"].as_u64())
         .collect();
-    assert!(progress.len() >= 2, "progress events: {text}");
+    // The API node re-reads the database every second: at least one event in mid-run.
+    assert!(progress.iter().any(|&d| d > 0 && d < 12), "progress events: {text}");
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
     assert!(text.contains("event: status"), "{text}");
     assert!(text.contains("\"succeeded\""), "{text}");

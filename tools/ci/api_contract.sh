@@ -10,8 +10,8 @@
 # so this admits small networks and sweeps of up to 8 points of them (a second or two each) and
 # refuses larger ones; none keeps the two cores busy for long, and the event streams it reads
 # end soon. Specs over the limit are refused with 422, as documented. The queue keeps its
-# default length (1000): a full queue answers 503, which schemathesis would rightly count as a failure, and a run
-# submits far fewer jobs than that.
+# default length (1000): a full queue answers 503, which schemathesis would rightly count as a
+# failure, and a run submits far fewer jobs than that.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
