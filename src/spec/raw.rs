@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::*;
 
-/// A job spec as submitted (product.md). Every field but `network` has a default; `null`
+/// A job spec as submitted (README.md, "A job spec"). Every field but `network` has a default; `null`
 /// means the default too. Unknown fields are refused (422).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
