@@ -65,6 +65,14 @@ pub struct Config {
     /// Work a single job may do, in floating-point operations (estimated; 422 above).
     #[arg(long = "max-job-flops", env = "WIDTHLAB_MAX_JOB_FLOPS", default_value_t = 2e14)]
     pub max_job_flops: f64,
+    /// Per-sample ratios one `keep_samples` job may keep (trials x samples x depth x 2; 422
+    /// above). Each costs about 11 bytes in the database until the job is deleted.
+    #[arg(
+        long = "max-kept-values",
+        env = "WIDTHLAB_MAX_KEPT_VALUES",
+        default_value_t = 4_000_000
+    )]
+    pub max_kept_values: u64,
     /// Bearer tokens, comma-separated, each `name:secret` (the name is recorded as the owner of
     /// the jobs it submits) or a bare secret (named `token-` and 8 hex digits of its SHA-256).
     /// With tokens, every mutating endpoint needs `Authorization: Bearer <secret>`, and a job can
@@ -234,6 +242,7 @@ impl Config {
             max_memory_bytes: self.max_job_memory_mib.saturating_mul(1 << 20),
             max_work: self.max_job_flops,
             parallel_trials: self.threads(),
+            max_kept_values: self.max_kept_values,
             ..Limits::default()
         }
     }

@@ -3,13 +3,15 @@
 //!
 //! Holds: `stats` (descriptive statistics, Clopper-Pearson), `predict` (what the exact laws
 //! predict beside every measured layer), `report` (the result of one simulation), `verdict`
-//! (what a simulation says about a bound's claim), `sweep` (grid points, their seeds, the
+//! (what a simulation says about a bound's claim), `samples` (kept per-sample ratios, their
+//! histograms and exact law), `sweep` (grid points, their seeds, the
 //! empirical frontier).
 //! Depends on: `spec`, `sim` (its plain outputs), `theory`. No HTTP or database.
 
 pub mod geometry;
 pub mod predict;
 pub mod report;
+pub mod samples;
 pub mod search;
 pub mod stats;
 pub mod sweep;

@@ -32,7 +32,7 @@ type Pick = fn(&GeometryLayer) -> (f64, f64, f64);
 
 /// Ticks at round values over [lo, hi]: steps of 0.1, 0.2, 0.25 or 0.5 (times a power of ten),
 /// at most about eight.
-fn round_ticks(lo: f64, hi: f64) -> Vec<f64> {
+pub(super) fn round_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let span = (hi - lo).max(1e-9);
     let base = 10f64.powf((span / 8.0).log10().floor());
     let step = [1.0, 2.0, 2.5, 5.0, 10.0]

@@ -11,6 +11,7 @@
 
 mod compare;
 mod geometry;
+mod histogram;
 mod legend;
 mod map;
 mod norms;
@@ -20,6 +21,7 @@ mod sweep;
 
 pub use compare::{compare_svg, Compared, COMPARE_COLOURS};
 pub use geometry::geometry_svg;
+pub use histogram::{density_points, histogram_svg, HistogramOf};
 pub use map::map_svg;
 pub use norms::norms_svg;
 pub use search::{search_svg, table_svg};

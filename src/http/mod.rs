@@ -18,6 +18,7 @@ mod ops;
 mod pages;
 mod responses;
 mod results;
+mod samples;
 pub mod schema;
 mod serve;
 
@@ -116,6 +117,8 @@ pub fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::opena
         .routes(routes!(results::sweep))
         .routes(routes!(results::search))
         .routes(routes!(results::geometry))
+        .routes(routes!(samples::samples))
+        .routes(routes!(samples::histogram))
         .routes(routes!(figures::plot))
         .routes(routes!(bounds::bounds))
         .routes(routes!(jobs::list_presets))

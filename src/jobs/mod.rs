@@ -305,6 +305,32 @@ impl Jobs {
             .map_err(|e| JobError::Internal(format!("computing the frontier: {e}")))
     }
 
+    /// The per-sample ratios a `keep_samples` job kept, every network in order, decoded off the
+    /// async workers. (The caller checks that the job kept them and has succeeded.)
+    pub async fn kept_samples(&self, job: &JobRow) -> Result<crate::sim::Simulation, JobError> {
+        let spec = stored_spec(job)
+            .ok_or_else(|| JobError::Internal(format!("the stored spec of job {} does not parse", job.id)))?;
+        let rows = self.store.results(&job.id, ResultFamily::TrialRatios).await?;
+        tokio::task::spawn_blocking(move || {
+            let trials = kinds::norms::stored_trials(rows)?;
+            if trials.len() != spec.trials {
+                return Err(format!(
+                    "{} of {} networks' ratios are stored",
+                    trials.len(),
+                    spec.trials
+                ));
+            }
+            Ok(crate::sim::Simulation {
+                depth: spec.network.depth(),
+                samples: spec.samples,
+                trials,
+            })
+        })
+        .await
+        .map_err(|e| JobError::Internal(format!("reading kept samples: {e}")))?
+        .map_err(JobError::Internal)
+    }
+
     /// The cells of a `min_width` job, assembled from its stored probes (so far, if running).
     pub async fn search_cells(&self, job: &JobRow) -> Result<Vec<crate::analysis::search::CellResult>, JobError> {
         let probes: Vec<kinds::min_width::CellProbe> = self.results(&job.id, ResultFamily::Probe).await?;

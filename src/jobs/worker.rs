@@ -164,7 +164,7 @@ impl Jobs {
             .await;
         self.return_pool(pool_index);
         self.unregister(&id);
-        let completed = self.store_outcome(unit, runner, outcome, &stop, &lost).await;
+        let completed = self.store_outcome(unit, runner, &spec, outcome, &stop, &lost).await;
         self.metrics.unit_ended(started.elapsed(), completed);
         if claim.finish && completed {
             if let Some(elapsed) = claim.job.started_at.as_deref().and_then(since) {
@@ -184,6 +184,7 @@ impl Jobs {
         &self,
         unit: UnitRef<'_>,
         runner: &dyn KindRunner,
+        spec: &Spec,
         outcome: Outcome,
         stop: &AtomicBool,
         lost: &AtomicBool,
@@ -202,7 +203,7 @@ impl Jobs {
                 Ok(Ok(Work::Finished(done))) => {
                     let stamp = serde_json::to_value(&done.stamp).unwrap_or_default();
                     self.store
-                        .finish_succeeded(id, &stamp, &done.summary, &done.rows, runner.scratch())
+                        .finish_succeeded(id, &stamp, &done.summary, &done.rows, runner.scratch(spec))
                         .await
                         .map(|_| ())
                 }

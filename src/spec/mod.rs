@@ -57,6 +57,9 @@ pub struct Limits {
     pub max_work: f64,
     /// Trials that may run at once (the compute pool's size); scales the memory estimate.
     pub parallel_trials: usize,
+    /// Per-sample ratios a `keep_samples` job may keep: trials x samples x depth x 2 (forward and
+    /// gradient), 8 bytes each in the database (about 10.7 as stored text).
+    pub max_kept_values: u64,
 }
 
 impl Default for Limits {
@@ -72,6 +75,7 @@ impl Default for Limits {
             max_memory_bytes: 4 << 30,
             max_work: 2e14,
             parallel_trials: default_threads(),
+            max_kept_values: 4_000_000,
         }
     }
 }
@@ -519,6 +523,10 @@ pub struct Spec {
     pub precision: Precision,
     /// As requested; `sim::plan` resolves it to the engine that runs.
     pub method: Method,
+    /// `norms`: keep every per-sample ratio (forward and gradient, every layer) after the report
+    /// is built, for `GET /v1/jobs/{id}/samples` and the histograms (bounded by
+    /// [`Limits::max_kept_values`]).
+    pub keep_samples: bool,
     /// The index of the first of `trials` networks: a job split into units simulates networks
     /// `first_trial..first_trial + trials` of the same streams (0 for a whole job; never in the
     /// spec's JSON).
@@ -610,7 +618,7 @@ impl Spec {
                 "precision": self.precision,
             });
         }
-        json!({
+        let mut spec = json!({
             "kind": self.kind(),
             "network": network,
             "samples": self.samples,
@@ -621,7 +629,19 @@ impl Spec {
             "seed": self.seed,
             "precision": self.precision,
             "method": self.method,
-        })
+        });
+        if let (Task::Norms, Some(obj)) = (&self.task, spec.as_object_mut()) {
+            obj.insert("keep_samples".into(), json!(self.keep_samples));
+        }
+        spec
+    }
+
+    /// How many ratios a `keep_samples` job keeps: trials x samples x depth x 2.
+    pub fn kept_values(&self) -> u64 {
+        (self.trials as u64)
+            .saturating_mul(self.samples as u64)
+            .saturating_mul(self.network.depth() as u64)
+            .saturating_mul(2)
     }
 
     /// Networks `first..first + count` of this spec (a unit of a job split over workers): the
@@ -643,6 +663,7 @@ impl Spec {
             task: Task::Norms,
             network,
             seed,
+            keep_samples: false,
             ..self.clone()
         }
     }

@@ -63,6 +63,10 @@ pub struct JobSpecInput {
     pairs: Option<i64>,
     #[schema(schema_with = angles_schema)]
     angles: Option<Vec<f64>>,
+    /// `norms`: keep every per-sample ratio for GET /v1/jobs/{id}/samples and the per-layer
+    /// histograms (default false); trials x samples x depth x 2 values, at most the server's
+    /// max_kept_values.
+    keep_samples: Option<bool>,
 }
 
 fn tags_schema() -> utoipa::openapi::Array {
@@ -361,6 +365,7 @@ fn allowed(field: &str) -> String {
         "seed" => "an integer in [0, 2^64 - 1]".into(),
         "pairs" => "an integer in [1, max_samples / 2]".into(),
         "angles" => "a list of 1 to 16 angles in degrees, each in (0, 180]".into(),
+        "keep_samples" => "true or false (kind norms only)".into(),
         _ => "see the spec format in the README".into(),
     }
 }
@@ -544,11 +549,19 @@ fn convert(mut raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
             other
         }
     };
-    Ok(Spec {
+    let keep_samples = raw.keep_samples.unwrap_or(false);
+    if raw.keep_samples.is_some() && kind != Kind::Norms {
+        return Err(SpecError::new(
+            "keep_samples",
+            format!("not used by kind {kind} (it is a field of kind norms); remove it"),
+        ));
+    }
+    let spec = Spec {
         task,
         network,
         samples,
         trials,
+        keep_samples,
         input,
         epsilon: epsilons[0],
         delta,
@@ -560,7 +573,19 @@ fn convert(mut raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
         },
         first_trial: 0,
         _valid: Valid(()),
-    })
+    };
+    if spec.keep_samples && spec.kept_values() > limits.max_kept_values {
+        return Err(SpecError::new(
+            "keep_samples",
+            format!(
+                "would keep trials x samples x depth x 2 = {} ratios; this server keeps at most {} \
+                 (max_kept_values): lower trials or samples, or drop keep_samples",
+                spec.kept_values(),
+                limits.max_kept_values
+            ),
+        ));
+    }
+    Ok(spec)
 }
 
 /// The fields of a `min_width` job.

@@ -1,7 +1,8 @@
 //! The theory: width bounds, exact laws and predictions (docs/theory.md).
 //!
 //! Holds: `bounds` (the three width bounds and the calculator's answer), `exact` (exact laws of
-//! one Gaussian ReLU layer), `kernels` (the ReLU arc-cosine kernels of the infinite-width view),
+//! one Gaussian ReLU layer), `density` (the exact density of the forward ratio through several
+//! layers), `kernels` (the ReLU arc-cosine kernels of the infinite-width view),
 //! `special` (log-space incomplete gamma and binomial terms).
 //! Depends on: `spec` (network shapes) only.
 //!
@@ -10,6 +11,7 @@
 //! and differ only in how they bound the per-layer failure probability.
 
 pub mod bounds;
+pub mod density;
 pub mod exact;
 pub mod kernels;
 pub mod special;

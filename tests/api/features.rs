@@ -333,6 +333,8 @@ async fn openapi_document_covers_every_route_and_error() {
         ("get", "/v1/jobs/{id}/sweep"),
         ("get", "/v1/jobs/{id}/search"),
         ("get", "/v1/jobs/{id}/geometry"),
+        ("get", "/v1/jobs/{id}/samples"),
+        ("get", "/v1/jobs/{id}/histogram.svg"),
         ("post", "/v1/jobs/{id}/cancel"),
         ("get", "/v1/bounds"),
         ("get", "/v1/presets"),

@@ -124,6 +124,7 @@ pub async fn spawn_app_in(dir: Arc<TempDir>, tweak: impl FnOnce(&mut Config)) ->
         request_timeout_secs: 30,
         max_job_memory_mib: 4096,
         max_job_flops: 2e14,
+        max_kept_values: 4_000_000,
         tokens: Vec::new(),
         admin_tokens: Vec::new(),
         open: false,

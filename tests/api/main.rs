@@ -21,6 +21,7 @@ mod pages;
 mod postgres;
 mod process;
 mod results;
+mod samples;
 mod scaleout;
 mod search;
 mod structure;

@@ -3,6 +3,7 @@
 //!
 //! Run with `cargo test --release --test sim` (the debug profile is far too slow).
 
+mod density;
 mod engine;
 mod exact;
 mod geometry;

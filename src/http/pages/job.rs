@@ -97,7 +97,17 @@ fn short(id: &str) -> &str {
 fn render(job: &JobRow, checks: &[Value], tokens: bool, title: &str) -> Markup {
     let api = format!("../v1/jobs/{}", job.id);
     let terminal = job.status.is_terminal();
+    // The layers whose kept per-sample ratios can be shown (`keep_samples` jobs).
+    let kept_depth = (job.kind == Kind::Norms && job.spec["keep_samples"] == Value::Bool(true))
+        .then(|| job.spec["network"]["widths"].as_array().map_or(1, Vec::len));
     let data_links: Vec<(String, &str)> = match job.kind {
+        Kind::Norms if kept_depth.is_some() => vec![
+            (format!("{api}/layers"), "layers (JSON)"),
+            (format!("{api}/layers?format=csv"), "layers (CSV)"),
+            (format!("{api}/bound-checks"), "bound checks (JSON)"),
+            (format!("{api}/samples?format=csv"), "per-sample ratios (CSV)"),
+            (format!("{api}/samples?format=ndjson"), "per-sample ratios (NDJSON)"),
+        ],
         Kind::Norms => vec![
             (format!("{api}/layers"), "layers (JSON)"),
             (format!("{api}/layers?format=csv"), "layers (CSV)"),
@@ -167,6 +177,16 @@ fn render(job: &JobRow, checks: &[Value], tokens: bool, title: &str) -> Markup {
                         _ => p.note #figure-note { "The figure appears here when the job has succeeded." },
                     }
                 }
+            }
+            @if let (Some(depth), Status::Succeeded) = (kept_depth, job.status) {
+                h2 { "Per-sample ratios" }
+                p #histograms {
+                    "Histograms by layer, forward: "
+                    @for l in 1..=depth { a href={ (api) "/histogram.svg?layer=" (l) } { (l) } " " }
+                    "· gradient: "
+                    @for l in 1..=depth { a href={ (api) "/histogram.svg?ratio=gradient&layer=" (l) } { (l) } " " }
+                }
+                figure { a href={ (api) "/histogram.svg" } { img #histogram src={ (api) "/histogram.svg" } alt={ "histogram of the last layer's forward ratios" }; } }
             }
             @if !checks.is_empty() { h2 { "Bound checks" } (verdict_table(checks)) }
             @if let Some(summary) = &job.summary { h2 { "Summary" } (json_table(summary)) }

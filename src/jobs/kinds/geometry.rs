@@ -104,7 +104,7 @@ impl KindRunner for GeometryKind {
         })
     }
 
-    fn scratch(&self) -> &'static [ResultFamily] {
+    fn scratch(&self, _spec: &Spec) -> &'static [ResultFamily] {
         &[ResultFamily::PairMoments]
     }
 }

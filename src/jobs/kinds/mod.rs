@@ -14,7 +14,7 @@
 
 mod geometry;
 pub mod min_width;
-mod norms;
+pub mod norms;
 mod width_sweep;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -114,7 +114,7 @@ pub trait KindRunner: Sync {
     /// Build the job's result from every unit's stored rows (all units are done).
     fn finish(&self, spec: &Spec, ctx: &dyn RunContext) -> Result<Finished, Stop>;
     /// Result families that only feed [`KindRunner::finish`] and are dropped once it is stored.
-    fn scratch(&self) -> &'static [ResultFamily] {
+    fn scratch(&self, _spec: &Spec) -> &'static [ResultFamily] {
         &[]
     }
     /// The job's progress counter runs to this.

@@ -75,24 +75,8 @@ impl KindRunner for Norms {
     }
 
     fn finish(&self, spec: &Spec, ctx: &dyn RunContext) -> Result<Finished, Stop> {
-        let units: Vec<UnitRatios> = decode(ctx.stored(ResultFamily::TrialRatios).map_err(Stop::Failed)?)
-            .map_err(|e| Stop::Failed(format!("reading stored ratios: {e}")))?;
-        let mut trials = Vec::with_capacity(spec.trials);
-        for u in &units {
-            if u.first_trial != trials.len() {
-                return Err(Stop::Failed(format!(
-                    "stored ratios start at network {} where {} was expected",
-                    u.first_trial,
-                    trials.len()
-                )));
-            }
-            for (f, g) in u.forward.iter().zip(&u.gradient) {
-                trials.push(TrialRatios {
-                    forward: unpack(f).map_err(Stop::Failed)?,
-                    gradient: unpack(g).map_err(Stop::Failed)?,
-                });
-            }
-        }
+        let trials =
+            stored_trials(ctx.stored(ResultFamily::TrialRatios).map_err(Stop::Failed)?).map_err(Stop::Failed)?;
         if trials.len() != spec.trials {
             return Err(Stop::Failed(format!(
                 "{} of {} networks' ratios are stored",
@@ -121,9 +105,38 @@ impl KindRunner for Norms {
         })
     }
 
-    fn scratch(&self) -> &'static [ResultFamily] {
-        &[ResultFamily::TrialRatios]
+    /// The ratios are kept when the spec asks for them (`keep_samples`), for
+    /// `GET /v1/jobs/{id}/samples` and the histograms.
+    fn scratch(&self, spec: &Spec) -> &'static [ResultFamily] {
+        if spec.keep_samples {
+            &[]
+        } else {
+            &[ResultFamily::TrialRatios]
+        }
     }
+}
+
+/// Every network's ratios from a job's stored `trial_ratios` rows, in network order (the rows
+/// must be whole units from network 0 on, as the units store them).
+pub fn stored_trials(rows: Vec<ResultRow>) -> Result<Vec<TrialRatios>, String> {
+    let units: Vec<UnitRatios> = decode(rows).map_err(|e| format!("reading stored ratios: {e}"))?;
+    let mut trials = Vec::new();
+    for u in &units {
+        if u.first_trial != trials.len() {
+            return Err(format!(
+                "stored ratios start at network {} where {} was expected",
+                u.first_trial,
+                trials.len()
+            ));
+        }
+        for (f, g) in u.forward.iter().zip(&u.gradient) {
+            trials.push(TrialRatios {
+                forward: unpack(f)?,
+                gradient: unpack(g)?,
+            });
+        }
+    }
+    Ok(trials)
 }
 
 /// The job's headline numbers, stored with it and shown in `GET /v1/jobs/{id}`.

@@ -1,0 +1,275 @@
+//! Kept per-sample ratios of a `keep_samples` job: `GET /v1/jobs/{id}/samples` (CSV or NDJSON,
+//! one row per network, input and layer) and `GET /v1/jobs/{id}/histogram.svg` (one layer's
+//! histogram beside the exact law's density).
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+
+use super::extract::{Params, Path};
+use super::responses::{BadQuery, Internal, JobNotFound, Timeout};
+use super::schema::ErrorBody;
+use super::{ApiError, AppState};
+use crate::analysis::samples::{exact_law, layer_values, Histogram, SampleRatio, MAX_BINS, MIN_BINS};
+use crate::figures::{self, density_points, histogram_svg, HistogramOf};
+use crate::jobs::stored_spec;
+use crate::sim::Simulation;
+use crate::spec::{Kind, Spec};
+use crate::store::{JobRow, Status};
+use crate::theory::density::{forward_ratio_density, zero_mass};
+
+/// Reads of kept samples decoded at once: each holds up to `max_kept_values` ratios (8 bytes
+/// each) and the text it renders, so a burst of requests queues instead of exhausting memory.
+static SAMPLE_READS: Semaphore = Semaphore::const_new(2);
+
+crate::spec::names::string_enum! {
+    /// How `/samples` renders: CSV with a header row (the default) or one JSON object per line.
+    pub enum SampleFormat {
+        Csv = "csv",
+        Ndjson = "ndjson",
+    }
+}
+
+/// The job, its spec and its kept ratios; 409 unless it is a succeeded `norms` job that kept
+/// them.
+async fn kept(state: &AppState, id: &str) -> Result<(JobRow, Spec, Simulation), ApiError> {
+    let job = state.jobs.job(id).await?;
+    if job.kind != Kind::Norms {
+        return Err(ApiError::Conflict {
+            code: "wrong_kind",
+            message: format!(
+                "job {id} is a {} job; per-sample ratios are kept by {} jobs with keep_samples: true",
+                job.kind,
+                Kind::Norms
+            ),
+        });
+    }
+    let spec =
+        stored_spec(&job).ok_or_else(|| ApiError::Internal(format!("the stored spec of job {id} does not parse")))?;
+    if !spec.keep_samples {
+        return Err(ApiError::Conflict {
+            code: "samples_not_kept",
+            message: format!(
+                "job {id} did not keep its per-sample ratios; submit it again with \"keep_samples\": true"
+            ),
+        });
+    }
+    if job.status != Status::Succeeded {
+        return Err(ApiError::Conflict {
+            code: "not_ready",
+            message: format!(
+                "job {id} is {}; its samples are served once it has succeeded",
+                job.status
+            ),
+        });
+    }
+    let sim = state.jobs.kept_samples(&job).await?;
+    Ok((job, spec, sim))
+}
+
+/// `layer` in [1, depth], or `None` when absent.
+fn layer_param(params: &Params, depth: usize) -> Result<Option<usize>, ApiError> {
+    let allowed = format!("an integer in [1, {depth}] (the job's depth)");
+    match params.parse::<usize>("layer", &allowed)? {
+        Some(l) if !(1..=depth).contains(&l) => Err(ApiError::invalid(
+            "layer",
+            format!("{l} is out of range; allowed: {allowed}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// One number as text: the shortest form that reads back to the same f64; empty when not
+/// finite (`null` in NDJSON).
+fn write_value(out: &mut String, v: f64, ndjson: bool) {
+    if v.is_finite() {
+        let _ = write!(out, "{v:?}");
+    } else if ndjson {
+        out.push_str("null");
+    }
+}
+
+/// The rows of the layers asked for, network by network and input by input.
+fn render(
+    sim: &Simulation,
+    layers: std::ops::RangeInclusive<usize>,
+    ratio: SampleRatio,
+    format: SampleFormat,
+) -> String {
+    let name = ratio.as_str();
+    let rows = sim.trials.len() * sim.samples * layers.clone().count();
+    let mut out = String::with_capacity(rows * 32 + 64);
+    if format == SampleFormat::Csv {
+        let _ = writeln!(out, "trial,sample,layer,{name}");
+    }
+    for layer in layers {
+        for t in 0..sim.trials.len() {
+            let values = match ratio {
+                SampleRatio::Forward => sim.forward(t, layer),
+                SampleRatio::Gradient => sim.gradient(t, layer),
+            };
+            for (s, &v) in values.iter().enumerate() {
+                match format {
+                    SampleFormat::Csv => {
+                        let _ = write!(out, "{t},{s},{layer},");
+                        write_value(&mut out, v, false);
+                    }
+                    SampleFormat::Ndjson => {
+                        let _ = write!(out, "{{\"trial\":{t},\"sample\":{s},\"layer\":{layer},\"{name}\":");
+                        write_value(&mut out, v, true);
+                        out.push('}');
+                    }
+                }
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// The per-sample ratios a `keep_samples` job kept: one row per (layer, network, input).
+#[utoipa::path(get, path = "/v1/jobs/{id}/samples", tag = "results",
+    params(("id" = String, Path, description = "the job's id"),
+        ("layer" = Option<u32>, Query, minimum = 1, description = "one layer, 1 to the job's depth (default: every layer)"),
+        ("ratio" = inline(Option<SampleRatio>), Query, description = "forward (default): ||h^l|| / ||x||; gradient: \
+            ||delta^l|| ||h^{l-1}|| / (||x|| ||delta^L||)"),
+        ("format" = inline(Option<SampleFormat>), Query, description = "csv (default) or ndjson")),
+    responses(
+        (status = 200, description = "csv: a header row `trial,sample,layer,<ratio>` then one row per layer, network \
+            (0-based, in the job's order) and input (0-based); an undefined ratio is an empty cell. ndjson: one object \
+            per line with the same fields, null for an undefined ratio. Numbers read back to the stored f64 exactly.",
+            content(
+                (String = "text/csv"),
+                (String = "application/x-ndjson"),
+            )),
+        BadQuery, JobNotFound, Timeout,
+        (status = 409, body = ErrorBody, description = "wrong_kind: not a norms job; samples_not_kept: the job was \
+            submitted without keep_samples: true; not_ready: the job has not succeeded"),
+        (status = 422, body = ErrorBody, description = "invalid_spec: a layer out of range, an unknown ratio or format \
+            (`field` names the parameter)"),
+        Internal))]
+pub async fn samples(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    params.only(&["layer", "ratio", "format"])?;
+    let ratio = params
+        .parse_name::<SampleRatio>("ratio")?
+        .unwrap_or(SampleRatio::Forward);
+    let format = params
+        .parse_name::<SampleFormat>("format")?
+        .unwrap_or(SampleFormat::Csv);
+    let _permit = SAMPLE_READS
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(format!("sample reads: {e}")))?;
+    let job = state.jobs.job(&id).await?;
+    // The layer is checked against the depth before the ratios are decoded.
+    let depth = stored_spec(&job).map_or(1, |s| s.network.depth());
+    let layer = layer_param(&params, depth)?;
+    let (_, _, sim) = kept(&state, &id).await?;
+    let layers = match layer {
+        Some(l) => l..=l,
+        None => 1..=sim.depth,
+    };
+    let body = tokio::task::spawn_blocking(move || render(&sim, layers, ratio, format))
+        .await
+        .map_err(|e| ApiError::Internal(format!("rendering samples: {e}")))?;
+    let (content_type, extension) = match format {
+        SampleFormat::Csv => ("text/csv; charset=utf-8", "csv"),
+        SampleFormat::Ndjson => ("application/x-ndjson", "ndjson"),
+    };
+    let which = layer.map_or_else(|| "all-layers".to_string(), |l| format!("layer{l}"));
+    let disposition = format!(
+        "inline; filename=\"widthlab-{id}-{}-{which}.{extension}\"",
+        ratio.as_str()
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// One layer's kept ratios as a histogram (bars scaled as a density) beside the exact law's
+/// density where one exists.
+#[utoipa::path(get, path = "/v1/jobs/{id}/histogram.svg", tag = "results",
+    params(("id" = String, Path, description = "the job's id"),
+        ("layer" = Option<u32>, Query, minimum = 1, description = "1 to the job's depth (default: the last layer)"),
+        ("ratio" = inline(Option<SampleRatio>), Query, description = "forward (default) or gradient"),
+        ("bins" = Option<u32>, Query, minimum = 5, maximum = 400, description = "bars (default: the square root of \
+            the number of ratios, within 5 to 100)")),
+    responses(
+        (status = 200, description = "An SVG document. The exact density is drawn for the forward ratio of plain \
+            Gaussian weights (R^2 is a product of independent sigma_k^2 chi^2_K, K ~ Binomial(n_k, 1/2)); otherwise the \
+            legend says why there is none.", content_type = "image/svg+xml", body = String),
+        BadQuery, JobNotFound, Timeout,
+        (status = 409, body = ErrorBody, description = "wrong_kind, samples_not_kept or not_ready, as for /samples"),
+        (status = 422, body = ErrorBody, description = "invalid_spec: a layer or bins out of range, an unknown ratio \
+            (`field` names the parameter)"),
+        Internal))]
+pub async fn histogram(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    params.only(&["layer", "ratio", "bins"])?;
+    let ratio = params
+        .parse_name::<SampleRatio>("ratio")?
+        .unwrap_or(SampleRatio::Forward);
+    let bins_allowed = format!("an integer in [{MIN_BINS}, {MAX_BINS}]");
+    let bins = match params.parse::<usize>("bins", &bins_allowed)? {
+        Some(b) if !(MIN_BINS..=MAX_BINS).contains(&b) => {
+            return Err(ApiError::invalid(
+                "bins",
+                format!("{b} is out of range; allowed: {bins_allowed}"),
+            ))
+        }
+        other => other,
+    };
+    let _permit = SAMPLE_READS
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(format!("sample reads: {e}")))?;
+    let job = state.jobs.job(&id).await?;
+    let depth = stored_spec(&job).map_or(1, |s| s.network.depth());
+    let layer = layer_param(&params, depth)?.unwrap_or(depth);
+    let (job, spec, sim) = kept(&state, &id).await?;
+    let title = figures::figure_title(&job.id, job.preset.as_deref(), Some(&spec));
+    let svg = tokio::task::spawn_blocking(move || {
+        let count = sim.trials.len() * sim.samples;
+        let h = Histogram::of(
+            layer_values(&sim, layer, ratio),
+            bins.unwrap_or_else(|| Histogram::default_bins(count)),
+        );
+        let exact = match exact_law(&spec, layer, ratio) {
+            Ok(law) => match forward_ratio_density(&law, &density_points(&h)) {
+                Some(ys) => Ok((ys, zero_mass(&law))),
+                None => Err("the exact density is too costly to evaluate at this depth and width"),
+            },
+            Err(why) => Err(why),
+        };
+        histogram_svg(
+            &title,
+            &h,
+            &HistogramOf {
+                layer,
+                ratio,
+                networks: sim.trials.len(),
+                inputs: sim.samples,
+                exact,
+            },
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("drawing the histogram: {e}")))?
+    .map_err(ApiError::Internal)?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+}
