@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::extract::{Params, Path};
 use super::responses::{BadQuery, Internal, JobNotFound, Timeout};
@@ -33,9 +33,28 @@ crate::spec::names::string_enum! {
     }
 }
 
-/// The job, its spec and its kept ratios; 409 unless it is a succeeded `norms` job that kept
-/// them.
-async fn kept(state: &AppState, id: &str) -> Result<(JobRow, Spec, Simulation), ApiError> {
+/// What a request for kept samples reads: the job, its spec, its kept ratios, and the ratio and
+/// layer asked for. Holds one of the [`SAMPLE_READS`] permits while it lives.
+struct Kept {
+    job: JobRow,
+    spec: Spec,
+    sim: Simulation,
+    ratio: SampleRatio,
+    /// The layer asked for, checked against the job's depth.
+    layer: Option<usize>,
+    _permit: SemaphorePermit<'static>,
+}
+
+/// Parse `ratio` and `layer`, then read the kept ratios: 409 unless the job is a succeeded
+/// `norms` job that kept them, 422 for a layer beyond its depth (checked before decoding).
+async fn kept(state: &AppState, id: &str, params: &Params) -> Result<Kept, ApiError> {
+    let ratio = params
+        .parse_name::<SampleRatio>("ratio")?
+        .unwrap_or(SampleRatio::Forward);
+    let permit = SAMPLE_READS
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(format!("sample reads: {e}")))?;
     let job = state.jobs.job(id).await?;
     if job.kind != Kind::Norms {
         return Err(ApiError::Conflict {
@@ -66,8 +85,16 @@ async fn kept(state: &AppState, id: &str) -> Result<(JobRow, Spec, Simulation), 
             ),
         });
     }
+    let layer = layer_param(params, spec.network.depth())?;
     let sim = state.jobs.kept_samples(&job).await?;
-    Ok((job, spec, sim))
+    Ok(Kept {
+        job,
+        spec,
+        sim,
+        ratio,
+        layer,
+        _permit: permit,
+    })
 }
 
 /// `layer` in [1, depth], or `None` when absent.
@@ -157,21 +184,16 @@ pub async fn samples(
     params: Params,
 ) -> Result<Response, ApiError> {
     params.only(&["layer", "ratio", "format"])?;
-    let ratio = params
-        .parse_name::<SampleRatio>("ratio")?
-        .unwrap_or(SampleRatio::Forward);
     let format = params
         .parse_name::<SampleFormat>("format")?
         .unwrap_or(SampleFormat::Csv);
-    let _permit = SAMPLE_READS
-        .acquire()
-        .await
-        .map_err(|e| ApiError::Internal(format!("sample reads: {e}")))?;
-    let job = state.jobs.job(&id).await?;
-    // The layer is checked against the depth before the ratios are decoded.
-    let depth = stored_spec(&job).map_or(1, |s| s.network.depth());
-    let layer = layer_param(&params, depth)?;
-    let (_, _, sim) = kept(&state, &id).await?;
+    let Kept {
+        sim,
+        ratio,
+        layer,
+        _permit,
+        ..
+    } = kept(&state, &id, &params).await?;
     let layers = match layer {
         Some(l) => l..=l,
         None => 1..=sim.depth,
@@ -221,9 +243,6 @@ pub async fn histogram(
     params: Params,
 ) -> Result<Response, ApiError> {
     params.only(&["layer", "ratio", "bins"])?;
-    let ratio = params
-        .parse_name::<SampleRatio>("ratio")?
-        .unwrap_or(SampleRatio::Forward);
     let bins_allowed = format!("an integer in [{MIN_BINS}, {MAX_BINS}]");
     let bins = match params.parse::<usize>("bins", &bins_allowed)? {
         Some(b) if !(MIN_BINS..=MAX_BINS).contains(&b) => {
@@ -234,14 +253,15 @@ pub async fn histogram(
         }
         other => other,
     };
-    let _permit = SAMPLE_READS
-        .acquire()
-        .await
-        .map_err(|e| ApiError::Internal(format!("sample reads: {e}")))?;
-    let job = state.jobs.job(&id).await?;
-    let depth = stored_spec(&job).map_or(1, |s| s.network.depth());
-    let layer = layer_param(&params, depth)?.unwrap_or(depth);
-    let (job, spec, sim) = kept(&state, &id).await?;
+    let Kept {
+        job,
+        spec,
+        sim,
+        ratio,
+        layer,
+        _permit,
+    } = kept(&state, &id, &params).await?;
+    let layer = layer.unwrap_or(sim.depth);
     let title = figures::figure_title(&job.id, job.preset.as_deref(), Some(&spec));
     let svg = tokio::task::spawn_blocking(move || {
         let count = sim.trials.len() * sim.samples;
