@@ -2,7 +2,8 @@
 //!
 //! Holds: `bounds` (the three width bounds and the calculator's answer), `exact` (exact laws of
 //! one Gaussian ReLU layer), `kernels` (the ReLU arc-cosine kernels of the infinite-width view),
-//! `special` (log-space incomplete gamma and binomial terms).
+//! `residual` (moments of a residual block's norm factor), `special` (log-space incomplete gamma
+//! and binomial terms).
 //! Depends on: `spec` (network shapes) only.
 //!
 //! Everything here is closed-form or a deterministic numerical evaluation; nothing draws random
@@ -12,6 +13,7 @@
 pub mod bounds;
 pub mod exact;
 pub mod kernels;
+pub mod residual;
 pub mod special;
 
 pub use bounds::{Bound, BoundInputs, BoundReport};
