@@ -57,10 +57,9 @@ impl fmt::Display for Spec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shape = match &self.task {
             Task::Norms => self.network.shape(),
-            Task::WidthSweep(sweep) if self.network.is_residual() => format!(
-                "residual, hidden widths {:?} blocks {:?}",
-                sweep.widths, sweep.depths
-            ),
+            Task::WidthSweep(sweep) if self.network.is_residual() => {
+                format!("residual, hidden widths {:?} blocks {:?}", sweep.widths, sweep.depths)
+            }
             Task::WidthSweep(sweep) => format!("widths {:?} depths {:?}", sweep.widths, sweep.depths),
             Task::Geometry(g) => {
                 return write!(
@@ -101,12 +100,7 @@ impl fmt::Display for Spec {
         write!(
             f,
             "{weights}, n0={} {shape}, N={} trials={} eps={} seed={} ({})",
-            self.network.input_dim,
-            self.samples,
-            self.trials,
-            self.epsilon,
-            self.seed,
-            self.precision
+            self.network.input_dim, self.samples, self.trials, self.epsilon, self.seed, self.precision
         )
     }
 }

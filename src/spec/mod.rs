@@ -505,7 +505,11 @@ impl Network {
         let Weights::Normalized(wn) = self.weights else {
             return None;
         };
-        let (n0, m, blocks) = (self.input_dim as f64, self.widths[block - 1] as f64, self.depth() as f64);
+        let (n0, m, blocks) = (
+            self.input_dim as f64,
+            self.widths[block - 1] as f64,
+            self.depth() as f64,
+        );
         Some(match wn.gain {
             WeightNormGain::Naive => (1.0, 1.0),
             WeightNormGain::Derived => ((2.0 * n0 / m).sqrt(), (m / (blocks * n0)).sqrt()),
@@ -572,10 +576,14 @@ impl Network {
                     init.rule()
                 ),
                 Weights::Normalized(wn) => match wn.gain {
-                    WeightNormGain::Derived => "w_i = g v_i / ||v_i|| with isotropic v; proposed gains g_1 = sqrt(2 n_0 / m_b), \
+                    WeightNormGain::Derived => {
+                        "w_i = g v_i / ||v_i|| with isotropic v; proposed gains g_1 = sqrt(2 n_0 / m_b), \
                                                g_2 = sqrt(m_b / (B n_0))"
-                        .to_string(),
-                    WeightNormGain::Naive => "w_i = v_i / ||v_i|| with isotropic v (naive gains g_1 = g_2 = 1)".to_string(),
+                            .to_string()
+                    }
+                    WeightNormGain::Naive => {
+                        "w_i = v_i / ||v_i|| with isotropic v (naive gains g_1 = g_2 = 1)".to_string()
+                    }
                     WeightNormGain::Fixed(g) => format!("w_i = g v_i / ||v_i|| with isotropic v, g_1 = g_2 = {g}"),
                     WeightNormGain::Pair(g1, g2) => {
                         format!("w_i = g v_i / ||v_i|| with isotropic v, g_1 = {g1}, g_2 = {g2}")

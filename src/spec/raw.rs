@@ -1141,13 +1141,11 @@ fn convert_weight_norm(raw: WeightNormInput, architecture: Architecture) -> Resu
         Some(Value::String(s)) if s == "naive" => WeightNormGain::Naive,
         Some(Value::String(s)) if s == "derived" && !residual => WeightNormGain::Derived,
         Some(Value::String(s)) if s == "proposed" && residual => WeightNormGain::Derived,
-        Some(Value::String(s)) if s == "derived" => {
-            return Err(SpecError::new(
-                field,
-                "residual blocks take \"proposed\" (g_1 = sqrt(2 n_0 / m), g_2 = sqrt(m / (B n_0))), \"naive\", a number \
+        Some(Value::String(s)) if s == "derived" => return Err(SpecError::new(
+            field,
+            "residual blocks take \"proposed\" (g_1 = sqrt(2 n_0 / m), g_2 = sqrt(m / (B n_0))), \"naive\", a number \
                  in (0, 1000] or a pair [g_1, g_2]; \"derived\" is the gain of plain networks",
-            ))
-        }
+        )),
         Some(Value::String(s)) if s == "proposed" => {
             return Err(SpecError::new(
                 field,
