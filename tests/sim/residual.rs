@@ -86,8 +86,10 @@ fn check_forward(spec: &Spec, factor: f64) -> (f64, f64, f64) {
 fn proposed_gains_grow_the_squared_norm_by_one_plus_one_over_b_per_block() {
     // The reference values of (1 + 1/B)^(b/2) at B = 40, to their printed digits, and
     // the closed form to 1e-6.
-    let spec = parse(&json!({"network": residual(64, 40, 64, json!("proposed")), "samples": 128, "trials": 256,
-                             "seed": 4001}));
+    let spec = parse(
+        &json!({"network": residual(64, 40, 64, json!("proposed")), "samples": 128, "trials": 256,
+                             "seed": 4001}),
+    );
     let c: Vec<f64> = (1..=40).map(|b| spec.network.block_factor(b)).collect();
     assert!(c.iter().all(|&c| (c - 1.025).abs() < 1e-15), "{c:?}");
     let rms = |b: usize| c[..b].iter().product::<f64>().sqrt();
@@ -98,15 +100,20 @@ fn proposed_gains_grow_the_squared_norm_by_one_plus_one_over_b_per_block() {
     assert!((rms(40) / 1.025f64.powi(20) - 1.0).abs() < 1e-6);
     // 256 networks x 128 inputs of n0 = 64, hidden width 64.
     let (z_square, z_rms, z_mean) = check_forward(&spec, 1.025);
-    assert!(z_square <= Z, "mean of r^2 off the exact (1 + 1/B)^b by {z_square:.2} SE");
+    assert!(
+        z_square <= Z,
+        "mean of r^2 off the exact (1 + 1/B)^b by {z_square:.2} SE"
+    );
     assert!(z_rms <= Z, "rms off (1 + 1/B)^(b/2) by {z_rms:.2} SE");
     assert!(z_mean <= Z, "mean of r off the log-normal mean by {z_mean:.2} SE");
 }
 
 #[test]
 fn the_naive_gain_grows_the_squared_norm_by_three_halves_per_block() {
-    let spec = parse(&json!({"network": residual(64, 20, 64, json!("naive")), "samples": 128, "trials": 256,
-                             "seed": 4002}));
+    let spec = parse(
+        &json!({"network": residual(64, 20, 64, json!("naive")), "samples": 128, "trials": 256,
+                             "seed": 4002}),
+    );
     assert!((1..=20).all(|b| spec.network.block_factor(b) == 1.5));
     let (z_square, z_rms, z_mean) = check_forward(&spec, 1.5);
     assert!(z_square <= Z, "mean of r^2 off 1.5^b by {z_square:.2} SE");
@@ -168,7 +175,10 @@ fn the_backward_pass_agrees_with_finite_differences() {
                 assert!((reported - norm / g_out).abs() <= 1e-12 * reported, "net {i} block {b}");
                 let next = stream_at(&trace, s, b + 1);
                 let fwd = next.iter().map(|v| v * v).sum::<f64>().sqrt() / x.iter().map(|v| v * v).sum::<f64>().sqrt();
-                assert!((trace.ratios.forward[(b - 1) * 3 + s] - fwd).abs() <= 1e-12 * fwd, "net {i} block {b}");
+                assert!(
+                    (trace.ratios.forward[(b - 1) * 3 + s] - fwd).abs() <= 1e-12 * fwd,
+                    "net {i} block {b}"
+                );
             }
         }
     }
