@@ -1287,6 +1287,43 @@ mod tests {
     }
 
     #[test]
+    fn residual_specs_parse_back_from_their_normal_form() {
+        let l = Limits::default();
+        let specs = [
+            json!({"network": {"input_dim": 30, "architecture": "residual", "blocks": 4, "width": 20,
+                               "weight_norm": {"gain": "proposed"}}, "seed": 1}),
+            json!({"network": {"input_dim": 30, "architecture": "residual", "widths": [20, 10],
+                               "weight_norm": {"gain": [1.5, 0.25], "direction": "orthogonal"}}, "seed": 2}),
+            json!({"network": {"input_dim": 30, "architecture": "residual", "blocks": 3, "width": 20,
+                               "init": {"scheme": "he", "fan": "in"}}, "seed": 3}),
+            json!({"kind": "width_sweep", "network": {"input_dim": 30, "architecture": "residual",
+                   "widths_to_sweep": [10, 20], "blocks_to_sweep": [1, 8], "weight_norm": {"gain": "naive"}}, "seed": 4}),
+            json!({"kind": "width_sweep", "network": {"input_dim": 30, "architecture": "residual",
+                   "widths_to_sweep": [10], "blocks": 6, "weight_norm": {"gain": 2.0}}, "seed": 5}),
+        ];
+        for v in specs {
+            let s = parse_spec(&v, &l).unwrap_or_else(|e| panic!("{v}: {e}"));
+            assert!(s.network.is_residual());
+            let n = s.to_json();
+            assert_eq!(n["network"]["architecture"], "residual");
+            assert_eq!(parse_spec(&n, &l).unwrap(), s, "{n}");
+        }
+        // The proposed gains: g_1 = sqrt(2 n_0 / m), g_2 = sqrt(m / (B n_0)); plain networks keep
+        // their JSON (no architecture key).
+        let s = parse_spec(&specs_first(), &l).unwrap();
+        let (g1, g2) = s.network.block_gains(1).unwrap();
+        assert!((g1 - (60.0f64 / 20.0).sqrt()).abs() < 1e-15 && (g2 - (20.0f64 / 120.0).sqrt()).abs() < 1e-15);
+        assert!((s.network.block_factor(1) - 1.25).abs() < 1e-15);
+        assert_eq!(s.network.weight_count(), 4 * 2 * 30 * 20);
+        assert!(parse_spec(&base(), &l).unwrap().to_json()["network"].get("architecture").is_none());
+    }
+
+    fn specs_first() -> Value {
+        json!({"network": {"input_dim": 30, "architecture": "residual", "blocks": 4, "width": 20,
+                           "weight_norm": {"gain": "proposed"}}, "seed": 1})
+    }
+
+    #[test]
     fn explicit_widths_are_checked_per_entry() {
         let mut v = base();
         let net = v["network"].as_object_mut().unwrap();
