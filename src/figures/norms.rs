@@ -314,11 +314,11 @@ impl Panel {
         let (lo, hi) = self.y_range;
         let mut chart = ChartBuilder::on(area)
             .caption(
-                format!(
-                    "{} ratio by {}",
-                    self.ratio.name(),
-                    if self.residual { "block" } else { "layer" }
-                ),
+                match (self.residual, self.ratio) {
+                    (true, Ratio::Forward) => "forward ratio by block".to_string(),
+                    (true, Ratio::Gradient) => "backward ratio by block".to_string(),
+                    (false, r) => format!("{} ratio by layer", r.name()),
+                },
                 ("sans-serif", 19),
             )
             .margin(14)

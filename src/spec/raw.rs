@@ -1315,7 +1315,9 @@ mod tests {
         assert!((g1 - (60.0f64 / 20.0).sqrt()).abs() < 1e-15 && (g2 - (20.0f64 / 120.0).sqrt()).abs() < 1e-15);
         assert!((s.network.block_factor(1) - 1.25).abs() < 1e-15);
         assert_eq!(s.network.weight_count(), 4 * 2 * 30 * 20);
-        assert!(parse_spec(&base(), &l).unwrap().to_json()["network"].get("architecture").is_none());
+        assert!(parse_spec(&base(), &l).unwrap().to_json()["network"]
+            .get("architecture")
+            .is_none());
     }
 
     fn specs_first() -> Value {
