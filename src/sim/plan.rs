@@ -432,6 +432,24 @@ mod tests {
     }
 
     #[test]
+    fn a_residual_estimate_counts_two_matrices_per_block() {
+        // B = 6 blocks of hidden width 40 on a stream of 30, 50 inputs, 3 networks, 10 classes.
+        let v = json!({"network": {"input_dim": 30, "architecture": "residual", "blocks": 6, "width": 40,
+                       "weight_norm": {"gain": "proposed"}, "head": {"classes": 10}}, "samples": 50, "trials": 3});
+        let spec = parse_checked(&v, &Limits::default()).unwrap();
+        assert_eq!(spec.engine(), Engine::Dense);
+        assert!(spec.exact_unavailable().is_some_and(|why| why.contains("residual")));
+        let weights = 6.0 * 2.0 * 30.0 * 40.0;
+        let head = (4.0 * 50.0 + 12.0) * 10.0 * 30.0;
+        let want = 3.0 * (weights * (4.0 * 50.0 + 12.0) + head) + REPORT_WORK_FLOPS;
+        let got = spec.estimate(1).work_flops;
+        assert!((got / want - 1.0).abs() < 1e-12, "{got} vs {want}");
+        // Memory: at least the weights, the stream, its gradient and the patterns of one network.
+        let floor = 8 * (weights as u64 + 3 * 50 * 30) + 50 * 6 * 40;
+        assert!(spec.estimate(1).memory_bytes >= floor);
+    }
+
+    #[test]
     fn the_head_counts_in_the_estimates() {
         // W_out alone is 10000 x 10^6 f64 = 80 GB: refused before anything is allocated.
         let v = json!({"network": {"input_dim": 2, "depth": 2, "width": 1_000_000, "init": {"scheme": "he", "fan": "out"},
