@@ -217,3 +217,44 @@ fn residual_results_are_bit_identical_for_any_thread_count() {
         }
     }
 }
+
+/// The f32 engine draws the same normals as f64 (rounded), so its ratios agree with f64 up to
+/// f32 rounding accumulated over the blocks (about 1e-7 per operation).
+#[test]
+fn f32_and_f64_residual_runs_agree_to_rounding() {
+    let v = json!({"network": residual(48, 10, 32, json!("proposed")), "samples": 16, "trials": 4, "seed": 75});
+    let f64_run = simulate(&parse(&v), &Control::none()).unwrap();
+    let mut v32 = v.clone();
+    v32["precision"] = json!("f32");
+    let f32_run = simulate(&parse(&v32), &Control::none()).unwrap();
+    let mut worst = 0.0f64;
+    for (a, b) in f64_run.trials.iter().zip(&f32_run.trials) {
+        for (x, y) in a
+            .forward
+            .iter()
+            .chain(&a.gradient)
+            .zip(b.forward.iter().chain(&b.gradient))
+        {
+            worst = worst.max((x - y).abs() / x.abs());
+        }
+    }
+    assert!(worst < 1e-4, "largest relative difference {worst:e}");
+    assert!(worst > 0.0, "f32 should round somewhere");
+}
+
+/// A cancel stops a residual run at its next block.
+#[test]
+fn a_residual_run_stops_when_cancelled() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let spec = parse(&json!({"network": residual(32, 20, 32, json!("naive")), "samples": 8, "trials": 2, "seed": 76}));
+    let polls = AtomicUsize::new(0);
+    let cancelled = || polls.fetch_add(1, Ordering::Relaxed) >= 5;
+    let ctl = Control {
+        progress: &|_, _| {},
+        cancelled: &cancelled,
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    assert!(pool.install(|| simulate(&spec, &ctl)).is_err());
+    // Polled once per block of a pass: stopped after six polls, far short of 2 x 20 x 2.
+    assert_eq!(polls.load(Ordering::Relaxed), 6);
+}
