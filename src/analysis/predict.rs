@@ -182,6 +182,9 @@ pub fn between_network_share(widths: &[usize]) -> Vec<f64> {
 
 /// Per-layer predictions for layers 1..L of `net` with inputs drawn from `input`.
 pub fn predict(net: &Network, input: InputDistribution) -> Vec<LayerPrediction> {
+    if net.is_residual() {
+        return predict_residual(net);
+    }
     let depth = net.depth();
     let var: Vec<f64> = (1..=depth).map(|l| net.weight_variance(l)).collect();
     let c: Vec<f64> = (1..=depth)
@@ -318,6 +321,90 @@ pub fn predict(net: &Network, input: InputDistribution) -> Vec<LayerPrediction> 
                 monte_carlo_networks: None,
                 mean_field: Some(mean_field),
             },
+        };
+        out.push(LayerPrediction { forward, gradient });
+    }
+    out
+}
+
+/// Predictions of a residual network, per block b (docs/theory.md section 7.3):
+/// * forward: E[r_b^2] = prod_{k<=b} c_k exactly, c_k = 1 + m_k n_0 s_1 s_2 / 2 (the block's
+///   factor); E[r_b^4] = prod_{k<=b} E[X_k^2] (exact for Gaussian entries and weight norm with
+///   Gaussian directions); the mean from the two by the log-normal approximation;
+/// * backward: mean field, E[(||dL/dh^(b-1)|| / ||dL/dh^B||)^2] = prod_{k=b..B} c_k.
+fn predict_residual(net: &Network) -> Vec<LayerPrediction> {
+    use crate::spec::{Direction, WeightNorm};
+    use crate::theory::residual::{factor_second_moment, lognormal_mean, Rows};
+    let blocks = net.depth();
+    let rows = match net.weights {
+        Weights::Plain(init) if init.is_gaussian() => Rows::Gaussian,
+        _ => Rows::Sphere,
+    };
+    let exact_fourth = matches!(
+        net.weights,
+        Weights::Plain(init) if init.is_gaussian()
+    ) || matches!(
+        net.weights,
+        Weights::Normalized(WeightNorm {
+            direction: Direction::Gaussian,
+            ..
+        })
+    );
+    let c: Vec<f64> = (1..=blocks).map(|b| net.block_factor(b)).collect();
+    let (mut ms, mut m4) = (1.0, 1.0);
+    let mut out = Vec::with_capacity(blocks);
+    for b in 1..=blocks {
+        let (s1, s2) = net.block_variances(b);
+        ms *= c[b - 1];
+        m4 *= factor_second_moment(net.input_dim, net.widths[b - 1], s1, s2, rows);
+        let mean = lognormal_mean(ms, m4);
+        let forward = RatioPrediction {
+            mean,
+            std: Some((ms - mean * mean).max(0.0).sqrt()),
+            mean_square: ms,
+            exact: false,
+            law: format!(
+                "residual: E[r_b^2] = prod_(k<=b) c_k, c_k = 1 + m_k n_0 s_1 s_2 / 2, exact; mean and std from it and \
+                 E[r_b^4] = prod_(k<=b) E[X_k^2] ({}) by a log-normal approximation (the mean sits below the root \
+                 mean square by the Jensen gap)",
+                if exact_fourth {
+                    "exact"
+                } else {
+                    "approximate: orthogonal rows are not independent"
+                }
+            ),
+            p05: None,
+            p95: None,
+            std_within_network: None,
+            std_between_networks: None,
+            standard_error: None,
+            monte_carlo_networks: None,
+            mean_field: Some(MeanField {
+                mean: ms.sqrt(),
+                mean_square: ms,
+            }),
+        };
+        let back: f64 = c[b - 1..].iter().product();
+        let mean_field = MeanField {
+            mean: back.sqrt(),
+            mean_square: back,
+        };
+        let gradient = RatioPrediction {
+            mean: mean_field.mean,
+            std: None,
+            mean_square: back,
+            exact: false,
+            law: "residual, mean field: E[(||dL/dh^(b-1)|| / ||dL/dh^B||)^2] = prod_(k=b..B) c_k (each block's \
+                  backward factor equals its forward factor; the dependence of the output error on the \
+                  weights is dropped); the mean is its square root"
+                .into(),
+            p05: None,
+            p95: None,
+            std_within_network: None,
+            std_between_networks: None,
+            standard_error: None,
+            monte_carlo_networks: None,
+            mean_field: Some(mean_field),
         };
         out.push(LayerPrediction { forward, gradient });
     }

@@ -117,6 +117,9 @@ pub fn exact_law(spec: &Spec, layer: usize, ratio: SampleRatio) -> Result<Vec<La
     if ratio == SampleRatio::Gradient {
         return Err("no closed-form law is known for the gradient ratio");
     }
+    if spec.network.is_residual() {
+        return Err("a residual block adds its input back: the per-layer chi-square law does not apply");
+    }
     match spec.network.weights {
         Weights::Normalized(_) => {
             return Err("weight-normalized rows are not Gaussian: the binomial chi-square law does not apply")
@@ -137,6 +140,38 @@ pub fn exact_law(spec: &Spec, layer: usize, ratio: SampleRatio) -> Result<Vec<La
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::{parse_spec, Limits};
+    use serde_json::json;
+
+    fn spec(network: serde_json::Value) -> Spec {
+        parse_spec(&json!({"network": network, "seed": 1}), &Limits::default()).unwrap()
+    }
+
+    #[test]
+    fn the_exact_law_is_that_of_plain_gaussian_layers_only() {
+        let he = spec(json!({"input_dim": 5, "widths": [10, 20], "init": {"scheme": "he", "fan": "out"}}));
+        assert_eq!(
+            exact_law(&he, 2, SampleRatio::Forward),
+            Ok(vec![
+                LayerLaw {
+                    width: 10,
+                    variance: 0.2
+                },
+                LayerLaw {
+                    width: 20,
+                    variance: 0.1
+                }
+            ])
+        );
+        assert!(exact_law(&he, 2, SampleRatio::Gradient).is_err());
+        let orthogonal = spec(json!({"input_dim": 5, "depth": 2, "width": 10, "init": {"scheme": "orthogonal"}}));
+        assert!(exact_law(&orthogonal, 1, SampleRatio::Forward).is_err());
+        let residual = spec(
+            json!({"input_dim": 5, "architecture": "residual", "blocks": 3, "width": 10,
+            "weight_norm": {"gain": "proposed", "direction": "gaussian"}}),
+        );
+        assert!(exact_law(&residual, 1, SampleRatio::Forward).is_err());
+    }
 
     #[test]
     fn histogram_counts_every_finite_value_once_and_sets_aside_the_rest() {

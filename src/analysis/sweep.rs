@@ -63,6 +63,52 @@ pub struct PointReport {
     /// Probability over networks that every layer of every sample stays within 1 +/- epsilon.
     pub all_within: Probability,
     pub bounds: Vec<PointBound>,
+    /// Residual networks only: the output's forward ratio and the input's backward ratio.
+    #[serde(default)]
+    pub residual: Option<ResidualPoint>,
+}
+
+/// A residual point's headline: forward ratio ||h^B|| / ||x|| at the last block and backward
+/// ratio ||dL/dx|| / ||dL/dh^B|| at the first, measured (mean and root mean square over every
+/// network's inputs) and predicted (docs/theory.md section 7.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ResidualPoint {
+    pub blocks: usize,
+    #[serde(deserialize_with = "super::stats::nan_if_null")]
+    #[schema(nullable)]
+    pub forward_mean: f64,
+    #[serde(deserialize_with = "super::stats::nan_if_null")]
+    #[schema(nullable)]
+    pub forward_rms: f64,
+    /// sqrt(prod_k c_k): exact root mean square ((1 + 1/B)^(B/2) for the proposed gains).
+    #[serde(deserialize_with = "super::stats::nan_if_null")]
+    #[schema(nullable)]
+    pub predicted_forward_rms: f64,
+    /// Its log-normal mean.
+    #[serde(deserialize_with = "super::stats::nan_if_null")]
+    #[schema(nullable)]
+    pub predicted_forward_mean: f64,
+    #[serde(deserialize_with = "super::stats::nan_if_null")]
+    #[schema(nullable)]
+    pub backward_mean: f64,
+    #[serde(deserialize_with = "super::stats::nan_if_null")]
+    #[schema(nullable)]
+    pub backward_rms: f64,
+    /// sqrt(prod_k c_k), mean field.
+    #[serde(deserialize_with = "super::stats::nan_if_null")]
+    #[schema(nullable)]
+    pub predicted_backward_rms: f64,
+}
+
+/// The root mean square of ratios from their mean and (n - 1)-normalized std.
+pub fn root_mean_square(stats: &super::stats::RatioStats) -> f64 {
+    let n = stats.count as f64;
+    let var = if n > 1.0 {
+        stats.std * stats.std * (n - 1.0) / n
+    } else {
+        0.0
+    };
+    (stats.mean * stats.mean + var).sqrt()
 }
 
 impl PointReport {
@@ -82,12 +128,15 @@ impl PointReport {
 /// Summarize a finished point simulation (`point_spec` = `spec.point_spec(point)`).
 pub fn point_report(point_spec: &Spec, point: SweepPoint, sim: &Simulation) -> PointReport {
     let report = build_report(point_spec, sim);
+    let residual = point_spec.network.is_residual();
     let bounds = match BoundInputs::new(
         point_spec.epsilon,
         point_spec.delta,
         point.depth as u32,
         point_spec.samples as u64,
     ) {
+        // The bounds make no claim about residual networks (`report::not_covered`).
+        Ok(_) if residual => Vec::new(),
         Ok(inputs) => Bound::ALL
             .iter()
             .map(|&b| {
@@ -112,6 +161,19 @@ pub fn point_report(point_spec: &Spec, point: SweepPoint, sim: &Simulation) -> P
         max_deviation: report.pooled.max_deviation,
         all_within: report.pooled.all_within,
         bounds,
+        residual: match (residual, report.layers.first(), report.layers.last()) {
+            (true, Some(first), Some(last)) => Some(ResidualPoint {
+                blocks: point.depth,
+                forward_mean: last.forward.mean,
+                forward_rms: root_mean_square(&last.forward),
+                predicted_forward_rms: last.predicted.forward.mean_square.sqrt(),
+                predicted_forward_mean: last.predicted.forward.mean,
+                backward_mean: first.gradient.mean,
+                backward_rms: root_mean_square(&first.gradient),
+                predicted_backward_rms: first.predicted.gradient.mean_square.sqrt(),
+            }),
+            _ => None,
+        },
     }
 }
 
@@ -173,6 +235,7 @@ pub fn frontier(spec: &Spec, points: &[PointReport]) -> Vec<FrontierRow> {
                 .map(|p| p.width);
             let widths: Vec<usize> = at_depth.iter().map(|p| p.width).collect();
             let bounds = match BoundInputs::new(spec.epsilon, spec.delta, depth as u32, spec.samples as u64) {
+                Ok(_) if spec.network.is_residual() => Vec::new(),
                 Ok(inputs) => Bound::ALL
                     .iter()
                     .map(|&b| {

@@ -5,7 +5,7 @@ use std::io::Write;
 use crate::analysis::geometry::GeometryLayer;
 use crate::analysis::report::RunReport;
 use crate::analysis::search::CellResult;
-use crate::analysis::sweep::{FrontierRow, PointReport};
+use crate::analysis::sweep::{root_mean_square, FrontierRow, PointReport};
 use crate::jobs::kinds::Output;
 use crate::spec::Spec;
 
@@ -121,12 +121,51 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or("-".to_string(), |v| v.to_string())
 }
 
+/// A sweep of residual networks: per point, the output's forward ratio and the input's
+/// backward ratio against their predictions.
+fn write_residual_sweep(out: &mut impl Write, spec: &Spec, points: &[PointReport]) -> std::io::Result<()> {
+    writeln!(out, "widthlab run: {spec}")?;
+    writeln!(
+        out,
+        "forward ||h^B|| / ||x|| at the last block, backward ||dL/dx|| / ||dL/dh^B|| at the first; rms = root mean \
+         square over every network's inputs; pred rms = sqrt(prod_k c_k) (forward exact, backward mean field), pred \
+         mean its log-normal mean"
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>5} {:>7} {:>6} | {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>9}",
+        "point", "hidden", "blocks", "fwd mean", "pred mean", "fwd rms", "pred rms", "bwd mean", "bwd rms", "pred rms"
+    )?;
+    for p in points {
+        let Some(r) = &p.residual else { continue };
+        writeln!(
+            out,
+            "{:>5} {:>7} {:>6} | {:>9.4} {:>9.4} {:>9.4} {:>9.4} | {:>9.4} {:>9.4} {:>9.4}",
+            p.point,
+            p.width,
+            r.blocks,
+            r.forward_mean,
+            r.predicted_forward_mean,
+            r.forward_rms,
+            r.predicted_forward_rms,
+            r.backward_mean,
+            r.backward_rms,
+            r.predicted_backward_rms
+        )?;
+    }
+    Ok(())
+}
+
 fn write_sweep(
     out: &mut impl Write,
     spec: &Spec,
     points: &[PointReport],
     frontier: &[FrontierRow],
 ) -> std::io::Result<()> {
+    if spec.network.is_residual() {
+        return write_residual_sweep(out, spec, points);
+    }
     writeln!(out, "widthlab run: {spec}")?;
     writeln!(out)?;
     let bounds: Vec<&str> = points
@@ -195,7 +234,71 @@ fn write_sweep(
     Ok(())
 }
 
+/// A residual network's `norms` table: per block, measured against the predictions of
+/// docs/theory.md section 7.3.
+fn write_residual(out: &mut impl Write, spec: &Spec, r: &RunReport) -> std::io::Result<()> {
+    let f4 = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    writeln!(out, "widthlab run: {spec}")?;
+    writeln!(out, "variance rule: {}", r.variance_rule)?;
+    writeln!(
+        out,
+        "per block b: forward r_f = ||h^b|| / ||x||, backward r_b = ||dL/dh^(b-1)|| / ||dL/dh^B||; measured over {} \
+         network(s) x {} inputs; rms = root mean square; pred rms: sqrt(prod_(k<=b) c_k) (exact second moment; \
+         (1 + 1/B)^(b/2) for the proposed gains), pred mean: its log-normal mean; backward pred rms: \
+         sqrt(prod_(k>=b) c_k) (mean field); c_k = 1 + m_k n_0 s_1 s_2 / 2",
+        spec.trials, spec.samples
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>5} {:>7} {:>10} | {:>9} {:>8} {:>9} | {:>9} {:>9} {:>8} | {:>9} {:>9} {:>9}",
+        "block",
+        "hidden",
+        "factor c",
+        "fwd mean",
+        "fwd std",
+        "fwd rms",
+        "pred mean",
+        "pred rms",
+        "pred std",
+        "bwd mean",
+        "bwd rms",
+        "pred rms"
+    )?;
+    for (l, b) in r.layers.iter().zip(1..) {
+        let (pf, pg) = (&l.predicted.forward, &l.predicted.gradient);
+        writeln!(
+            out,
+            "{:>5} {:>7} {:>10.6} | {:>9.4} {:>8.4} {:>9.4} | {:>9.4} {:>9.4} {:>8} | {:>9.4} {:>9.4} {:>9.4}",
+            l.layer,
+            l.width,
+            spec.network.block_factor(b),
+            l.forward.mean,
+            l.forward.std,
+            root_mean_square(&l.forward),
+            pf.mean,
+            pf.mean_square.sqrt(),
+            f4(pf.std),
+            l.gradient.mean,
+            root_mean_square(&l.gradient),
+            pg.mean_square.sqrt(),
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "bound checks: not applicable ({})",
+        r.bound_checks
+            .first()
+            .map_or("no bound checks", |c| c.claims.forward.reason.as_str())
+    )?;
+    Ok(())
+}
+
 fn write_norms(out: &mut impl Write, spec: &Spec, r: &RunReport) -> std::io::Result<()> {
+    if spec.network.is_residual() {
+        return write_residual(out, spec, r);
+    }
     let f4 = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     writeln!(out, "widthlab run: {spec}")?;
     writeln!(out, "variance rule: {}", r.variance_rule)?;

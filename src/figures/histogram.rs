@@ -18,6 +18,9 @@ pub const DENSITY_POINTS: usize = 400;
 /// What the histogram is of, for its axis and legend.
 pub struct HistogramOf<'a> {
     pub layer: usize,
+    /// Residual blocks: the ratios are per block (the backward ratio is the gradient at the
+    /// block's input relative to the output's).
+    pub residual: bool,
     pub ratio: SampleRatio,
     pub networks: usize,
     pub inputs: usize,
@@ -46,9 +49,15 @@ pub fn density_points(h: &Histogram) -> Vec<f64> {
 
 /// Bars of count / (values x bin width), so the bars integrate to 1 like the density line.
 pub fn histogram_svg(title: &str, h: &Histogram, of: &HistogramOf) -> PlotResult {
-    let name = match of.ratio {
-        SampleRatio::Forward => format!("forward ratio ||h^{0}|| / ||x|| at layer {0}", of.layer),
-        SampleRatio::Gradient => format!(
+    let name = match (of.ratio, of.residual) {
+        (SampleRatio::Forward, true) => format!("forward ratio ||h^{0}|| / ||x|| at block {0}", of.layer),
+        (SampleRatio::Gradient, true) => format!(
+            "backward ratio ||dL/dh^{}|| / ||dL/dh^B|| at block {}",
+            of.layer - 1,
+            of.layer
+        ),
+        (SampleRatio::Forward, false) => format!("forward ratio ||h^{0}|| / ||x|| at layer {0}", of.layer),
+        (SampleRatio::Gradient, false) => format!(
             "gradient ratio ||delta^{0}|| ||h^{1}|| / (||x|| ||delta^L||) at layer {0}",
             of.layer,
             of.layer - 1

@@ -1,7 +1,8 @@
 //! Figures as SVG (plotters, SVG backend only: text is left to the viewer, no fonts needed).
 //!
 //! Holds one file per figure family: `norms` (ratios per layer), `sweep` (deviation vs width),
-//! `map` (width x depth), `search` (a minimal-width search: P against width, looseness against
+//! `map` (width x depth), `residual` (a sweep of residual networks against the number of blocks),
+//! `search` (a minimal-width search: P against width, looseness against
 //! depth), each taking typed results, the job's spec and a title; `legend` and
 //! `svg` hold what is drawn beside plotters' charts (titles, legends, colour bars, tables),
 //! placed in strips of their own so that it never covers data. Every plotting area is marked
@@ -15,6 +16,7 @@ mod histogram;
 mod legend;
 mod map;
 mod norms;
+mod residual;
 mod search;
 mod svg;
 mod sweep;
@@ -24,6 +26,7 @@ pub use geometry::geometry_svg;
 pub use histogram::{density_points, histogram_svg, HistogramOf};
 pub use map::map_svg;
 pub use norms::norms_svg;
+pub use residual::blocks_svg;
 pub use search::{search_svg, table_svg};
 pub use sweep::sweep_svg;
 

@@ -10,7 +10,7 @@ use super::{err, mark_plot_area, Heading, PixelRect, PlotResult, Ticked, BOUND_C
 use crate::analysis::predict::RatioPrediction;
 use crate::analysis::report::{BoundCheck, LayerReport, Verdict};
 use crate::analysis::stats::RatioStats;
-use crate::spec::{Spec, WeightNormGain, Weights};
+use crate::spec::{Network, Spec, WeightNormGain, Weights};
 use crate::theory::bounds::Bound;
 
 const WIDTH: u32 = 1100;
@@ -52,8 +52,14 @@ impl Ratio {
     }
 
     /// What the panel plots, as the simulator defines it (`sim::TrialRatios`, `sim::dense`).
-    fn axis(self, weights: &Weights) -> &'static str {
-        match (self, weights) {
+    fn axis(self, net: &Network) -> &'static str {
+        if net.is_residual() {
+            return match self {
+                Ratio::Forward => "||h^b|| / ||x||",
+                Ratio::Gradient => "||dL/dh^(b-1)|| / ||dL/dh^B||",
+            };
+        }
+        match (self, &net.weights) {
             (Ratio::Forward, _) => "||h^l|| / ||x||",
             (Ratio::Gradient, Weights::Plain(_)) => "||delta^l|| ||h^(l-1)|| / (||x|| ||delta^L||)",
             (Ratio::Gradient, Weights::Normalized(wn)) if wn.gain == WeightNormGain::Derived => {
@@ -64,10 +70,11 @@ impl Ratio {
     }
 
     /// The approximation used where there is no exact law (`analysis::predict`).
-    fn approximation(self) -> &'static str {
-        match self {
-            Ratio::Forward => "sqrt of the second moment",
-            Ratio::Gradient => "mean-field",
+    fn approximation(self, residual: bool) -> &'static str {
+        match (self, residual) {
+            (Ratio::Forward, false) => "sqrt of the second moment",
+            (Ratio::Forward, true) => "log-normal from the exact second and fourth moments",
+            (Ratio::Gradient, _) => "mean-field",
         }
     }
 }
@@ -115,6 +122,8 @@ struct Panel {
     ratio: Ratio,
     depth: usize,
     y_desc: &'static str,
+    /// Residual network: the x axis counts blocks.
+    residual: bool,
     y_range: (f64, f64),
     epsilon: f64,
     measured_mean: Vec<(f64, f64)>,
@@ -151,6 +160,7 @@ impl Panel {
             })
             .collect();
         let exact = !layers.is_empty() && layers.iter().all(|l| ratio.predicted(l).exact);
+        let residual = spec.network.is_residual();
         let epsilon = spec.epsilon;
 
         // The data's range, then each bound's lines where they keep the axis readable.
@@ -188,7 +198,7 @@ impl Panel {
         if predicted_band.is_empty() {
             legend.push(Entry::note(format!(
                 "no predicted p05-p95: no exact law for this init ({})",
-                ratio.approximation()
+                ratio.approximation(residual)
             )));
         } else {
             legend.push(Entry::new(
@@ -204,7 +214,10 @@ impl Panel {
             if exact {
                 "predicted mean (exact law)".to_string()
             } else {
-                format!("predicted mean: no exact law for this init: {}", ratio.approximation())
+                format!(
+                    "predicted mean: no exact law for this init: {}",
+                    ratio.approximation(residual)
+                )
             },
         ));
 
@@ -282,7 +295,8 @@ impl Panel {
         Panel {
             ratio,
             depth: layers.iter().map(|l| l.layer).max().unwrap_or(1),
-            y_desc: ratio.axis(&spec.network.weights),
+            y_desc: ratio.axis(&spec.network),
+            residual,
             y_range,
             epsilon,
             measured_mean,
@@ -299,7 +313,14 @@ impl Panel {
         let depth = self.depth.max(1) as f64;
         let (lo, hi) = self.y_range;
         let mut chart = ChartBuilder::on(area)
-            .caption(format!("{} ratio by layer", self.ratio.name()), ("sans-serif", 19))
+            .caption(
+                match (self.residual, self.ratio) {
+                    (true, Ratio::Forward) => "forward ratio by block".to_string(),
+                    (true, Ratio::Gradient) => "backward ratio by block".to_string(),
+                    (false, r) => format!("{} ratio by layer", r.name()),
+                },
+                ("sans-serif", 19),
+            )
             .margin(14)
             .x_label_area_size(42)
             .y_label_area_size(62)
@@ -314,7 +335,7 @@ impl Panel {
             .axis_desc_style(("sans-serif", 16))
             .bold_line_style(RGBColor(225, 225, 225))
             .light_line_style(TRANSPARENT)
-            .x_desc("layer l")
+            .x_desc(if self.residual { "block b" } else { "layer l" })
             .y_desc(self.y_desc)
             .draw()
             .map_err(err)?;

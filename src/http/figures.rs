@@ -11,7 +11,7 @@ use super::{ApiError, AppState};
 use crate::analysis::geometry::GeometryLayer;
 use crate::analysis::report::{BoundCheck, LayerReport};
 use crate::analysis::sweep::PointReport;
-use crate::figures::{self, geometry_svg, map_svg, norms_svg, search_svg, sweep_svg, table_svg};
+use crate::figures::{self, blocks_svg, geometry_svg, map_svg, norms_svg, search_svg, sweep_svg, table_svg};
 use crate::jobs::stored_spec;
 use crate::spec::Kind;
 use crate::store::{JobRow, ResultFamily};
@@ -41,7 +41,9 @@ pub async fn plot(State(state): State<AppState>, Path(id): Path<String>) -> Resu
                 return Err(not_ready());
             }
             let depths = spec.sweep().map_or(1, |sw| sw.depths.len());
-            if depths > 1 {
+            if spec.network.is_residual() {
+                blocks_svg(&title, &spec, &points, &status)
+            } else if depths > 1 {
                 let rows = state.jobs.frontier(&job, &points).await?;
                 map_svg(&title, &spec, &points, &rows, &status)
             } else {

@@ -61,6 +61,7 @@ const LAYER_COLUMNS: &[&str] = &[
     "/predicted/gradient/p95",
     "/predicted/gradient/standard_error",
     "/predicted/gradient/mean_field/mean",
+    "/predicted/forward/mean_field/mean",
 ];
 
 /// Sweep points as CSV columns; each bound adds its guaranteed epsilon and minimal width.
@@ -86,6 +87,14 @@ fn sweep_columns() -> Vec<String> {
         "/all_within/probability",
         "/all_within/ci_low",
         "/all_within/ci_high",
+        "/residual/blocks",
+        "/residual/forward_mean",
+        "/residual/forward_rms",
+        "/residual/predicted_forward_mean",
+        "/residual/predicted_forward_rms",
+        "/residual/backward_mean",
+        "/residual/backward_rms",
+        "/residual/predicted_backward_rms",
     ];
     let mut columns: Vec<String> = fixed.iter().map(|c| c.to_string()).collect();
     for quantity in ["guaranteed_epsilon", "min_width"] {

@@ -281,6 +281,7 @@ pub async fn histogram(
             &h,
             &HistogramOf {
                 layer,
+                residual: spec.network.is_residual(),
                 ratio,
                 networks: sim.trials.len(),
                 inputs: sim.samples,

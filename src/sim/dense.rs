@@ -126,7 +126,7 @@ fn slice_mut<T>(a: &mut Array2<T>) -> &mut [T] {
 }
 
 /// ReLU in place on every row of `a`; the rows' squared norms and the positive pattern.
-fn relu_rows<T: Real>(a: &mut Array2<T>, parallel: bool) -> (Vec<f64>, Vec<u8>) {
+pub(super) fn relu_rows<T: Real>(a: &mut Array2<T>, parallel: bool) -> (Vec<f64>, Vec<u8>) {
     let cols = a.ncols();
     let mut keep = vec![0u8; a.len()];
     let norms = map_rows(
@@ -142,7 +142,7 @@ fn relu_rows<T: Real>(a: &mut Array2<T>, parallel: bool) -> (Vec<f64>, Vec<u8>) 
 
 /// `d` masked by the forward pass's positive pattern `keep` (one byte per entry; only read, but
 /// borrowed mutably to share [`map_rows`]); the rows' squared norms after masking.
-fn mask_rows<T: Real>(d: &mut Array2<T>, keep: &mut [u8], parallel: bool) -> Vec<f64> {
+pub(super) fn mask_rows<T: Real>(d: &mut Array2<T>, keep: &mut [u8], parallel: bool) -> Vec<f64> {
     let cols = d.ncols();
     map_rows(
         slice_mut(d),
@@ -154,7 +154,7 @@ fn mask_rows<T: Real>(d: &mut Array2<T>, keep: &mut [u8], parallel: bool) -> Vec
     )
 }
 
-fn rows_norm2<T: Real>(a: ArrayView2<T>) -> Vec<f64> {
+pub(super) fn rows_norm2<T: Real>(a: ArrayView2<T>) -> Vec<f64> {
     a.rows()
         .into_iter()
         .map(|r| r.iter().map(|x| x.f64() * x.f64()).sum())
@@ -185,6 +185,25 @@ fn head_error<T: Real>(h_last: &Array2<T>, w_out: &Array2<T>, rng: &mut TrialRng
         }
     }
     e
+}
+
+/// The inputs of one trial (B x n_0, one per row), drawn from `rng`.
+pub(super) fn draw_inputs<T: Real>(
+    samples: usize,
+    input_dim: usize,
+    input: InputDistribution,
+    rng: &mut TrialRng,
+) -> Array2<T> {
+    let mut x = Array2::<T>::zeros((samples, input_dim));
+    fill_gaussian(x.view_mut(), 1.0, rng);
+    if input == InputDistribution::Sphere {
+        for mut row in x.rows_mut() {
+            let norm = row.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
+            let scale = T::of(1.0 / norm);
+            row.mapv_inplace(|v| v * scale);
+        }
+    }
+    x
 }
 
 /// What the backward pass gets back of one layer's weights.
@@ -237,15 +256,7 @@ fn run_trial_keeping<T: Real>(
 ) -> Result<TrialRatios, Cancelled> {
     let (b, depth) = (samples, net.depth());
     let parallel = matches!(par, Par::Rayon(_));
-    let mut x = Array2::<T>::zeros((b, net.input_dim));
-    fill_gaussian(x.view_mut(), 1.0, rng);
-    if input == InputDistribution::Sphere {
-        for mut row in x.rows_mut() {
-            let norm = row.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
-            let scale = T::of(1.0 / norm);
-            row.mapv_inplace(|v| v * scale);
-        }
-    }
+    let x = draw_inputs::<T>(b, net.input_dim, input, rng);
     // ||h^l||^2 per sample for l = 0..L (index l).
     let mut norm2: Vec<Vec<f64>> = Vec::with_capacity(depth + 1);
     norm2.push(rows_norm2(x.view()));

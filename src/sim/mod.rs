@@ -1,6 +1,6 @@
 //! The simulator: random networks at initialization, measured layer by layer.
 //!
-//! Holds the engines (`dense`, the exact samplers in `exact`), their random streams (`rng`,
+//! Holds the engines (`dense`, `residual` for residual networks, the exact samplers in `exact`), their random streams (`rng`,
 //! `normal`, `weights`), GEMM and SIMD plumbing, and `plan` (engine choice, memory and work
 //! estimates). Depends on: `spec` only (no HTTP, database, tokio or serde_json in here).
 //!
@@ -15,6 +15,7 @@ pub mod geometry;
 pub mod normal;
 pub mod plan;
 pub mod real;
+pub mod residual;
 pub mod rng;
 pub mod simd;
 pub mod weights;
@@ -112,9 +113,11 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
     let reported = std::sync::Mutex::new(0u64);
     let engine = spec.engine();
     let par = gemm::par_for(spec.trials);
-    let dense_trial: DenseTrial = match spec.precision {
-        Precision::F32 => dense::run_trial::<f32>,
-        Precision::F64 => dense::run_trial::<f64>,
+    let dense_trial: DenseTrial = match (spec.network.is_residual(), spec.precision) {
+        (false, Precision::F32) => dense::run_trial::<f32>,
+        (false, Precision::F64) => dense::run_trial::<f64>,
+        (true, Precision::F32) => residual::run_trial::<f32>,
+        (true, Precision::F64) => residual::run_trial::<f64>,
     };
     let trials = (0..spec.trials)
         .into_par_iter()

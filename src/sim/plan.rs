@@ -105,6 +105,11 @@ impl SpecPlan for Spec {
 
     fn exact_unavailable(&self) -> Option<String> {
         let net = &self.network;
+        if net.is_residual() {
+            return Some(
+                "the exact samplers simulate plain networks; architecture \"residual\" runs on the dense engine".into(),
+            );
+        }
         match net.weights {
             Weights::Plain(init) if init.is_gaussian() => {}
             Weights::Plain(_) => return Some("the exact samplers need Gaussian weights (not orthogonal)".into()),
@@ -220,11 +225,23 @@ fn engine_seconds(spec: &Spec, engine: Engine) -> f64 {
     per_operation * engine_work(spec, engine)
 }
 
+/// Width of what the head reads: n_L, or the stream n_0 of a residual network.
+fn head_width(net: &crate::spec::Network) -> usize {
+    if net.is_residual() {
+        net.input_dim
+    } else {
+        net.widths[net.depth() - 1]
+    }
+}
+
 fn engine_work(spec: &Spec, engine: Engine) -> f64 {
     let net = &spec.network;
     let b = spec.samples as f64;
     // The head: logits and the error back into layer L (two B x C x n_L products), and W_out.
-    let head = (4.0 * b + 12.0) * net.classes as f64 * net.widths[net.depth() - 1] as f64;
+    let head = (4.0 * b + 12.0) * net.classes as f64 * head_width(net) as f64;
+    // A residual block is two layers (n_0 -> m_b -> n_0): `weight_count` counts both, and
+    // each makes one orthogonalization.
+    let layers_per_block = if net.is_residual() { 2.0 } else { 1.0 };
     match engine {
         Engine::Dense => {
             let qr: f64 = match net.weights {
@@ -235,7 +252,7 @@ fn engine_work(spec: &Spec, engine: Engine) -> f64 {
                 }) => (1..=net.depth())
                     .map(|l| {
                         let (i, o) = (net.fan_in(l) as f64, net.widths[l - 1] as f64);
-                        4.0 * i.min(o).powi(2) * i.max(o)
+                        layers_per_block * 4.0 * i.min(o).powi(2) * i.max(o)
                     })
                     .sum(),
                 _ => 0.0,
@@ -260,11 +277,7 @@ fn engine_work(spec: &Spec, engine: Engine) -> f64 {
 /// the B x C logits and errors, in f64 at most) and the per-sample norms (f64).
 fn head_and_norms_bytes(spec: &Spec) -> u64 {
     let net = &spec.network;
-    let (n, c, last) = (
-        spec.samples as u64,
-        net.classes as u64,
-        net.widths[net.depth() - 1] as u64,
-    );
+    let (n, c, last) = (spec.samples as u64, net.classes as u64, head_width(net) as u64);
     8 * (c * last + 3 * n * c + n * (net.depth() as u64 + 4))
 }
 
@@ -294,6 +307,9 @@ fn estimate_one(spec: &Spec, parallel_trials: usize) -> Estimate {
     }
     let b = spec.precision.bytes();
     let widest = net.max_width() as u64;
+    if net.is_residual() {
+        return estimate_residual(spec, concurrent);
+    }
     // Per trial (see sim::dense): the weights kept for the backward pass, or one layer's
     // buffer when they are drawn again; the input, three activation/error buffers, one
     // byte per activation for the ReLU pattern (and the activations under weight norm);
@@ -316,6 +332,33 @@ fn estimate_one(spec: &Spec, parallel_trials: usize) -> Estimate {
         + n * width_sum
         + activations
         + 8 * widest * widest
+        + head_and_norms_bytes(spec);
+    Estimate {
+        memory_bytes: concurrent.saturating_mul(per_trial).saturating_add(ratio_bytes(spec)),
+        work_flops: spec.trials as f64 * engine_work(spec, Engine::Dense),
+    }
+}
+
+/// The residual engine (`sim::residual`) per trial: the blocks' weights (kept, or the largest
+/// block's pair when they are drawn again), the input, the stream and its gradient (B x n_0
+/// each), one hidden buffer (B x m_b), one byte per hidden unit and sample for the ReLU
+/// patterns, an orthogonalization scratch (f64), the head and the per-sample norms.
+fn estimate_residual(spec: &Spec, concurrent: u64) -> Estimate {
+    let net = &spec.network;
+    let (b, n, n0) = (spec.precision.bytes(), spec.samples as u64, net.input_dim as u64);
+    let all_weights = b * net.weight_count();
+    let widest_block = net.widths.iter().map(|&m| m as u64).max().unwrap_or(0);
+    let weights = if all_weights <= KEEP_WEIGHTS_BYTES as u64 || !cheap_to_redraw(&net.weights) {
+        all_weights
+    } else {
+        b * 2 * n0 * widest_block
+    };
+    let hidden_sum: u64 = net.widths.iter().map(|&m| m as u64).sum();
+    let square = n0.max(widest_block);
+    let per_trial = weights
+        + b * n * (3 * n0 + widest_block)
+        + n * hidden_sum
+        + 8 * square.saturating_mul(square)
         + head_and_norms_bytes(spec);
     Estimate {
         memory_bytes: concurrent.saturating_mul(per_trial).saturating_add(ratio_bytes(spec)),
@@ -386,6 +429,24 @@ mod tests {
         // A single layer of width 10^6 has 5 * 10^11 weights: refused on memory, not allocated.
         let e = err_field(with(&["network", "width"], json!(1_000_000)));
         assert_eq!(e.field, "network.width");
+    }
+
+    #[test]
+    fn a_residual_estimate_counts_two_matrices_per_block() {
+        // B = 6 blocks of hidden width 40 on a stream of 30, 50 inputs, 3 networks, 10 classes.
+        let v = json!({"network": {"input_dim": 30, "architecture": "residual", "blocks": 6, "width": 40,
+                       "weight_norm": {"gain": "proposed"}, "head": {"classes": 10}}, "samples": 50, "trials": 3});
+        let spec = parse_checked(&v, &Limits::default()).unwrap();
+        assert_eq!(spec.engine(), Engine::Dense);
+        assert!(spec.exact_unavailable().is_some_and(|why| why.contains("residual")));
+        let weights = 6.0 * 2.0 * 30.0 * 40.0;
+        let head = (4.0 * 50.0 + 12.0) * 10.0 * 30.0;
+        let want = 3.0 * (weights * (4.0 * 50.0 + 12.0) + head) + REPORT_WORK_FLOPS;
+        let got = spec.estimate(1).work_flops;
+        assert!((got / want - 1.0).abs() < 1e-12, "{got} vs {want}");
+        // Memory: at least the weights, the stream, its gradient and the patterns of one network.
+        let floor = 8 * (weights as u64 + 3 * 50 * 30) + 50 * 6 * 40;
+        assert!(spec.estimate(1).memory_bytes >= floor);
     }
 
     #[test]

@@ -27,6 +27,7 @@ impl fmt::Display for Weights {
                     WeightNormGain::Naive => "naive".to_string(),
                     WeightNormGain::Derived => "derived".to_string(),
                     WeightNormGain::Fixed(g) => g.to_string(),
+                    WeightNormGain::Pair(g1, g2) => format!("[{g1}, {g2}]"),
                 };
                 write!(f, "weight norm (gain {gain}, {})", wn.direction)
             }
@@ -37,6 +38,12 @@ impl fmt::Display for Weights {
 impl Network {
     /// `L=10 m=100` for uniform widths, else the list.
     pub fn shape(&self) -> String {
+        if self.is_residual() {
+            return match self.widths.first() {
+                Some(&w) if self.is_uniform() => format!("residual B={} blocks of hidden width m={w}", self.depth()),
+                _ => format!("residual blocks of hidden widths {:?}", self.widths),
+            };
+        }
         match self.widths.first() {
             Some(&w) if self.is_uniform() => format!("L={} m={w}", self.depth()),
             _ => format!("widths={:?}", self.widths),
@@ -50,6 +57,9 @@ impl fmt::Display for Spec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shape = match &self.task {
             Task::Norms => self.network.shape(),
+            Task::WidthSweep(sweep) if self.network.is_residual() => {
+                format!("residual, hidden widths {:?} blocks {:?}", sweep.widths, sweep.depths)
+            }
             Task::WidthSweep(sweep) => format!("widths {:?} depths {:?}", sweep.widths, sweep.depths),
             Task::Geometry(g) => {
                 return write!(
@@ -81,16 +91,16 @@ impl fmt::Display for Spec {
                 )
             }
         };
+        let weights = match self.network.weights {
+            Weights::Normalized(wn) if self.network.is_residual() && wn.gain == WeightNormGain::Derived => {
+                format!("weight norm (gain proposed, {})", wn.direction)
+            }
+            w => w.to_string(),
+        };
         write!(
             f,
-            "{}, n0={} {shape}, N={} trials={} eps={} seed={} ({})",
-            self.network.weights,
-            self.network.input_dim,
-            self.samples,
-            self.trials,
-            self.epsilon,
-            self.seed,
-            self.precision
+            "{weights}, n0={} {shape}, N={} trials={} eps={} seed={} ({})",
+            self.network.input_dim, self.samples, self.trials, self.epsilon, self.seed, self.precision
         )
     }
 }

@@ -331,9 +331,13 @@ impl Init {
 pub enum WeightNormGain {
     /// g = 1 for every unit.
     Naive,
-    /// g^l = sqrt(2 n_{l-1} / n_l) (Arpit, Campos & Bengio).
+    /// g^l = sqrt(2 n_{l-1} / n_l) (Arpit, Campos & Bengio); in a residual block ("proposed"):
+    /// g_1 = sqrt(2 n_0 / m), g_2 = sqrt(m / (B n_0)).
     Derived,
+    /// The same gain for every layer (both layers of a residual block).
     Fixed(f64),
+    /// Residual blocks only: (g_1, g_2) of the block's first and second layer.
+    Pair(f64, f64),
 }
 
 string_enum! {
@@ -358,6 +362,9 @@ impl WeightNorm {
             WeightNormGain::Naive => 1.0,
             WeightNormGain::Derived => (2.0 * fan_in as f64 / fan_out as f64).sqrt(),
             WeightNormGain::Fixed(g) => g,
+            // The parser allows a pair only in residual blocks, whose gains come from
+            // `Network::block_gains`; a plain layer reading it takes the first.
+            WeightNormGain::Pair(g, _) => g,
         }
     }
 
@@ -369,11 +376,13 @@ impl WeightNorm {
         }
     }
 
-    fn to_json(self) -> Value {
-        let gain = match self.gain {
-            WeightNormGain::Naive => json!("naive"),
-            WeightNormGain::Derived => json!("derived"),
-            WeightNormGain::Fixed(g) => json!(g),
+    fn to_json(self, architecture: Architecture) -> Value {
+        let gain = match (self.gain, architecture) {
+            (WeightNormGain::Naive, _) => json!("naive"),
+            (WeightNormGain::Derived, Architecture::Plain) => json!("derived"),
+            (WeightNormGain::Derived, Architecture::Residual) => json!("proposed"),
+            (WeightNormGain::Fixed(g), _) => json!(g),
+            (WeightNormGain::Pair(g1, g2), _) => json!([g1, g2]),
         };
         json!({"gain": gain, "direction": self.direction})
     }
@@ -425,12 +434,28 @@ impl Precision {
     }
 }
 
+string_enum! {
+    /// How the layers are wired.
+    pub enum Architecture {
+        /// Fully connected: h^l = ReLU(W^l h^(l-1)).
+        Plain = "plain",
+        /// Residual blocks on a stream of width n_0: h^b = h^(b-1) + W_2^b ReLU(W_1^b h^(b-1)),
+        /// no ReLU after the sum (Arpit, Campos & Bengio 2019).
+        Residual = "residual",
+    }
+}
+
 /// A validated network: input dimension, hidden widths n_1..n_L, weights, softmax head.
+///
+/// A residual network has `widths.len()` = B blocks and `widths[b - 1]` = m_b, the hidden
+/// width of block b (W_1^b is m_b x n_0, W_2^b is n_0 x m_b); its stream keeps width n_0, and
+/// its "layers" in every report are the blocks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Network {
     pub input_dim: usize,
-    /// Hidden widths n_1..n_L (at least one).
+    /// Hidden widths n_1..n_L (at least one); residual: the blocks' hidden widths m_1..m_B.
     pub widths: Vec<usize>,
+    pub architecture: Architecture,
     pub weights: Weights,
     /// Number of softmax classes C of the cross-entropy head.
     pub classes: usize,
@@ -442,17 +467,20 @@ impl Network {
         self.widths.len()
     }
 
-    /// n_{l-1} for layer l = 1..L (index l-1).
+    /// n_{l-1} for layer l = 1..L (index l-1); for a residual block, n_0 (its stream).
     pub fn fan_in(&self, layer: usize) -> usize {
-        if layer == 1 {
+        if layer == 1 || self.is_residual() {
             self.input_dim
         } else {
             self.widths[layer - 2]
         }
     }
 
-    /// Effective E[W_ij^2] of layer l (1-based).
+    /// Effective E[W_ij^2] of layer l (1-based); of a residual block's first layer W_1^b.
     pub fn weight_variance(&self, layer: usize) -> f64 {
+        if self.is_residual() {
+            return self.block_variances(layer).0;
+        }
         let (i, o) = (self.fan_in(layer), self.widths[layer - 1]);
         match self.weights {
             Weights::Plain(init) => init.variance(i, o),
@@ -463,11 +491,72 @@ impl Network {
         }
     }
 
-    /// Number of weights of the hidden layers, sum n_l n_{l-1}.
+    /// Number of weights of the hidden layers, sum n_l n_{l-1} (residual: sum 2 n_0 m_b).
     pub fn weight_count(&self) -> u64 {
+        let per_block = if self.is_residual() { 2 } else { 1 };
         (1..=self.depth())
-            .map(|l| (self.fan_in(l) * self.widths[l - 1]) as u64)
+            .map(|l| per_block * (self.fan_in(l) * self.widths[l - 1]) as u64)
             .sum()
+    }
+
+    pub fn is_residual(&self) -> bool {
+        self.architecture == Architecture::Residual
+    }
+
+    /// Residual block b (1-based): the weight-norm gains (g_1, g_2) of W_1^b (m_b x n_0) and
+    /// W_2^b (n_0 x m_b); None for plain inits.
+    pub fn block_gains(&self, block: usize) -> Option<(f64, f64)> {
+        let Weights::Normalized(wn) = self.weights else {
+            return None;
+        };
+        let (n0, m, blocks) = (
+            self.input_dim as f64,
+            self.widths[block - 1] as f64,
+            self.depth() as f64,
+        );
+        Some(match wn.gain {
+            WeightNormGain::Naive => (1.0, 1.0),
+            WeightNormGain::Derived => ((2.0 * n0 / m).sqrt(), (m / (blocks * n0)).sqrt()),
+            WeightNormGain::Fixed(g) => (g, g),
+            WeightNormGain::Pair(g1, g2) => (g1, g2),
+        })
+    }
+
+    /// Residual block b: the two layers' weights, each a rule `sim::weights::draw_layer` draws
+    /// (weight norm with the block's fixed gains, or the plain init with its own fans).
+    pub fn block_weights(&self, block: usize) -> (Weights, Weights) {
+        match (self.weights, self.block_gains(block)) {
+            (Weights::Normalized(wn), Some((g1, g2))) => (
+                Weights::Normalized(WeightNorm {
+                    gain: WeightNormGain::Fixed(g1),
+                    direction: wn.direction,
+                }),
+                Weights::Normalized(WeightNorm {
+                    gain: WeightNormGain::Fixed(g2),
+                    direction: wn.direction,
+                }),
+            ),
+            (w, _) => (w, w),
+        }
+    }
+
+    /// Residual block b: E[W_ij^2] of W_1^b and of W_2^b (weight norm: g_1^2 / n_0, g_2^2 / m_b).
+    pub fn block_variances(&self, block: usize) -> (f64, f64) {
+        let (n0, m) = (self.input_dim, self.widths[block - 1]);
+        match (self.weights, self.block_gains(block)) {
+            (_, Some((g1, g2))) => (g1 * g1 / n0 as f64, g2 * g2 / m as f64),
+            (Weights::Plain(init), None) => (init.variance(n0, m), init.variance(m, n0)),
+            (Weights::Normalized(_), None) => (f64::NAN, f64::NAN),
+        }
+    }
+
+    /// Residual block b: E[||h^b||^2 | h^(b-1)] / ||h^(b-1)||^2 = 1 + m_b n_0 s_1 s_2 / 2, exact
+    /// at any width for sign-symmetric rows (docs/theory.md section 7.3); the backward factor
+    /// of ||dL/dh||^2 through the block is the same in mean field. Weight norm:
+    /// 1 + g_1^2 g_2^2 / 2 (1 + 1/B for the proposed gains, 3/2 for naive).
+    pub fn block_factor(&self, block: usize) -> f64 {
+        let (s1, s2) = self.block_variances(block);
+        1.0 + (self.widths[block - 1] * self.input_dim) as f64 * s1 * s2 / 2.0
     }
 
     pub fn min_width(&self) -> usize {
@@ -484,6 +573,33 @@ impl Network {
 
     /// The variance rule of the hidden layers in words, echoed in every result.
     pub fn variance_rule(&self) -> String {
+        if self.is_residual() {
+            let rule = match self.weights {
+                Weights::Plain(init) => format!(
+                    "{}, each layer with its own fans (W_1^b: n_0 -> m_b, W_2^b: m_b -> n_0)",
+                    init.rule()
+                ),
+                Weights::Normalized(wn) => match wn.gain {
+                    WeightNormGain::Derived => {
+                        "w_i = g v_i / ||v_i|| with isotropic v; proposed gains g_1 = sqrt(2 n_0 / m_b), \
+                                               g_2 = sqrt(m_b / (B n_0))"
+                            .to_string()
+                    }
+                    WeightNormGain::Naive => {
+                        "w_i = v_i / ||v_i|| with isotropic v (naive gains g_1 = g_2 = 1)".to_string()
+                    }
+                    WeightNormGain::Fixed(g) => format!("w_i = g v_i / ||v_i|| with isotropic v, g_1 = g_2 = {g}"),
+                    WeightNormGain::Pair(g1, g2) => {
+                        format!("w_i = g v_i / ||v_i|| with isotropic v, g_1 = {g1}, g_2 = {g2}")
+                    }
+                },
+            };
+            return format!(
+                "residual: h^b = h^(b-1) + W_2^b ReLU(W_1^b h^(b-1)), B = {} blocks on a stream of width n_0 = {}; {rule}",
+                self.depth(),
+                self.input_dim
+            );
+        }
         match self.weights {
             Weights::Plain(init) => init.rule(),
             Weights::Normalized(_) => "w_i = g v_i / ||v_i|| with isotropic v; E W_ij^2 = g^2/n_{l-1}".to_string(),
@@ -494,15 +610,20 @@ impl Network {
     pub fn to_json(&self) -> Value {
         let (init, weight_norm) = match self.weights {
             Weights::Plain(init) => (init.to_json(), Value::Null),
-            Weights::Normalized(wn) => (Value::Null, wn.to_json()),
+            Weights::Normalized(wn) => (Value::Null, wn.to_json(self.architecture)),
         };
-        json!({
+        let mut out = json!({
             "input_dim": self.input_dim,
             "widths": self.widths,
             "init": init,
             "weight_norm": weight_norm,
             "head": {"classes": self.classes},
-        })
+        });
+        // Plain networks keep the JSON they always had; residual ones name their architecture.
+        if let (Architecture::Residual, Some(obj)) = (self.architecture, out.as_object_mut()) {
+            obj.insert("architecture".into(), json!(self.architecture));
+        }
+        out
     }
 }
 
@@ -579,7 +700,12 @@ impl Spec {
         if let (Task::WidthSweep(sweep), Some(obj)) = (&self.task, network.as_object_mut()) {
             obj.remove("widths");
             obj.insert("widths_to_sweep".into(), json!(sweep.widths));
-            obj.insert("depths_to_sweep".into(), json!(sweep.depths));
+            let depths = if self.network.is_residual() {
+                "blocks_to_sweep"
+            } else {
+                "depths_to_sweep"
+            };
+            obj.insert(depths.into(), json!(sweep.depths));
         }
         if let Task::MinWidth(search) = &self.task {
             if let Some(obj) = network.as_object_mut() {

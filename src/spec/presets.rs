@@ -145,6 +145,38 @@ pub fn presets() -> Vec<Preset> {
             "precision": "f64",
         })
     };
+    // The sequel (Arpit, Campos & Bengio 2019): n0 = 500, 1000 inputs; fully connected
+    // weight-normalized networks of depth 20 with widths drawn around m = 1000, and residual
+    // networks of 40 blocks. The widths were drawn once, uniformly from 500..=1500 (Python's
+    // random.Random(2019).randint), and are fixed here so that the preset is one network shape.
+    let sequel_widths = json!([
+        1352, 658, 1307, 748, 1461, 1009, 664, 751, 1164, 755, 1352, 1159, 824, 1454, 1271, 1312, 1484, 1491, 1152,
+        1270
+    ]);
+    let sequel_fc = |gain: &str| {
+        let mut spec = base(json!({
+            "input_dim": 500, "widths": sequel_widths, "weight_norm": {"gain": gain, "direction": "gaussian"},
+            "head": {"classes": 20}
+        }));
+        spec["samples"] = json!(1000);
+        spec
+    };
+    let sequel_resnet = |gain: &str| {
+        let mut spec = base(json!({
+            "input_dim": 500, "architecture": "residual", "blocks": 40, "width": 500,
+            "weight_norm": {"gain": gain, "direction": "gaussian"}, "head": {"classes": 20}
+        }));
+        spec["samples"] = json!(1000);
+        spec
+    };
+    let mut blocks_sweep = base(json!({
+        "input_dim": 100, "architecture": "residual", "widths_to_sweep": [100],
+        "blocks_to_sweep": [1, 2, 5, 10, 20, 40, 80],
+        "weight_norm": {"gain": "proposed", "direction": "gaussian"}, "head": {"classes": 20}
+    }));
+    blocks_sweep["kind"] = json!("width_sweep");
+    blocks_sweep["samples"] = json!(1000);
+    blocks_sweep["trials"] = json!(4);
     vec![
         Preset {
             name: "arpit2019-min-width-small",
@@ -211,6 +243,54 @@ pub fn presets() -> Vec<Preset> {
                           0.060, 0.042), one network sitting above or below by its own drift; beside it arpit2019's \
                           guaranteed epsilon 1.950933, 0.743145, 0.325388, 0.152397.",
             spec: sweep,
+        },
+        Preset {
+            name: "acb2019-wn-fc-naive",
+            figure: "Figure of the sequel's synthetic experiment (Arpit, Campos & Bengio 2019): fully connected, naive gain",
+            description: "A weight-normalized fully connected network, n0 = 500, depth 20 with widths drawn around m = 1000 \
+                          (uniformly from 500..1500, fixed in the preset), g = 1, Gaussian directions, 1000 Gaussian \
+                          inputs. Each layer multiplies the squared norm by n_l / (2 n_(l-1)) in expectation, so the \
+                          forward ratio's second moment at layer l is (n_l / n_0) 2^(-l) exactly: a root mean square of \
+                          1.16 at layer 1 falling to 0.0016 at layer 20.",
+            spec: sequel_fc("naive"),
+        },
+        Preset {
+            name: "acb2019-wn-fc-proposed",
+            figure: "Figure of the sequel's synthetic experiment (Arpit, Campos & Bengio 2019): fully connected, proposed gain",
+            description: "The same network with the proposed gain g_l = sqrt(2 n_(l-1) / n_l) (\"derived\"): the forward \
+                          ratio's second moment is exactly 1 at every layer, whatever the widths; the gradient ratio is \
+                          near 1 in mean field (within the widths' ratios, since they differ).",
+            spec: sequel_fc("derived"),
+        },
+        Preset {
+            name: "acb2019-resnet-naive",
+            figure: "Figure of the sequel's synthetic experiment (Arpit, Campos & Bengio 2019): residual, naive gains",
+            description: "A residual network of 40 blocks h^b = h^(b-1) + g_2 V_2 ReLU(g_1 V_1 h^(b-1)) on a stream of width \
+                          n0 = 500 with hidden width 500, weight norm with g_1 = g_2 = 1, 1000 inputs. Each block multiplies \
+                          the squared norm by 1 + g_1^2 g_2^2 / 2 = 1.5, so the forward ratio's root mean square is \
+                          1.5^(b/2): 1.22 at block 1, 7.59 at block 10, 57.7 at block 20, 3325 at block 40; the backward \
+                          ratio ||dL/dh^(b-1)|| / ||dL/dh^B|| grows the same way from the output down (mean field).",
+            spec: sequel_resnet("naive"),
+        },
+        Preset {
+            name: "acb2019-resnet-proposed",
+            figure: "Figure of the sequel's synthetic experiment (Arpit, Campos & Bengio 2019): residual, proposed gains",
+            description: "The same residual network with the proposed gains g_1 = sqrt(2 n0 / m), g_2 = sqrt(m / (B n0)): \
+                          each block multiplies the squared norm by 1 + 1/B exactly in expectation, so the forward ratio's \
+                          root mean square is (1 + 1/40)^(b/2): 1.0124 at block 1, 1.1314 at block 10, 1.2801 at block 20, \
+                          1.638616 at block 40 (below sqrt(e) for any B); the mean sits a few thousandths below (the \
+                          Jensen gap, predicted beside it). The backward ratio's root mean square is (1 + 1/40)^((41 - b)/2) \
+                          in mean field, 1.6386 at block 1.",
+            spec: sequel_resnet("proposed"),
+        },
+        Preset {
+            name: "acb2019-resnet-blocks",
+            figure: "Figure of a sweep over the number of residual blocks (proposed gains): output ratio against B",
+            description: "Residual networks with the proposed gains, n0 = 100, hidden width 100, B = 1, 2, 5, 10, 20, 40, 80 \
+                          blocks, 4 networks of 1000 inputs each. The output's forward ratio ||h^B|| / ||x|| has root mean \
+                          square (1 + 1/B)^(B/2): 1.4142, 1.5, 1.5774, 1.6105, 1.6289, 1.6386, 1.6436, rising towards \
+                          sqrt(e) = 1.6487 but never past it; the backward ratio at the input the same in mean field.",
+            spec: blocks_sweep,
         },
         Preset {
             name: "geometry-he-angles",
@@ -283,13 +363,15 @@ pub fn expand(body: &Value) -> Result<(Value, Option<&'static str>), SpecError> 
         overrides.get("network").and_then(Value::as_object),
         spec["network"].as_object_mut(),
     ) {
-        let replaces: [(&str, &[&str]); 6] = [
+        let replaces: [(&str, &[&str]); 8] = [
             ("init", &["weight_norm"]),
             ("weight_norm", &["init"]),
-            ("widths", &["depth", "width"]),
+            ("widths", &["depth", "width", "blocks"]),
             ("width", &["widths"]),
             ("depth", &["widths", "depths_to_sweep"]),
             ("depths_to_sweep", &["depth"]),
+            ("blocks", &["widths", "blocks_to_sweep"]),
+            ("blocks_to_sweep", &["blocks"]),
         ];
         for (given, removed) in replaces {
             if net.contains_key(given) {

@@ -148,6 +148,15 @@ pub struct NetworkInput {
     widths_to_sweep: Option<Vec<i64>>,
     #[schema(schema_with = depths_to_sweep_schema)]
     depths_to_sweep: Option<Vec<i64>>,
+    /// "plain" (default: fully connected) or "residual": blocks h^b = h^(b-1) + W_2 ReLU(W_1 h^(b-1))
+    /// on a stream of width input_dim; then `blocks` replaces `depth` and `width`/`widths` are the
+    /// blocks' hidden widths.
+    architecture: Option<Architecture>,
+    /// Residual blocks B (architecture "residual" only, instead of depth).
+    #[schema(minimum = 1, maximum = 1000)]
+    blocks: Option<i64>,
+    #[schema(schema_with = blocks_to_sweep_schema)]
+    blocks_to_sweep: Option<Vec<i64>>,
 }
 
 /// `scheme`: he (needs `fan`: in | out), glorot, glorot_paper, lecun, orthogonal (`gain`,
@@ -244,6 +253,16 @@ fn depths_to_sweep_schema() -> utoipa::openapi::Array {
     )
 }
 
+fn blocks_to_sweep_schema() -> utoipa::openapi::Array {
+    let l = Limits::default();
+    int_array(
+        1,
+        l.max_depth,
+        l.max_sweep_points,
+        "The numbers of residual blocks of a width_sweep (architecture residual only; instead of blocks).",
+    )
+}
+
 /// One value of `item`, or a nullable list of 1 to `max_items` of them.
 fn one_or_many(item: utoipa::openapi::Object, max_items: usize, description: &str) -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
@@ -315,7 +334,7 @@ fn weight_norm_gain_schema() -> utoipa::openapi::schema::Schema {
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .enum_values(Some(["naive", "derived"])),
+                .enum_values(Some(["naive", "derived", "proposed"])),
         )
         .item(
             ObjectBuilder::new()
@@ -326,9 +345,25 @@ fn weight_norm_gain_schema() -> utoipa::openapi::schema::Schema {
                 .exclusive_minimum(Some(0))
                 .maximum(Some(1000)),
         )
+        .item(
+            utoipa::openapi::schema::ArrayBuilder::new()
+                .items(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Number)
+                        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                            utoipa::openapi::KnownFormat::Double,
+                        )))
+                        .exclusive_minimum(Some(0))
+                        .maximum(Some(1000)),
+                )
+                .min_items(Some(2))
+                .max_items(Some(2)),
+        )
         .item(ObjectBuilder::new().schema_type(Type::Null))
         .description(Some(
-            "\"naive\" (g = 1), \"derived\" (g^l = sqrt(2 n_(l-1) / n_l), the default) or a fixed gain in (0, 1000].",
+            "\"naive\" (g = 1), \"derived\" (plain networks: g^l = sqrt(2 n_(l-1) / n_l), their default), \
+             \"proposed\" (residual networks: g_1 = sqrt(2 n_0 / m), g_2 = sqrt(m / (B n_0)), their default), \
+             a fixed gain in (0, 1000], or (residual only) a pair [g_1, g_2].",
         ))
         .build()
         .into()
@@ -354,7 +389,12 @@ fn allowed(field: &str) -> String {
         "network.init" => "an object {scheme, fan?, gain?, variance?}".into(),
         "network.init.gain" | "network.init.variance" => "a finite number > 0".into(),
         "network.weight_norm" => "null or an object {gain, direction}".into(),
-        "network.weight_norm.gain" => "\"naive\", \"derived\" or a number > 0".into(),
+        "network.weight_norm.gain" => {
+            "\"naive\", \"derived\" (plain), \"proposed\" (residual), a number > 0 or (residual) [g_1, g_2]".into()
+        }
+        "network.architecture" => Architecture::allowed(),
+        "network.blocks" => "an integer in [1, max_depth] (architecture residual)".into(),
+        "network.blocks_to_sweep" => "a non-empty array of integers in [1, max_depth] (architecture residual)".into(),
         "network.head" => "an object {classes}".into(),
         "network.head.classes" => "an integer in [2, max_classes]".into(),
         "samples" => "an integer in [1, max_samples]".into(),
@@ -484,8 +524,9 @@ fn convert(mut raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
+    let architecture = residual_fields(kind, &mut raw_network, limits)?;
     let task = take_task(kind, &mut raw_network, limits)?;
-    let network = convert_network(raw_network, limits)?;
+    let network = convert_network(raw_network, architecture, limits)?;
     let task = match task {
         Task::Geometry(_) => Task::Geometry(convert_geometry(&mut raw, &network, limits)?),
         other => {
@@ -733,6 +774,105 @@ fn draw_seed() -> u64 {
     rand::random::<u64>() >> 11
 }
 
+/// The architecture, with the residual spelling of the depth (`blocks`, `blocks_to_sweep`)
+/// checked here and moved into `depth` and `depths_to_sweep` (valid by then), so the shared
+/// code below reads one spelling; plain networks refuse the residual fields.
+fn residual_fields(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Architecture, SpecError> {
+    let architecture = net.architecture.unwrap_or(Architecture::Plain);
+    if architecture == Architecture::Plain {
+        let why = "by architecture plain (it is a field of architecture \"residual\"; plain networks take depth)";
+        unused("network.blocks", net.blocks.is_some(), why)?;
+        unused("network.blocks_to_sweep", net.blocks_to_sweep.is_some(), why)?;
+        return Ok(architecture);
+    }
+    if !matches!(kind, Kind::Norms | Kind::WidthSweep) {
+        return Err(SpecError::new(
+            "network.architecture",
+            format!("kind {kind} takes plain networks only; architecture \"residual\" runs with kinds norms and width_sweep"),
+        ));
+    }
+    let why = "by architecture residual: its depth is blocks (the number of residual blocks)";
+    unused("network.depth", net.depth.is_some(), why)?;
+    unused(
+        "network.depths_to_sweep",
+        net.depths_to_sweep.is_some(),
+        "by architecture residual: give blocks_to_sweep",
+    )?;
+    let blocks = net
+        .blocks
+        .map(|b| int_in("network.blocks", b, 1, limits.max_depth))
+        .transpose()?;
+    match kind {
+        Kind::WidthSweep => {
+            let list = match (blocks, net.blocks_to_sweep.take()) {
+                (Some(_), Some(_)) => {
+                    return Err(SpecError::new(
+                        "network.blocks",
+                        "give either blocks or blocks_to_sweep, not both",
+                    ))
+                }
+                (Some(b), None) => vec![b],
+                (None, Some(list)) => {
+                    if list.is_empty() || list.len() > limits.max_sweep_points {
+                        return Err(SpecError::new(
+                            "network.blocks_to_sweep",
+                            format!(
+                                "must hold between 1 and {} entries, got {}",
+                                limits.max_sweep_points,
+                                list.len()
+                            ),
+                        ));
+                    }
+                    list.iter()
+                        .enumerate()
+                        .map(|(i, &b)| int_in(&format!("network.blocks_to_sweep[{i}]"), b, 1, limits.max_depth))
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+                (None, None) => {
+                    return Err(SpecError::new(
+                        "network.blocks",
+                        format!(
+                            "required for kind width_sweep with architecture residual (or give blocks_to_sweep): an integer in [1, {}]",
+                            limits.max_depth
+                        ),
+                    ))
+                }
+            };
+            match list.as_slice() {
+                [one] => net.depth = Some(OneOrMany::One(*one as i64)),
+                many => net.depths_to_sweep = Some(many.iter().map(|&b| b as i64).collect()),
+            }
+        }
+        _ => {
+            unused(
+                "network.blocks_to_sweep",
+                net.blocks_to_sweep.is_some(),
+                &format!("by kind {kind} (use kind width_sweep)"),
+            )?;
+            match (blocks, net.widths.is_some()) {
+                (Some(_), true) => {
+                    return Err(SpecError::new(
+                        "network.widths",
+                        "give either blocks + width or widths (one hidden width per block), not both",
+                    ))
+                }
+                (None, false) => {
+                    return Err(SpecError::new(
+                        "network.blocks",
+                        format!(
+                            "required for architecture residual (or give widths, one hidden width per block): an integer in [1, {}]",
+                            limits.max_depth
+                        ),
+                    ))
+                }
+                (Some(b), false) => net.depth = Some(OneOrMany::One(b as i64)),
+                (None, true) => {}
+            }
+        }
+    }
+    Ok(architecture)
+}
+
 /// For `width_sweep`: take the grid out of the network (leaving a valid base network of the
 /// first point); for `norms`: refuse the sweep fields.
 fn take_task(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Task, SpecError> {
@@ -876,7 +1016,7 @@ fn take_task(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Task
     }
 }
 
-fn convert_network(raw: NetworkInput, limits: &Limits) -> Result<Network, SpecError> {
+fn convert_network(raw: NetworkInput, architecture: Architecture, limits: &Limits) -> Result<Network, SpecError> {
     let input_dim = int_in(
         "network.input_dim",
         raw.input_dim.ok_or_else(|| {
@@ -957,7 +1097,7 @@ fn convert_network(raw: NetworkInput, limits: &Limits) -> Result<Network, SpecEr
             ))
         }
         (Some(init), None) => Weights::Plain(convert_init(init)?),
-        (None, Some(wn)) => Weights::Normalized(convert_weight_norm(wn)?),
+        (None, Some(wn)) => Weights::Normalized(convert_weight_norm(wn, architecture)?),
     };
     let classes = int_in(
         "network.head.classes",
@@ -968,6 +1108,7 @@ fn convert_network(raw: NetworkInput, limits: &Limits) -> Result<Network, SpecEr
     Ok(Network {
         input_dim,
         widths,
+        architecture,
         weights,
         classes,
         _valid: Valid(()),
@@ -1016,21 +1157,44 @@ fn convert_init(raw: InitInput) -> Result<Init, SpecError> {
     })
 }
 
-fn convert_weight_norm(raw: WeightNormInput) -> Result<WeightNorm, SpecError> {
+fn convert_weight_norm(raw: WeightNormInput, architecture: Architecture) -> Result<WeightNorm, SpecError> {
+    let field = "network.weight_norm.gain";
+    let number = |field: &str, v: &Value| positive(field, v.as_f64().unwrap_or(f64::NAN), 1e3);
+    let residual = architecture == Architecture::Residual;
     let gain = match raw.gain {
         None => WeightNormGain::Derived,
         Some(Value::String(s)) if s == "naive" => WeightNormGain::Naive,
-        Some(Value::String(s)) if s == "derived" => WeightNormGain::Derived,
-        Some(Value::Number(n)) => WeightNormGain::Fixed(positive(
-            "network.weight_norm.gain",
-            n.as_f64().unwrap_or(f64::NAN),
-            1e3,
-        )?),
-        Some(other) => {
+        Some(Value::String(s)) if s == "derived" && !residual => WeightNormGain::Derived,
+        Some(Value::String(s)) if s == "proposed" && residual => WeightNormGain::Derived,
+        Some(Value::String(s)) if s == "derived" => return Err(SpecError::new(
+            field,
+            "residual blocks take \"proposed\" (g_1 = sqrt(2 n_0 / m), g_2 = sqrt(m / (B n_0))), \"naive\", a number \
+                 in (0, 1000] or a pair [g_1, g_2]; \"derived\" is the gain of plain networks",
+        )),
+        Some(Value::String(s)) if s == "proposed" => {
             return Err(SpecError::new(
-                "network.weight_norm.gain",
-                format!("got {other}; allowed: \"naive\", \"derived\" or a number in (0, 1000]"),
+                field,
+                "\"proposed\" is the gain of residual blocks (architecture \"residual\"); plain networks take \
+                 \"derived\", \"naive\" or a number in (0, 1000]",
             ))
+        }
+        Some(Value::Number(n)) => WeightNormGain::Fixed(number(field, &Value::Number(n))?),
+        Some(Value::Array(pair)) if residual => match pair.as_slice() {
+            [g1, g2] => WeightNormGain::Pair(number(&format!("{field}[0]"), g1)?, number(&format!("{field}[1]"), g2)?),
+            other => {
+                return Err(SpecError::new(
+                    field,
+                    format!("a pair [g_1, g_2] of numbers in (0, 1000], got {} values", other.len()),
+                ))
+            }
+        },
+        Some(other) => {
+            let allowed = if residual {
+                "\"proposed\", \"naive\", a number in (0, 1000] or a pair [g_1, g_2]"
+            } else {
+                "\"naive\", \"derived\" or a number in (0, 1000]"
+            };
+            return Err(SpecError::new(field, format!("got {other}; allowed: {allowed}")));
         }
     };
     Ok(WeightNorm {
@@ -1145,6 +1309,45 @@ mod tests {
             assert_eq!(e.field, field, "{spec}: {e}");
             assert!(e.message.contains(needle), "{field}: {:?} lacks {needle:?}", e.message);
         }
+    }
+
+    #[test]
+    fn residual_specs_parse_back_from_their_normal_form() {
+        let l = Limits::default();
+        let specs = [
+            json!({"network": {"input_dim": 30, "architecture": "residual", "blocks": 4, "width": 20,
+                               "weight_norm": {"gain": "proposed"}}, "seed": 1}),
+            json!({"network": {"input_dim": 30, "architecture": "residual", "widths": [20, 10],
+                               "weight_norm": {"gain": [1.5, 0.25], "direction": "orthogonal"}}, "seed": 2}),
+            json!({"network": {"input_dim": 30, "architecture": "residual", "blocks": 3, "width": 20,
+                               "init": {"scheme": "he", "fan": "in"}}, "seed": 3}),
+            json!({"kind": "width_sweep", "network": {"input_dim": 30, "architecture": "residual",
+                   "widths_to_sweep": [10, 20], "blocks_to_sweep": [1, 8], "weight_norm": {"gain": "naive"}}, "seed": 4}),
+            json!({"kind": "width_sweep", "network": {"input_dim": 30, "architecture": "residual",
+                   "widths_to_sweep": [10], "blocks": 6, "weight_norm": {"gain": 2.0}}, "seed": 5}),
+        ];
+        for v in specs {
+            let s = parse_spec(&v, &l).unwrap_or_else(|e| panic!("{v}: {e}"));
+            assert!(s.network.is_residual());
+            let n = s.to_json();
+            assert_eq!(n["network"]["architecture"], "residual");
+            assert_eq!(parse_spec(&n, &l).unwrap(), s, "{n}");
+        }
+        // The proposed gains: g_1 = sqrt(2 n_0 / m), g_2 = sqrt(m / (B n_0)); plain networks keep
+        // their JSON (no architecture key).
+        let s = parse_spec(&specs_first(), &l).unwrap();
+        let (g1, g2) = s.network.block_gains(1).unwrap();
+        assert!((g1 - (60.0f64 / 20.0).sqrt()).abs() < 1e-15 && (g2 - (20.0f64 / 120.0).sqrt()).abs() < 1e-15);
+        assert!((s.network.block_factor(1) - 1.25).abs() < 1e-15);
+        assert_eq!(s.network.weight_count(), 4 * 2 * 30 * 20);
+        assert!(parse_spec(&base(), &l).unwrap().to_json()["network"]
+            .get("architecture")
+            .is_none());
+    }
+
+    fn specs_first() -> Value {
+        json!({"network": {"input_dim": 30, "architecture": "residual", "blocks": 4, "width": 20,
+                           "weight_norm": {"gain": "proposed"}}, "seed": 1})
     }
 
     #[test]

@@ -32,6 +32,11 @@ async fn presets_are_listed_with_their_figures() {
             "arpit2019-fig3-wn-naive",
             "arpit2019-fig4-wn-derived",
             "arpit2019-fig6",
+            "acb2019-wn-fc-naive",
+            "acb2019-wn-fc-proposed",
+            "acb2019-resnet-naive",
+            "acb2019-resnet-proposed",
+            "acb2019-resnet-blocks",
             "geometry-he-angles"
         ]
     );

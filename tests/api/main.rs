@@ -20,6 +20,7 @@ mod lifecycle;
 mod pages;
 mod postgres;
 mod process;
+mod residual;
 mod results;
 mod samples;
 mod scaleout;

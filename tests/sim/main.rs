@@ -9,3 +9,4 @@ mod exact;
 mod geometry;
 mod min_width;
 mod predictions;
+mod residual;
