@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Throughput of widthlab worker processes on one PostgreSQL database.
 
-The same job (a norms job of 128 networks: 16 units of 8) is run by an API-only server and
-1, then 2, single-thread `widthlab worker`s, each time on a fresh database; the script prints
-the wall time from submission to success and the speed-up. Needs the release binary
-(`cargo build --release`), `psql` and a PostgreSQL server (default: the one at 127.0.0.1:5432,
-trust auth). Run on an otherwise idle machine with at least as many cores as workers + 1.
+The same jobs (norms jobs of 128 networks each: 16 units of 8, plus the finishing unit that
+builds the report) are run by an API-only server and 1, then 2, single-thread
+`widthlab worker`s, each time on a fresh database; the script prints the wall time from the
+first submission to the last success, the units completed per minute, and the speed-up. With
+`--jobs 1` the speed-up is that of one job, whose finishing unit runs alone at the end; with
+several jobs queued at once (a sweep, a table, a lab's queue) a finishing unit overlaps the
+other jobs' units. Needs the release binary (`cargo build --release`), `psql` and a
+PostgreSQL server (default: the one at 127.0.0.1:5432, trust auth). Run on an otherwise idle
+machine.
 
-    python3 bench/scaleout.py [--workers 1,2] [--trials 128]
+    python3 bench/scaleout.py [--workers 1,2] [--trials 128] [--jobs 1] [--repeat 2]
 """
 
 import argparse
@@ -24,10 +28,13 @@ BIN = os.environ.get("WIDTHLAB_BIN", os.path.join(ROOT, "target", "release", "wi
 SERVER = os.environ.get("WIDTHLAB_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 
 
-def spec(trials):
+UNIT_NETWORKS = 8  # networks per unit of a norms job (jobs::kinds::norms::TRIALS_PER_UNIT)
+
+
+def spec(trials, seed):
     return {
         "network": {"input_dim": 256, "depth": 10, "width": 256, "init": {"scheme": "he", "fan": "out"}},
-        "samples": 256, "trials": trials, "seed": 1, "method": "dense", "precision": "f64",
+        "samples": 256, "trials": trials, "seed": seed, "method": "dense", "precision": "f64",
     }
 
 
@@ -42,7 +49,7 @@ def get(url):
         return json.load(r)
 
 
-def one_run(workers, trials):
+def one_run(workers, trials, jobs):
     db = "widthlab_bench_" + uuid.uuid4().hex[:12]
     subprocess.run(["psql", SERVER + "/test", "-qc", f"CREATE DATABASE {db}"], check=True)
     url = f"{SERVER}/{db}"
@@ -57,20 +64,24 @@ def one_run(workers, trials):
                                  stdout=subprocess.DEVNULL, env=env())
             procs.append(w)
         time.sleep(1.0)  # workers connected and migrated
-        body = json.dumps(spec(trials)).encode()
-        req = urllib.request.Request(address + "/v1/jobs", data=body, headers={"Content-Type": "application/json"})
         start = time.perf_counter()
-        with urllib.request.urlopen(req, timeout=30) as r:
-            job = json.load(r)
-        while True:
-            job = get(f"{address}/v1/jobs/{job['id']}")
-            if job["status"] in ("succeeded", "failed", "cancelled"):
-                break
+        ids = []
+        for j in range(jobs):
+            body = json.dumps(spec(trials, 1 + j)).encode()
+            req = urllib.request.Request(address + "/v1/jobs", data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                ids.append(json.load(r)["id"])
+        pending = set(ids)
+        while pending:
+            for i in list(pending):
+                job = get(f"{address}/v1/jobs/{i}")
+                if job["status"] in ("failed", "cancelled"):
+                    sys.exit(f"job {i} ended {job['status']}: {job.get('error')}")
+                if job["status"] == "succeeded":
+                    pending.discard(i)
             time.sleep(0.05)
         elapsed = time.perf_counter() - start
-        if job["status"] != "succeeded":
-            sys.exit(f"the job ended {job['status']}: {job.get('error')}")
-        layers = get(f"{address}/v1/jobs/{job['id']}/layers")["layers"]
+        layers = [get(f"{address}/v1/jobs/{i}/layers")["layers"] for i in ids]
         return elapsed, layers
     finally:
         for p in procs:
@@ -84,23 +95,26 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--trials", type=int, default=128)
+    ap.add_argument("--jobs", type=int, default=1, help="jobs submitted at once")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
     counts = [int(x) for x in args.workers.split(",")]
+    units = args.jobs * (-(-args.trials // UNIT_NETWORKS) + 1)
     best = {}
     reference = None
     for n in counts:
         for _ in range(args.repeat):
-            t, layers = one_run(n, args.trials)
+            t, layers = one_run(n, args.trials, args.jobs)
             if reference is None:
                 reference = layers
             elif layers != reference:
                 sys.exit(f"{n} workers gave different numbers")
             best[n] = min(best.get(n, t), t)
-            print(f"{n} worker(s): {t:.2f} s", flush=True)
+            print(f"{n} worker(s): {t:.2f} s, {units / t * 60:.0f} units/min", flush=True)
     base = best[counts[0]]
     for n in counts:
-        print(f"best of {args.repeat}: {n} worker(s) {best[n]:.2f} s, speed-up {base / best[n]:.2f}x over {counts[0]}")
+        print(f"best of {args.repeat}: {n} worker(s) {best[n]:.2f} s, {units / best[n] * 60:.0f} units/min "
+              f"({args.jobs} job(s) of {args.trials} networks, {units} units), speed-up {base / best[n]:.2f}x over {counts[0]}")
 
 
 if __name__ == "__main__":

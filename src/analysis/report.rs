@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::predict::{predict, LayerPrediction};
 use super::stats::{
-    clopper_pearson, deviation_stats, fraction_within, nan_if_null, ratio_stats, spread, DeviationStats, RatioStats,
-    Spread,
+    clopper_pearson, defined_mean, deviation_stats, fraction_within, nan_if_null, ratio_stats, spread, DeviationStats,
+    RatioStats, Spread,
 };
 pub use super::verdict::Verdict;
 use super::verdict::{Claim, Evidence};
@@ -229,8 +229,8 @@ pub fn build_report(spec: &Spec, sim: &Simulation) -> RunReport {
             .flat_map(|t| sim.gradient(t, l).iter().copied())
             .collect();
         let across_trials = AcrossTrials {
-            forward_mean: spread(&per_trial(sim, |t| ratio_stats(sim.forward(t, l).to_vec()).mean)),
-            gradient_mean: spread(&per_trial(sim, |t| ratio_stats(sim.gradient(t, l).to_vec()).mean)),
+            forward_mean: spread(&per_trial(sim, |t| defined_mean(sim.forward(t, l)))),
+            gradient_mean: spread(&per_trial(sim, |t| defined_mean(sim.gradient(t, l)))),
         };
         layers.push(LayerReport {
             layer: l,

@@ -102,11 +102,25 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, (ss / (n - 1.0)).sqrt())
 }
 
+/// The mean of the values that are not NaN (NaN when there are none), without sorting them.
+pub fn defined_mean(values: &[f64]) -> f64 {
+    let (sum, n) = values
+        .iter()
+        .filter(|v| !v.is_nan())
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 {
+        f64::NAN
+    } else {
+        sum / n as f64
+    }
+}
+
 /// Sort the defined values of `values` in place (NaNs moved out) and return how many were NaN.
 fn sort_defined(values: &mut Vec<f64>) -> u64 {
     let before = values.len();
     values.retain(|v| !v.is_nan());
-    values.sort_by(f64::total_cmp);
+    // Unstable is the same order here: values equal under total_cmp are the same bits.
+    values.sort_unstable_by(f64::total_cmp);
     (before - values.len()) as u64
 }
 
