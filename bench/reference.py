@@ -1,8 +1,9 @@
 """The same mathematics as widthlab's dense engine, in NumPy or PyTorch, for side-by-side timing.
 
 usage: reference.py {numpy,torch} WORKLOAD PRECISION REPS   -> one JSON line with the seconds.
+       reference.py peak                                   -> the best GEMM rate of NumPy's BLAS.
 
-One repetition = one trial: fresh Gaussian weights N(0, 2/n_l) for every layer, all samples
+One repetition = the workload's trials (networks) at each of its widths; one trial: fresh Gaussian weights N(0, 2/n_l) for every layer, all samples
 batched through the network (matrix-matrix products), softmax cross-entropy head with 20
 classes and a random probability-vector target, back-propagation of the output error, and the
 per-layer forward ratio ||h^l||/||x|| and gradient ratio ||delta^l|| ||h^{l-1}|| / (||x|| ||delta^L||)
@@ -12,11 +13,15 @@ import json
 import sys
 import time
 
+# n0, depth, widths (one per sweep point), samples, trials (networks per point)
 WORKLOADS = {
-    "w1": (500, 10, [1000], 256),
-    "w2": (512, 50, [512], 128),
-    "w3": (500, 10, [4000], 2000),
-    "fig6": (500, 10, [500, 1000, 2000, 4000], 2000),
+    "w1": (500, 10, [1000], 256, 1),
+    "w2": (512, 50, [512], 128, 1),
+    "w3": (500, 10, [4000], 2000, 1),
+    "fig6": (500, 10, [500, 1000, 2000, 4000], 2000, 1),
+    "w1x16": (500, 10, [1000], 256, 16),
+    "w2x16": (512, 50, [512], 128, 16),
+    "sweep4x8": (500, 10, [250, 500, 750, 1000], 256, 8),
 }
 CLASSES = 20
 
@@ -76,9 +81,29 @@ def torch_trial(torch, gen, n0, depth, width, samples, dtype):
     return torch.stack(forward), torch.stack(gradient)
 
 
+def blas_peak():
+    """GFLOP/s of NumPy's matrix product at 4000 x 4000 (f64 and f32), best of 5."""
+    import numpy as np
+
+    out = {}
+    for name, dtype in [("f64", np.float64), ("f32", np.float32)]:
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((4000, 4000)).astype(dtype)
+        b = rng.standard_normal((4000, 4000)).astype(dtype)
+        best = 0.0
+        for _ in range(5):
+            start = time.perf_counter()
+            a @ b
+            best = max(best, 2 * 4000**3 / (time.perf_counter() - start) / 1e9)
+        out[name] = best
+    print(json.dumps({"lib": "numpy", "blas_gflops": out}))
+
+
 def main():
+    if sys.argv[1] == "peak":
+        return blas_peak()
     lib, workload, precision, reps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    n0, depth, widths, samples = WORKLOADS[workload]
+    n0, depth, widths, samples, trials = WORKLOADS[workload]
     seconds = []
     if lib == "numpy":
         import numpy as np
@@ -89,8 +114,9 @@ def main():
             start = time.perf_counter()
             pooled = []
             for width in widths:
-                fwd, grad = numpy_trial(np, rng, n0, depth, width, samples, dtype)
-                pooled.append(float(np.abs(1 - fwd).mean()))
+                for _ in range(trials):
+                    fwd, grad = numpy_trial(np, rng, n0, depth, width, samples, dtype)
+                    pooled.append(float(np.abs(1 - fwd).mean()))
             seconds.append(time.perf_counter() - start)
     else:
         import torch
@@ -102,8 +128,9 @@ def main():
             start = time.perf_counter()
             with torch.no_grad():
                 for width in widths:
-                    fwd, grad = torch_trial(torch, gen, n0, depth, width, samples, dtype)
-                    float((1 - fwd).abs().mean())
+                    for _ in range(trials):
+                        fwd, grad = torch_trial(torch, gen, n0, depth, width, samples, dtype)
+                        float((1 - fwd).abs().mean())
             seconds.append(time.perf_counter() - start)
     print(json.dumps({"lib": lib, "workload": workload, "precision": precision, "seconds": seconds}))
 

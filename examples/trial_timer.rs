@@ -22,6 +22,15 @@ fn spec_for(workload: &str, precision: &str, method: &str, seed: u64) -> Option<
         "w1" => (net(500, 10, 1000), 256, 1, "norms"),
         "w2" => (net(512, 50, 512), 128, 1, "norms"),
         "w3" => (net(500, 10, 4000), 2000, 1, "norms"),
+        // Many networks, as jobs draw them (the theorems are probabilities over the weights).
+        "w1x16" => (net(500, 10, 1000), 256, 16, "norms"),
+        "w2x16" => (net(512, 50, 512), 128, 16, "norms"),
+        "sweep4x8" => (
+            json!({"input_dim": 500, "depth": 10, "widths_to_sweep": [250, 500, 750, 1000], "init": {"scheme": "he", "fan": "out"}}),
+            256,
+            8,
+            "width_sweep",
+        ),
         "fig6" => (
             json!({"input_dim": 500, "depth": 10, "widths_to_sweep": [500, 1000, 2000, 4000], "init": {"scheme": "he", "fan": "out"}}),
             2000,
@@ -104,7 +113,8 @@ fn main() {
                     .points()
                     .iter()
                     .map(|p| dense_flops(&vec![p.width; p.depth], spec.network.input_dim, spec.samples))
-                    .sum();
+                    .sum::<f64>()
+                    * spec.trials as f64;
             }
         }
         seconds.push(start.elapsed().as_secs_f64());
