@@ -195,7 +195,7 @@ impl LogGrid {
     /// Linear interpolation of the density at `z` (0 outside the grid).
     fn density(&self, z: f64) -> f64 {
         let x = (z - self.start) / self.step;
-        if !(x >= 0.0) || x > (self.density.len() - 1) as f64 {
+        if x.is_nan() || x < 0.0 || x > (self.density.len() - 1) as f64 {
             return 0.0;
         }
         let j = x.floor() as usize;
