@@ -4,7 +4,7 @@
 //! Holds: `stats` (descriptive statistics, Clopper-Pearson), `predict` (what the exact laws
 //! predict beside every measured layer), `report` (the result of one simulation), `verdict`
 //! (what a simulation says about a bound's claim), `sweep` (grid points, their seeds, the
-//! empirical frontier).
+//! empirical frontier), `worst_case` (the worst case over the sphere, bracketed).
 //! Depends on: `spec`, `sim` (its plain outputs), `theory`. No HTTP or database.
 
 pub mod geometry;
@@ -14,3 +14,4 @@ pub mod search;
 pub mod stats;
 pub mod sweep;
 pub mod verdict;
+pub mod worst_case;

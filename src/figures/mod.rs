@@ -2,7 +2,8 @@
 //!
 //! Holds one file per figure family: `norms` (ratios per layer), `sweep` (deviation vs width),
 //! `map` (width x depth), `search` (a minimal-width search: P against width, looseness against
-//! depth), each taking typed results, the job's spec and a title; `legend` and
+//! depth), `geometry` (cosines per layer), `worst_case` (worst-case deviation against sqrt(n0 / m),
+//! the bracket per layer), each taking typed results, the job's spec and a title; `legend` and
 //! `svg` hold what is drawn beside plotters' charts (titles, legends, colour bars, tables),
 //! placed in strips of their own so that it never covers data. Every plotting area is marked
 //! by a `<rect class="plot-area">` and every legend is a `<g class="legend">`.
@@ -17,6 +18,7 @@ mod norms;
 mod search;
 mod svg;
 mod sweep;
+mod worst_case;
 
 pub use compare::{compare_svg, Compared, COMPARE_COLOURS};
 pub use geometry::geometry_svg;
@@ -24,6 +26,7 @@ pub use map::map_svg;
 pub use norms::norms_svg;
 pub use search::{search_svg, table_svg};
 pub use sweep::sweep_svg;
+pub use worst_case::worst_case_svg;
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::types::RangedCoordf64;

@@ -116,6 +116,7 @@ pub fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::opena
         .routes(routes!(results::sweep))
         .routes(routes!(results::search))
         .routes(routes!(results::geometry))
+        .routes(routes!(results::worst_case))
         .routes(routes!(figures::plot))
         .routes(routes!(bounds::bounds))
         .routes(routes!(jobs::list_presets))

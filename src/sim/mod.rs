@@ -18,6 +18,7 @@ pub mod real;
 pub mod rng;
 pub mod simd;
 pub mod weights;
+pub mod worst_case;
 mod ziggurat_tables;
 
 use std::sync::atomic::{AtomicU64, Ordering};

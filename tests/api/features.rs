@@ -32,7 +32,8 @@ async fn presets_are_listed_with_their_figures() {
             "arpit2019-fig3-wn-naive",
             "arpit2019-fig4-wn-derived",
             "arpit2019-fig6",
-            "geometry-he-angles"
+            "geometry-he-angles",
+            "worst-case-he"
         ]
     );
     for p in body["presets"].as_array().unwrap() {
@@ -333,6 +334,7 @@ async fn openapi_document_covers_every_route_and_error() {
         ("get", "/v1/jobs/{id}/sweep"),
         ("get", "/v1/jobs/{id}/search"),
         ("get", "/v1/jobs/{id}/geometry"),
+        ("get", "/v1/jobs/{id}/worst_case"),
         ("post", "/v1/jobs/{id}/cancel"),
         ("get", "/v1/bounds"),
         ("get", "/v1/presets"),
@@ -514,7 +516,7 @@ async fn openapi_document_covers_every_route_and_error() {
     // String enums carry their wire names.
     assert_eq!(
         schemas["Kind"]["enum"],
-        json!(["norms", "width_sweep", "min_width", "geometry"])
+        json!(["norms", "width_sweep", "min_width", "geometry", "worst_case"])
     );
     assert_eq!(schemas["Scheme"]["enum"][2], "glorot_paper");
     // Statistics that can be undefined are nullable.

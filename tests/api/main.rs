@@ -24,3 +24,4 @@ mod results;
 mod scaleout;
 mod search;
 mod structure;
+mod worst_case;

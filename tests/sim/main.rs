@@ -8,3 +8,4 @@ mod exact;
 mod geometry;
 mod min_width;
 mod predictions;
+mod worst_case;
