@@ -15,8 +15,9 @@
 //! start never gets worse), double theta after a kept move and halve it after a refused one.
 //! Ascent ends with a polish: moves to the normalized gradient (one power-iteration step of the
 //! current pattern's J^T J), kept only when they improve. The starts are `restarts` Gaussian
-//! directions plus the random input with the largest (ascent) or smallest (descent) ratio at that
-//! layer: since a start never gets worse, the extreme found is at least as extreme as every random
+//! directions, the random input with the largest (ascent) or smallest (descent) ratio at that
+//! layer, and (from layer 2 on) the input the same search reached at the layer before (an input
+//! that kills layer l - 1 kills layer l): since a start never gets worse, the extreme found is at least as extreme as every random
 //! input's (exactly, in floating point: every ratio, random or searched, goes through the same
 //! row-wise evaluation, [`ratios_and_gradients`] / [`forward`], whose result for a row does not
 //! depend on the other rows of the block).
@@ -218,7 +219,8 @@ fn normalize_rows(x: &mut [f64], n: usize) {
 }
 
 /// The extreme ratio at layer `layer` found from the unit rows `starts` (k x n_0): the largest
-/// when `maximize`, else the smallest. Never worse than the starts' own ratios.
+/// when `maximize`, else the smallest, and the input that reached it. Never worse than the
+/// starts' own ratios.
 fn search(
     wt: &[Array2<f64>],
     layer: usize,
@@ -226,7 +228,7 @@ fn search(
     steps: usize,
     maximize: bool,
     cancelled: &dyn Fn() -> bool,
-) -> Result<f64, Cancelled> {
+) -> Result<(f64, Vec<f64>), Cancelled> {
     let n0 = wt[0].nrows();
     let k = starts.len() / n0;
     let mut x = starts.to_vec();
@@ -316,15 +318,13 @@ fn search(
             }
         }
     }
-    Ok(value
-        .into_iter()
-        .fold(if maximize { f64::NEG_INFINITY } else { f64::INFINITY }, |a, v| {
-            if better(v, a) {
-                v
-            } else {
-                a
-            }
-        }))
+    let mut best = 0;
+    for r in 1..k {
+        if better(value[r], value[best]) {
+            best = r;
+        }
+    }
+    Ok((value[best], x[best * n0..(best + 1) * n0].to_vec()))
 }
 
 /// Lower and upper bounds on the spectral norm of `w` (o x i); `v0` seeds the power iteration
@@ -521,6 +521,9 @@ pub fn run_network(
     tick()?;
 
     let mut out = Vec::with_capacity(depth);
+    // The inputs that reached the previous layer's extremes: starts of the next layer's searches
+    // (an input dead at layer l - 1 is dead at layer l).
+    let mut previous: [Option<Vec<f64>>; 2] = [None, None];
     for l in 1..=depth {
         let mut found = [0.0f64; 2];
         for (slot, maximize) in [(0, true), (1, false)] {
@@ -531,7 +534,12 @@ pub fn run_network(
             };
             let mut rows = starts.clone();
             rows.extend_from_slice(&inputs[best * n0..(best + 1) * n0]);
-            found[slot] = search(&wt, l, &rows, search_spec.steps, maximize, cancelled)?;
+            if let Some(x) = &previous[slot] {
+                rows.extend_from_slice(x);
+            }
+            let (value, x) = search(&wt, l, &rows, search_spec.steps, maximize, cancelled)?;
+            found[slot] = value;
+            previous[slot] = Some(x);
             tick()?;
         }
         out.push(LayerExtremes {
@@ -604,7 +612,7 @@ pub fn network_work(net: &Network, search_spec: &WorstCase, samples: usize) -> f
                 + POWER_ITERATIONS as f64 * 2.0 * d * d
         })
         .sum();
-    let starts = (search_spec.restarts + 1) as f64;
+    let starts = (search_spec.restarts + 2) as f64;
     let evaluations = (search_spec.steps + 1 + POLISH_STEPS) as f64;
     let mut cumulative = 0.0;
     let mut search = 0.0;
@@ -630,14 +638,14 @@ pub fn network_memory(net: &Network, search_spec: &WorstCase, samples: usize) ->
         .max()
         .unwrap_or(0);
     let width_sum: u64 = net.widths.iter().map(|&w| w as u64).sum::<u64>() + net.input_dim as u64;
-    let rows = (search_spec.restarts + 1).max(SAMPLE_BLOCK) as u64;
+    let rows = (search_spec.restarts + 2).max(SAMPLE_BLOCK) as u64;
     // Kept weights, one drawn layer and its Gram-Schmidt scratch, the layer copy of the spectral
     // bound and its three d x d matrices, the random inputs and starts, and the activations and
     // gradients of one block of rows (candidates and current values).
     8 * (weights
         + 3 * largest
         + 3 * d * d
-        + (samples as u64 + search_spec.restarts as u64 + 1) * net.input_dim as u64
+        + (samples as u64 + search_spec.restarts as u64 + 2) * net.input_dim as u64
         + 4 * rows * width_sum)
 }
 

@@ -177,7 +177,8 @@ pub struct WorstCase {
     pub input_dims: Vec<usize>,
     /// Hidden widths m of the grid (every layer of a point has width m).
     pub widths: Vec<usize>,
-    /// Random starts per (layer, direction) search (one more start: the best random input).
+    /// Random starts per (layer, direction) search (besides the best random input and, from
+    /// layer 2 on, the previous layer's extreme input).
     pub restarts: usize,
     /// Steps per start (each one forward and one backward pass to the searched layer).
     pub steps: usize,

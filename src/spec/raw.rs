@@ -63,8 +63,8 @@ pub struct JobSpecInput {
     pairs: Option<i64>,
     #[schema(schema_with = angles_schema)]
     angles: Option<Vec<f64>>,
-    /// `worst_case`: random starts of each per-layer search (default 8; one more start is the best
-    /// of the random inputs).
+    /// `worst_case`: random starts of each per-layer search (default 8; besides them the best of
+    /// the random inputs, and from layer 2 on the input the search reached at the layer before).
     #[schema(minimum = 1, maximum = 1024)]
     restarts: Option<i64>,
     /// `worst_case`: steps of each start (default 60; each one forward and one backward pass to

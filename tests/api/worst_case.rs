@@ -84,7 +84,8 @@ async fn a_worst_case_job_serves_rows_csv_and_a_figure() {
         let k = header.iter().position(|h| *h == column).unwrap();
         line.split(',').nth(k).unwrap().parse().unwrap()
     };
-    assert_eq!(at(lines[6], "layer"), 1.0);
+    assert_eq!(at(lines[5], "layer"), 1.0);
+    assert_eq!(at(lines[6], "layer"), 2.0);
     assert_eq!(
         at(lines[6], "found_max_mean"),
         rows[5]["found_max"]["mean"].as_f64().unwrap()

@@ -111,7 +111,7 @@ impl KindRunner for WorstCaseKind {
                 field,
                 format!(
                     "estimated work {work:.3e} floating-point operations ({searching:.3e} of them the searches: \
-                     trials x layers x 2 directions x (restarts + 1) starts x (steps + {}) passes) exceeds the limit of \
+                     trials x layers x 2 directions x (restarts + 2) starts x (steps + {}) passes) exceeds the limit of \
                      {:.3e}; reduce steps, restarts, trials, samples, widths or depth",
                     POLISH_STEPS + 1,
                     limits.max_work
@@ -246,8 +246,9 @@ pub fn k_n_values(search: &WorstCase) -> Value {
 pub fn method_note(search: &WorstCase) -> Value {
     json!({
         "search": format!(
-            "projected gradient ascent and descent of ||h^l(x)|| on the unit sphere, per layer: {} Gaussian starts \
-             plus the random input with the largest (ascent) or smallest (descent) ratio, {} steps each (moves along \
+            "projected gradient ascent and descent of ||h^l(x)|| on the unit sphere, per layer: {} Gaussian starts, \
+             the random input with the largest (ascent) or smallest (descent) ratio at that layer and, from layer 2 \
+             on, the input the same search reached at the layer before; {} steps each (moves along \
              the tangent gradient by an angle, kept only if they improve; the angle doubles after a kept move and \
              halves after a refused one); ascent then polished by up to {} power-iteration moves. A start never gets \
              worse, so the extremes found are at least as extreme as the random inputs' by construction.",
