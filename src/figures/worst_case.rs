@@ -118,6 +118,18 @@ pub fn worst_case_svg(title: &str, spec: &Spec, rows: &[WorstCaseLayer]) -> Plot
             format!("bottom, n0 = {} m = {}: {label}", hardest.input_dim, hardest.width),
         ));
     }
+    let dead: Vec<String> = bracket
+        .iter()
+        .filter(|r| !(r.found_min.mean > 0.0))
+        .map(|r| r.layer.to_string())
+        .collect();
+    if !dead.is_empty() {
+        legend.push(Entry::note(format!(
+            "bottom: the smallest ratio found is 0 at layer {} (an input that every unit of the layer \
+             switches off in every network): not drawn on the log axis",
+            dead.join(", ")
+        )));
+    }
     legend.push(Entry::note(
         "bottom: means over networks of ||h^l(x)|| / ||x||; the smallest ratios (found, random) sit below 1 with the \
          same markers; the true supremum lies between the largest found and the certified bound",
@@ -274,25 +286,22 @@ pub fn worst_case_svg(title: &str, spec: &Spec, rows: &[WorstCaseLayer]) -> Plot
                     .draw_series(LineSeries::new(pts.clone(), colour.stroke_width(2)))
                     .map_err(err)?;
             }
-            chart
-                .draw_series(pts.iter().map(|&xy| match shape {
-                    Shape::Diamond => {
-                        EmptyElement::at(xy)
-                            + PathElement::new(vec![(0, -6), (6, 0), (0, 6), (-6, 0), (0, -6)], colour.stroke_width(2))
-                    }
-                    Shape::Square => {
-                        EmptyElement::at(xy)
-                            + PathElement::new(
-                                vec![(-4, -4), (4, -4), (4, 4), (-4, 4), (-4, -4)],
-                                colour.stroke_width(2),
-                            )
-                    }
-                    _ => {
-                        EmptyElement::at(xy)
-                            + PathElement::new(vec![(-3, -3), (3, -3), (3, 3), (-3, 3), (-3, -3)], colour.filled())
-                    }
-                }))
-                .map_err(err)?;
+            if shape == Shape::Circle {
+                chart
+                    .draw_series(pts.iter().map(|&xy| Circle::new(xy, 4, colour.filled())))
+                    .map_err(err)?;
+            } else {
+                chart
+                    .draw_series(pts.iter().map(|&xy| {
+                        let outline = if shape == Shape::Diamond {
+                            vec![(0, -6), (6, 0), (0, 6), (-6, 0), (0, -6)]
+                        } else {
+                            vec![(-4, -4), (4, -4), (4, 4), (-4, 4), (-4, -4)]
+                        };
+                        EmptyElement::at(xy) + PathElement::new(outline, colour.stroke_width(2))
+                    }))
+                    .map_err(err)?;
+            }
         }
         mark_plot_area(&mut layer, chart.plotting_area().get_pixel_range());
         root.present().map_err(err)?;
