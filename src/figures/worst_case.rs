@@ -28,6 +28,9 @@ const WIDTH_COLOURS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
+/// One line of the bracket panel: label, colour, marker, and the value it draws.
+type Series = (&'static str, RGBColor, Shape, fn(&WorstCaseLayer) -> f64);
+
 /// Ticks at round values over [lo, hi] (steps of 1, 2, 2.5 or 5 times a power of ten).
 fn round_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let span = (hi - lo).max(1e-9);
@@ -96,7 +99,7 @@ pub fn worst_case_svg(title: &str, spec: &Spec, rows: &[WorstCaseLayer]) -> Plot
         ));
     }
     let dark = RGBColor(40, 40, 40);
-    let bracket_series: [(&str, RGBColor, Shape, fn(&WorstCaseLayer) -> f64); 5] = [
+    let bracket_series: [Series; 5] = [
         (
             "certified upper bound (product of spectral norms)",
             RGBColor(214, 39, 40),
@@ -120,7 +123,7 @@ pub fn worst_case_svg(title: &str, spec: &Spec, rows: &[WorstCaseLayer]) -> Plot
     }
     let dead: Vec<String> = bracket
         .iter()
-        .filter(|r| !(r.found_min.mean > 0.0))
+        .filter(|r| r.found_min.mean.is_nan() || r.found_min.mean <= 0.0)
         .map(|r| r.layer.to_string())
         .collect();
     if !dead.is_empty() {

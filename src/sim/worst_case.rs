@@ -160,7 +160,7 @@ fn forward(wt: &[Array2<f64>], x: &[f64], rows: usize, upto: usize) -> Vec<Vec<f
             }
         }
         for v in out.iter_mut() {
-            if !(*v > 0.0) {
+            if v.is_nan() || *v <= 0.0 {
                 *v = 0.0;
             }
         }
@@ -189,7 +189,7 @@ fn ratios_and_gradients(wt: &[Array2<f64>], x: &[f64], rows: usize, layer: usize
         if k > 1 {
             // The ReLU derivative of layer k - 1: on where its activation is positive.
             for (p, a) in prev.iter_mut().zip(&acts[k - 1]) {
-                if !(*a > 0.0) {
+                if a.is_nan() || *a <= 0.0 {
                     *p = 0.0;
                 }
             }
@@ -254,7 +254,8 @@ fn search(
             let tn = norm2(&t).sqrt();
             let gn = norm2(gr).sqrt();
             // A stationary point (or a dead input: f = 0 and no gradient) ends the start.
-            if !(tn > 1e-14 * gn) || !(gn > 0.0) {
+            let moving_on = gn > 0.0 && tn > 1e-14 * gn;
+            if !moving_on {
                 active[r] = false;
                 continue;
             }
@@ -347,12 +348,12 @@ pub fn spectral_bounds(w: &Array2<f64>, v0: &[f64]) -> (f64, f64) {
         }
     }
     let trace: f64 = (0..d).map(|r| a[[r, r]]).sum();
-    if !(trace > 0.0) {
+    if trace.is_nan() || trace <= 0.0 {
         return (0.0, 0.0);
     }
     let rayleigh = |v: &[f64]| -> f64 {
         let nv = norm2(v);
-        if !(nv > 0.0) {
+        if nv.is_nan() || nv <= 0.0 {
             return 0.0;
         }
         let av: Vec<f64> = a
@@ -370,7 +371,7 @@ pub fn spectral_bounds(w: &Array2<f64>, v0: &[f64]) -> (f64, f64) {
             .map(|row| dot(row.as_slice().expect("row"), &v))
             .collect();
         let n = norm2(&av).sqrt();
-        if !(n > 0.0) {
+        if n.is_nan() || n <= 0.0 {
             break;
         }
         v = av.into_iter().map(|x| x / n).collect();

@@ -1300,6 +1300,32 @@ mod tests {
     }
 
     #[test]
+    fn a_worst_case_spec_round_trips_through_its_json() {
+        let v = json!({"kind": "worst_case",
+            "network": {"input_dims_to_sweep": [3, 30], "widths_to_sweep": [10, 20, 40], "depth": 4,
+                        "weight_norm": {"gain": "derived"}},
+            "samples": 70, "trials": 5, "restarts": 6, "steps": 9, "seed": 3});
+        let s = parse_spec(&v, &Limits::default()).unwrap();
+        let w = s.worst_case().expect("a worst_case spec");
+        assert_eq!(
+            (w.input_dims.clone(), w.widths.clone()),
+            (vec![3, 30], vec![10, 20, 40])
+        );
+        assert_eq!((w.restarts, w.steps, s.samples, s.trials), (6, 9, 70, 5));
+        assert_eq!(w.points().len(), 6);
+        assert_eq!(w.points()[4].input_dim, 30);
+        assert_eq!(w.points()[4].width, 20);
+        assert_eq!(parse_spec(&s.to_json(), &Limits::default()).unwrap(), s);
+        // Defaults: 1000 random inputs, 8 restarts, 60 steps; one input_dim and one width.
+        let v = json!({"kind": "worst_case",
+            "network": {"input_dim": 5, "width": 7, "depth": 2, "init": {"scheme": "he", "fan": "out"}}});
+        let s = parse_spec(&v, &Limits::default()).unwrap();
+        let w = s.worst_case().unwrap();
+        assert_eq!((w.restarts, w.steps, s.samples), (8, 60, 1000));
+        assert_eq!(parse_spec(&s.to_json(), &Limits::default()).unwrap(), s);
+    }
+
+    #[test]
     fn epsilon_above_one_is_allowed() {
         let s = parse_spec(&with(&["epsilon"], json!(2.0)), &Limits::default()).unwrap();
         assert_eq!(s.epsilon, 2.0);
