@@ -151,6 +151,10 @@ fn one_layer_search_matches_a_brute_force_maximum() {
         };
         for (t, want) in exact.iter().enumerate() {
             let got = single(t);
+            println!(
+                "n0 = {n0}, m = {width}, network {t}: search {got:.12}, brute force {want:.12}, relative {:.2e}",
+                (got - want) / want
+            );
             assert!(
                 ((got - want) / want).abs() < 1e-6,
                 "n0 = {n0}, m = {width}, network {t}: search {got}, brute force {want}"
@@ -316,4 +320,52 @@ fn worst_case_specs_over_the_limits_are_refused_before_running() {
     let e = validate(&body, &Limits::default()).expect_err("over the memory limit");
     assert_eq!(e.field, "network.width", "{e}");
     assert!(e.message.contains("estimated memory"), "{e}");
+}
+
+#[test]
+fn a_one_point_job_searches_the_norms_networks_of_the_same_seed() {
+    // The norms kind (dense engine) draws its inputs and then its layers from the trial's stream;
+    // a one-point worst_case job draws the same layers (sim::worst_case::draw_weights). Pushing
+    // the norms job's inputs through those layers gives its ratios.
+    use widthlab::sim::rng::trial_rng;
+    use widthlab::sim::weights::fill_gaussian;
+    let network = json!({"input_dim": 6, "widths": [9, 7, 8], "init": {"scheme": "he", "fan": "in"}});
+    let norms = json!({"network": network, "samples": 25, "trials": 1, "method": "dense", "seed": 55});
+    let limits = Limits::default();
+    let never = AtomicBool::new(false);
+    let spec = validate(&norms, &limits).expect("valid").spec;
+    let report = match run_local(&spec, &limits, &|_, _| {}, &never).expect("runs").output {
+        Output::Norms(report) => report,
+        _ => unreachable!(),
+    };
+    let weights = draw_weights(&spec.network, 55, 0);
+    let mut x = Array2::<f64>::zeros((25, 6));
+    fill_gaussian(x.view_mut(), 1.0, &mut trial_rng(55, 0));
+    for (l, layer) in report.layers.iter().enumerate() {
+        let ratios: Vec<f64> = x
+            .rows()
+            .into_iter()
+            .map(|row| {
+                let mut h = row.to_owned();
+                for w in &weights[..=l] {
+                    h = w.dot(&h).mapv(|v| v.max(0.0));
+                }
+                h.dot(&h).sqrt() / row.dot(&row).sqrt()
+            })
+            .collect();
+        let max = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let min = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(
+            (layer.forward.max / max - 1.0).abs() < 1e-12,
+            "layer {}: {} vs {max}",
+            l + 1,
+            layer.forward.max
+        );
+        assert!(
+            (layer.forward.min / min - 1.0).abs() < 1e-12,
+            "layer {}: {} vs {min}",
+            l + 1,
+            layer.forward.min
+        );
+    }
 }
