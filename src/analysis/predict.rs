@@ -327,7 +327,7 @@ pub fn predict(net: &Network, input: InputDistribution) -> Vec<LayerPrediction> 
     out
 }
 
-/// Predictions of a residual network, per block b (docs/theory.md section 7.3):
+/// Predictions of a residual network, per block b (docs/theory.md section 7.4):
 /// * forward: E[r_b^2] = prod_{k<=b} c_k exactly, c_k = 1 + m_k n_0 s_1 s_2 / 2 (the block's
 ///   factor); E[r_b^4] = prod_{k<=b} E[X_k^2] (exact for Gaussian entries and weight norm with
 ///   Gaussian directions); the mean from the two by the log-normal approximation;

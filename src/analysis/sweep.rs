@@ -70,7 +70,7 @@ pub struct PointReport {
 
 /// A residual point's headline: forward ratio ||h^B|| / ||x|| at the last block and backward
 /// ratio ||dL/dx|| / ||dL/dh^B|| at the first, measured (mean and root mean square over every
-/// network's inputs) and predicted (docs/theory.md section 7.3).
+/// network's inputs) and predicted (docs/theory.md section 7.4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResidualPoint {
     pub blocks: usize,

@@ -48,6 +48,7 @@ pub fn output_json(output: &Output) -> Value {
         }),
         Output::MinWidth { spec, stamp, cells } => json!({"spec": spec, "stamp": stamp, "cells": cells}),
         Output::Geometry { spec, stamp, layers } => json!({"spec": spec, "stamp": stamp, "layers": layers}),
+        Output::WorstCase { spec, stamp, layers } => json!({"spec": spec, "stamp": stamp, "layers": layers}),
     }
 }
 
@@ -83,6 +84,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         Kind::WidthSweep => "points",
         Kind::MinWidth => "probes",
         Kind::Geometry => "layers",
+        Kind::WorstCase => "steps of networks",
     };
     bar.set_style(
         ProgressStyle::with_template(&format!(

@@ -6,6 +6,7 @@ use crate::analysis::geometry::GeometryLayer;
 use crate::analysis::report::RunReport;
 use crate::analysis::search::CellResult;
 use crate::analysis::sweep::{root_mean_square, FrontierRow, PointReport};
+use crate::analysis::worst_case::WorstCaseLayer;
 use crate::jobs::kinds::Output;
 use crate::spec::Spec;
 
@@ -16,7 +17,65 @@ pub fn write(out: &mut impl Write, spec: &Spec, output: &Output) -> std::io::Res
         Output::WidthSweep { points, frontier, .. } => write_sweep(out, spec, points, frontier),
         Output::MinWidth { cells, .. } => write_search(out, spec, cells),
         Output::Geometry { layers, .. } => write_geometry(out, spec, layers),
+        Output::WorstCase { layers, .. } => write_worst_case(out, spec, layers),
     }
+}
+
+fn write_worst_case(out: &mut impl Write, spec: &Spec, rows: &[WorstCaseLayer]) -> std::io::Result<()> {
+    writeln!(out, "widthlab run: {spec}")?;
+    writeln!(out, "variance rule: {}", spec.network.variance_rule())?;
+    writeln!(
+        out,
+        "ratio ||h^l(x)|| / ||x|| over the unit sphere, means over networks: the search's max and min beside the \
+         random inputs' (rand), and the certified upper bound on the max (cert, the product of spectral norms; acc: \
+         its largest ratio to the product of their lower bounds); dev = max(max - 1, 1 - min)"
+    )?;
+    if let Some(search) = spec.worst_case() {
+        for k in crate::jobs::kinds::worst_case::k_n_values(search)
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            writeln!(
+                out,
+                "K_n (n = n0 = {}) as the authors' script computes it: {}",
+                k["input_dim"], k["k_n"]
+            )?;
+        }
+        writeln!(out, "(identically 1 analytically: a hemisphere is half the sphere)")?;
+    }
+    let mut point = usize::MAX;
+    for r in rows {
+        if r.point != point {
+            point = r.point;
+            writeln!(out)?;
+            writeln!(
+                out,
+                "n0 = {}, m = {} (sqrt(n0/m) = {:.4}), {} networks, seed {}",
+                r.input_dim, r.width, r.sqrt_input_dim_over_width, r.networks, r.seed
+            )?;
+            writeln!(
+                out,
+                "{:>5} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8} {:>9} {:>9} {:>8}",
+                "layer", "max", "rand max", "min", "rand min", "cert", "acc", "dev", "rand dev", "bracket"
+            )?;
+        }
+        writeln!(
+            out,
+            "{:>5} {:>9.5} {:>9.5} {:>9.5} {:>9.5} {:>10.4} {:>8.5} {:>9.5} {:>9.5} {:>8}",
+            r.layer,
+            r.found_max.mean,
+            r.random_max.mean,
+            r.found_min.mean,
+            r.random_min.mean,
+            r.certified_max.mean,
+            r.certified_accuracy,
+            r.worst_deviation.mean,
+            r.random_deviation.mean,
+            if r.bracket_holds { "holds" } else { "BROKEN" }
+        )?;
+    }
+    Ok(())
 }
 
 fn write_geometry(out: &mut impl Write, spec: &Spec, rows: &[GeometryLayer]) -> std::io::Result<()> {
@@ -235,7 +294,7 @@ fn write_sweep(
 }
 
 /// A residual network's `norms` table: per block, measured against the predictions of
-/// docs/theory.md section 7.3.
+/// docs/theory.md section 7.4.
 fn write_residual(out: &mut impl Write, spec: &Spec, r: &RunReport) -> std::io::Result<()> {
     let f4 = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     writeln!(out, "widthlab run: {spec}")?;

@@ -2,8 +2,10 @@
 //!
 //! Holds one file per figure family: `norms` (ratios per layer), `sweep` (deviation vs width),
 //! `map` (width x depth), `residual` (a sweep of residual networks against the number of blocks),
-//! `search` (a minimal-width search: P against width, looseness against
-//! depth), each taking typed results, the job's spec and a title; `legend` and
+//! `search` (a minimal-width search: P against width, looseness against depth), `geometry`
+//! (cosines per layer), `worst_case` (worst-case deviation against sqrt(n0 / m), the bracket per
+//! layer), `histogram` (one layer's kept ratios beside the exact density), each taking typed
+//! results, the job's spec and a title; `legend` and
 //! `svg` hold what is drawn beside plotters' charts (titles, legends, colour bars, tables),
 //! placed in strips of their own so that it never covers data. Every plotting area is marked
 //! by a `<rect class="plot-area">` and every legend is a `<g class="legend">`.
@@ -20,6 +22,7 @@ mod residual;
 mod search;
 mod svg;
 mod sweep;
+mod worst_case;
 
 pub use compare::{compare_svg, Compared, COMPARE_COLOURS};
 pub use geometry::geometry_svg;
@@ -29,6 +32,7 @@ pub use norms::norms_svg;
 pub use residual::blocks_svg;
 pub use search::{search_svg, table_svg};
 pub use sweep::sweep_svg;
+pub use worst_case::worst_case_svg;
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::types::RangedCoordf64;

@@ -1,7 +1,7 @@
 //! The figure of a sweep over residual networks: against the number of blocks B, the output's
 //! forward ratio ||h^B|| / ||x|| and the input's backward ratio ||dL/dx|| / ||dL/dh^B||
 //! (measured root mean square and mean), beside their predictions (docs/theory.md section
-//! 7.3), one colour per swept hidden width, and sqrt(e), the limit of (1 + 1/B)^(B/2).
+//! 7.4), one colour per swept hidden width, and sqrt(e), the limit of (1 + 1/B)^(B/2).
 
 use plotters::prelude::*;
 

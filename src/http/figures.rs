@@ -11,7 +11,10 @@ use super::{ApiError, AppState};
 use crate::analysis::geometry::GeometryLayer;
 use crate::analysis::report::{BoundCheck, LayerReport};
 use crate::analysis::sweep::PointReport;
-use crate::figures::{self, blocks_svg, geometry_svg, map_svg, norms_svg, search_svg, sweep_svg, table_svg};
+use crate::analysis::worst_case::WorstCaseLayer;
+use crate::figures::{
+    self, blocks_svg, geometry_svg, map_svg, norms_svg, search_svg, sweep_svg, table_svg, worst_case_svg,
+};
 use crate::jobs::stored_spec;
 use crate::spec::Kind;
 use crate::store::{JobRow, ResultFamily};
@@ -66,6 +69,13 @@ pub async fn plot(State(state): State<AppState>, Path(id): Path<String>) -> Resu
                 return Err(not_ready());
             }
             geometry_svg(&title, &spec, &rows)
+        }
+        Kind::WorstCase => {
+            let rows: Vec<WorstCaseLayer> = state.jobs.results(&id, ResultFamily::WorstCaseLayer).await?;
+            if rows.is_empty() {
+                return Err(not_ready());
+            }
+            worst_case_svg(&title, &spec, &rows)
         }
         Kind::Norms => {
             let layers: Vec<LayerReport> = state.jobs.results(&id, ResultFamily::Layer).await?;

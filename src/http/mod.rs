@@ -119,6 +119,7 @@ pub fn documented_routes() -> (Router<AppState>, Router<AppState>, utoipa::opena
         .routes(routes!(results::geometry))
         .routes(routes!(samples::samples))
         .routes(routes!(samples::histogram))
+        .routes(routes!(results::worst_case))
         .routes(routes!(figures::plot))
         .routes(routes!(bounds::bounds))
         .routes(routes!(jobs::list_presets))

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::extract::{Params, Path};
 use super::responses::{BadPath, BadQuery, Internal, JobNotFound, Timeout};
-use super::schema::{BoundChecksPage, ErrorBody, GeometryPage, LayersPage, SearchPage, SweepPage};
+use super::schema::{BoundChecksPage, ErrorBody, GeometryPage, LayersPage, SearchPage, SweepPage, WorstCasePage};
 use super::{ApiError, AppState};
 use crate::analysis::sweep::PointReport;
 use crate::spec::Kind;
@@ -334,6 +334,99 @@ pub async fn geometry(
     Ok(Json(GeometryPage {
         job_id: id,
         status: job.status,
+        layers,
+    })
+    .into_response())
+}
+
+/// Worst-case rows as CSV columns.
+const WORST_CASE_COLUMNS: &[&str] = &[
+    "/point",
+    "/input_dim",
+    "/width",
+    "/depth",
+    "/layer",
+    "/seed",
+    "/networks",
+    "/sqrt_input_dim_over_width",
+    "/found_max/mean",
+    "/found_max/std",
+    "/found_max/min",
+    "/found_max/max",
+    "/random_max/mean",
+    "/random_max/max",
+    "/found_min/mean",
+    "/found_min/std",
+    "/found_min/min",
+    "/found_min/max",
+    "/random_min/mean",
+    "/random_min/min",
+    "/certified_max/mean",
+    "/certified_max/min",
+    "/certified_max/max",
+    "/sigma_lo/mean",
+    "/sigma_hi/mean",
+    "/spectral_accuracy",
+    "/certified_accuracy",
+    "/worst_deviation/mean",
+    "/worst_deviation/std",
+    "/worst_deviation/max",
+    "/random_deviation/mean",
+    "/random_deviation/std",
+    "/random_deviation/max",
+    "/bracket_holds",
+    "/search_at_least_random",
+];
+
+/// The rows of a `worst_case` job (per grid point and layer: the extremes found over the unit
+/// sphere, the random inputs' extremes, the certified upper bound); `?format=csv`.
+#[utoipa::path(get, path = "/v1/jobs/{id}/worst_case", tag = "results",
+    params(("id" = String, Path, description = "the job's id"),
+        ("format" = inline(Option<ResultFormat>), Query, description = "json (default) or csv")),
+    responses(
+        (status = 200, description = "The rows (empty until the job succeeds), grid point by grid point and layer by \
+            layer, with K_n as the authors' script computes it: JSON, or with format=csv one CSV row per (point, layer) \
+            under a header row (columns: the JSON fields, nested names joined by `_`; null is an empty cell)",
+            content(
+                (WorstCasePage = "application/json"),
+                (String = "text/csv"),
+            )),
+        BadQuery, JobNotFound, Timeout,
+        (status = 409, body = ErrorBody, description = "wrong_kind: not a worst_case job"),
+        (status = 422, body = ErrorBody, description = "invalid_spec: an unknown format (`field`: format)"),
+        Internal))]
+pub async fn worst_case(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let csv = wants_csv(&params)?;
+    let job = state.jobs.job(&id).await?;
+    if job.kind != Kind::WorstCase {
+        return Err(ApiError::Conflict {
+            code: "wrong_kind",
+            message: format!(
+                "job {id} is a {} job; worst cases over the sphere exist for {} jobs",
+                job.kind,
+                Kind::WorstCase
+            ),
+        });
+    }
+    let layers = state.jobs.result_documents(&id, ResultFamily::WorstCaseLayer).await?;
+    if csv {
+        return Ok(csv_response(&id, "worst_case", to_csv(&layers, WORST_CASE_COLUMNS)));
+    }
+    let spec = crate::jobs::stored_spec(&job)
+        .ok_or_else(|| ApiError::Internal(format!("the stored spec of job {id} does not parse")))?;
+    let search = spec
+        .worst_case()
+        .ok_or_else(|| ApiError::Internal(format!("the stored spec of job {id} is not a worst_case spec")))?;
+    Ok(Json(WorstCasePage {
+        job_id: id,
+        status: job.status,
+        k_n: crate::jobs::kinds::worst_case::k_n_values(search),
+        k_n_note: crate::jobs::kinds::worst_case::K_N_NOTE.to_string(),
+        method: crate::jobs::kinds::worst_case::method_note(search),
         layers,
     })
     .into_response())

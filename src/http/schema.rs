@@ -86,6 +86,7 @@ pub struct JobLinks {
     pub plot: String,
     pub search: String,
     pub geometry: String,
+    pub worst_case: String,
 }
 
 /// A job as the API shows it.
@@ -157,6 +158,7 @@ impl From<&JobRow> for JobView {
                 plot: format!("{base}/plot.svg"),
                 search: format!("{base}/search"),
                 geometry: format!("{base}/geometry"),
+                worst_case: format!("{base}/worst_case"),
                 self_: base,
             },
         }
@@ -188,6 +190,23 @@ pub struct BoundChecksPage {
     pub status: Status,
     #[schema(value_type = Vec<BoundCheck>)]
     pub bound_checks: Vec<Value>,
+}
+
+/// The rows of a `worst_case` job (empty until it succeeds): one per grid point and layer, with
+/// K_n as the authors' script computes it and how the search and the bound were computed.
+#[derive(Serialize, ToSchema)]
+pub struct WorstCasePage {
+    pub job_id: String,
+    pub status: Status,
+    /// K_n per input dimension of the grid, as the authors' script computes it (identically 1).
+    #[schema(value_type = Vec<Object>)]
+    pub k_n: Value,
+    pub k_n_note: String,
+    /// How the search and the certified bound were computed.
+    #[schema(value_type = Object)]
+    pub method: Value,
+    #[schema(value_type = Vec<crate::analysis::worst_case::WorstCaseLayer>)]
+    pub layers: Vec<Value>,
 }
 
 /// The rows of a `geometry` job (empty until it succeeds): one per initial angle and layer.

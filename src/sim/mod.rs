@@ -19,6 +19,7 @@ pub mod residual;
 pub mod rng;
 pub mod simd;
 pub mod weights;
+pub mod worst_case;
 mod ziggurat_tables;
 
 use std::sync::atomic::{AtomicU64, Ordering};

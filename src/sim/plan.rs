@@ -69,7 +69,8 @@ pub fn work_units(spec: &Spec) -> u64 {
 /// runner plans each probe (and the job's work is its own budget).
 fn simulated(spec: &Spec) -> Vec<Spec> {
     match &spec.task {
-        Task::MinWidth(_) => Vec::new(),
+        // So does a worst_case job: its runner estimates its searches (jobs::kinds::worst_case).
+        Task::MinWidth(_) | Task::WorstCase(_) => Vec::new(),
         // A geometry job's batch (its pairs' inputs) is its `samples`: estimated as a norms job of
         // that batch, an upper bound (it makes no backward pass and stores moments, not ratios).
         Task::Norms | Task::Geometry(_) => vec![spec.clone()],

@@ -9,7 +9,7 @@
 //! Backward, with G^b = dloss/dH^b (G^B = (p - t) W_out, no mask: the stream has no ReLU):
 //! G^(b-1) = G^b + ((G^b W_2) * 1[A^b > 0]) W_1, where A^b = H^(b-1) W_1^T is the block's
 //! pre-activation. The mask is the ReLU derivative of the block's hidden layer, applied between
-//! W_2^T and W_1^T (docs/theory.md section 7.3: the authors' notebook applies it elsewhere).
+//! W_2^T and W_1^T (docs/theory.md section 7.4: the authors' notebook applies it elsewhere).
 //!
 //! Ratios per block and sample: forward ||h^b|| / ||x||, backward
 //! ||dloss/dh^(b-1)|| / ||dloss/dh^B|| (the gradient arriving at block b's input, relative to

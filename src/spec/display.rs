@@ -75,6 +75,21 @@ impl fmt::Display for Spec {
                     self.precision
                 )
             }
+            Task::WorstCase(w) => {
+                return write!(
+                    f,
+                    "worst case over the unit sphere: {}, n0 {:?} x m {:?}, L={}, N={} random inputs, restarts={} steps={}, trials={} seed={} (f64)",
+                    self.network.weights,
+                    w.input_dims,
+                    w.widths,
+                    self.network.depth(),
+                    self.samples,
+                    w.restarts,
+                    w.steps,
+                    self.trials,
+                    self.seed,
+                )
+            }
             Task::MinWidth(search) => {
                 return write!(
                     f,

@@ -106,6 +106,9 @@ string_enum! {
         MinWidth = "min_width",
         /// Angles and distances between input pairs, layer by layer, against the arc-cosine map.
         Geometry = "geometry",
+        /// The inputs on the unit sphere that stretch and shrink the most, searched per layer,
+        /// bracketed by a certified upper bound (a grid over input dimension x width).
+        WorstCase = "worst_case",
     }
 }
 
@@ -166,6 +169,57 @@ pub enum Task {
     WidthSweep(Sweep),
     MinWidth(MinWidthSearch),
     Geometry(Geometry),
+    WorstCase(WorstCase),
+}
+
+/// What a `worst_case` job searches: for every (input dimension, width) point of its grid,
+/// `trials` networks of `depth` layers; per network and layer the unit inputs that stretch and
+/// shrink ||h^l(x)|| the most, from `restarts` random starts of `steps` steps each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorstCase {
+    /// Input dimensions n_0 of the grid (at least one).
+    pub input_dims: Vec<usize>,
+    /// Hidden widths m of the grid (every layer of a point has width m).
+    pub widths: Vec<usize>,
+    /// Random starts per (layer, direction) search (besides the best random input and, from
+    /// layer 2 on, the previous layer's extreme input).
+    pub restarts: usize,
+    /// Steps per start (each one forward and one backward pass to the searched layer).
+    pub steps: usize,
+}
+
+/// One point of a `worst_case` grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorstCasePoint {
+    pub index: usize,
+    pub input_dim: usize,
+    pub width: usize,
+}
+
+impl WorstCase {
+    /// Default random starts per search.
+    pub const DEFAULT_RESTARTS: usize = 8;
+    /// Default steps per start.
+    pub const DEFAULT_STEPS: usize = 60;
+    /// At most this many starts per search.
+    pub const MAX_RESTARTS: usize = 1024;
+    /// At most this many steps per start.
+    pub const MAX_STEPS: usize = 100_000;
+
+    /// The grid points, input-dimension-major: (n_0, m) for every n_0, then every m.
+    pub fn points(&self) -> Vec<WorstCasePoint> {
+        let mut out = Vec::with_capacity(self.input_dims.len() * self.widths.len());
+        for &input_dim in &self.input_dims {
+            for &width in &self.widths {
+                out.push(WorstCasePoint {
+                    index: out.len(),
+                    input_dim,
+                    width,
+                });
+            }
+        }
+        out
+    }
 }
 
 /// What a `geometry` job measures: `pairs` input pairs (x, y) with ||x|| = ||y|| at each of
@@ -209,6 +263,7 @@ impl Task {
             Task::WidthSweep(_) => Kind::WidthSweep,
             Task::MinWidth(_) => Kind::MinWidth,
             Task::Geometry(_) => Kind::Geometry,
+            Task::WorstCase(_) => Kind::WorstCase,
         }
     }
 }
@@ -551,7 +606,7 @@ impl Network {
     }
 
     /// Residual block b: E[||h^b||^2 | h^(b-1)] / ||h^(b-1)||^2 = 1 + m_b n_0 s_1 s_2 / 2, exact
-    /// at any width for sign-symmetric rows (docs/theory.md section 7.3); the backward factor
+    /// at any width for sign-symmetric rows (docs/theory.md section 7.4); the backward factor
     /// of ||dL/dh||^2 through the block is the same in mean field. Weight norm:
     /// 1 + g_1^2 g_2^2 / 2 (1 + 1/B for the proposed gains, 3/2 for naive).
     pub fn block_factor(&self, block: usize) -> f64 {
@@ -676,6 +731,23 @@ impl Spec {
         }
     }
 
+    /// The grid and search of a `worst_case` job.
+    pub fn worst_case(&self) -> Option<&WorstCase> {
+        match &self.task {
+            Task::WorstCase(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The network of one `worst_case` grid point: input dimension `input_dim`, every layer of
+    /// width `width` (the depth and weights of the spec's network).
+    pub fn network_at(&self, input_dim: usize, width: usize) -> Network {
+        let mut network = self.network.clone();
+        network.input_dim = input_dim;
+        network.widths = vec![width; network.depth()];
+        network
+    }
+
     /// The search of a `min_width` job.
     pub fn min_width(&self) -> Option<&MinWidthSearch> {
         match &self.task {
@@ -742,6 +814,24 @@ impl Spec {
                 "trials": self.trials,
                 "seed": self.seed,
                 "precision": self.precision,
+            });
+        }
+        if let Task::WorstCase(w) = &self.task {
+            if let Some(obj) = network.as_object_mut() {
+                obj.remove("widths");
+                obj.remove("input_dim");
+                obj.insert("input_dims_to_sweep".into(), json!(w.input_dims));
+                obj.insert("widths_to_sweep".into(), json!(w.widths));
+                obj.insert("depth".into(), json!(self.network.depth()));
+            }
+            return json!({
+                "kind": self.kind(),
+                "network": network,
+                "samples": self.samples,
+                "trials": self.trials,
+                "restarts": w.restarts,
+                "steps": w.steps,
+                "seed": self.seed,
             });
         }
         let mut spec = json!({

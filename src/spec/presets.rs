@@ -311,6 +311,25 @@ pub fn presets() -> Vec<Preset> {
                 "precision": "f64",
             }),
         },
+        Preset {
+            name: "worst-case-he",
+            figure: "Figure of the infinite-sample claim: worst-case deviation over the unit sphere against sqrt(n0 / m), random inputs beside it",
+            description: "He (fan-out) networks of depth 3 at input dimensions 4, 16, 64 and widths 64, 256, 4 networks per \
+                          point, 500 random inputs, 8 random starts of 60 steps per layer and direction. Expect the \
+                          worst case found over the sphere to deviate from 1 far more than any of the random inputs, \
+                          growing with sqrt(n0 / m) and shrinking with width; the certified upper bound (the product of \
+                          the layers' spectral norms, about (sqrt(2) (1 + sqrt(n0 / m)))^l) above every maximum found.",
+            spec: json!({
+                "kind": "worst_case",
+                "network": {"input_dims_to_sweep": [4, 16, 64], "widths_to_sweep": [64, 256], "depth": 3,
+                            "init": {"scheme": "he", "fan": "out"}},
+                "samples": 500,
+                "trials": 4,
+                "restarts": 8,
+                "steps": 60,
+                "seed": 2019,
+            }),
+        },
     ]
 }
 
@@ -363,11 +382,14 @@ pub fn expand(body: &Value) -> Result<(Value, Option<&'static str>), SpecError> 
         overrides.get("network").and_then(Value::as_object),
         spec["network"].as_object_mut(),
     ) {
-        let replaces: [(&str, &[&str]); 8] = [
+        let replaces: [(&str, &[&str]); 11] = [
             ("init", &["weight_norm"]),
             ("weight_norm", &["init"]),
             ("widths", &["depth", "width", "blocks"]),
-            ("width", &["widths"]),
+            ("width", &["widths", "widths_to_sweep"]),
+            ("widths_to_sweep", &["width"]),
+            ("input_dim", &["input_dims_to_sweep"]),
+            ("input_dims_to_sweep", &["input_dim"]),
             ("depth", &["widths", "depths_to_sweep"]),
             ("depths_to_sweep", &["depth"]),
             ("blocks", &["widths", "blocks_to_sweep"]),

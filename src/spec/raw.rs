@@ -67,6 +67,14 @@ pub struct JobSpecInput {
     /// histograms (default false); trials x samples x depth x 2 values, at most the server's
     /// max_kept_values.
     keep_samples: Option<bool>,
+    /// `worst_case`: random starts of each per-layer search (default 8; besides them the best of
+    /// the random inputs, and from layer 2 on the input the search reached at the layer before).
+    #[schema(minimum = 1, maximum = 1024)]
+    restarts: Option<i64>,
+    /// `worst_case`: steps of each start (default 60; each one forward and one backward pass to
+    /// the searched layer).
+    #[schema(minimum = 1, maximum = 100000)]
+    steps: Option<i64>,
 }
 
 fn tags_schema() -> utoipa::openapi::Array {
@@ -157,6 +165,8 @@ pub struct NetworkInput {
     blocks: Option<i64>,
     #[schema(schema_with = blocks_to_sweep_schema)]
     blocks_to_sweep: Option<Vec<i64>>,
+    #[schema(schema_with = input_dims_to_sweep_schema)]
+    input_dims_to_sweep: Option<Vec<i64>>,
 }
 
 /// `scheme`: he (needs `fan`: in | out), glorot, glorot_paper, lecun, orthogonal (`gain`,
@@ -260,6 +270,17 @@ fn blocks_to_sweep_schema() -> utoipa::openapi::Array {
         l.max_depth,
         l.max_sweep_points,
         "The numbers of residual blocks of a width_sweep (architecture residual only; instead of blocks).",
+    )
+}
+
+fn input_dims_to_sweep_schema() -> utoipa::openapi::Array {
+    let l = Limits::default();
+    int_array(
+        1,
+        l.max_input_dim,
+        l.max_sweep_points,
+        "worst_case only (instead of input_dim): the input dimensions of its grid; the grid \
+         input_dims x widths holds at most 64 points.",
     )
 }
 
@@ -406,6 +427,11 @@ fn allowed(field: &str) -> String {
         "pairs" => "an integer in [1, max_samples / 2]".into(),
         "angles" => "a list of 1 to 16 angles in degrees, each in (0, 180]".into(),
         "keep_samples" => "true or false (kind norms only)".into(),
+        "restarts" => format!("an integer in [1, {}]", WorstCase::MAX_RESTARTS),
+        "steps" => format!("an integer in [1, {}]", WorstCase::MAX_STEPS),
+        "network.input_dims_to_sweep" => {
+            "a non-empty array of at most max_sweep_points integers in [1, max_input_dim]".into()
+        }
         _ => "see the spec format in the README".into(),
     }
 }
@@ -529,6 +555,7 @@ fn convert(mut raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
     let network = convert_network(raw_network, architecture, limits)?;
     let task = match task {
         Task::Geometry(_) => Task::Geometry(convert_geometry(&mut raw, &network, limits)?),
+        Task::WorstCase(grid) => Task::WorstCase(convert_worst_case(&mut raw, grid)?),
         other => {
             unused(
                 "pairs",
@@ -540,12 +567,20 @@ fn convert(mut raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
                 raw.angles.is_some(),
                 &format!("by kind {kind} (it is a field of kind geometry)"),
             )?;
+            for (field, present) in [("restarts", raw.restarts.is_some()), ("steps", raw.steps.is_some())] {
+                unused(
+                    field,
+                    present,
+                    &format!("by kind {kind} (it is a field of kind worst_case)"),
+                )?;
+            }
             other
         }
     };
     // A geometry job's batch is its pairs' inputs (which the memory estimate counts as samples).
     let samples = match &task {
         Task::Geometry(g) => g.batch(),
+        Task::WorstCase(_) => int_in("samples", raw.samples.unwrap_or(1000), 1, limits.max_samples)?,
         _ => int_in("samples", raw.samples.unwrap_or(2000), 1, limits.max_samples)?,
     };
     let trials = match (&task, raw.trials) {
@@ -609,7 +644,7 @@ fn convert(mut raw: JobSpecInput, limits: &Limits) -> Result<Spec, SpecError> {
         seed: raw.seed.unwrap_or_else(draw_seed),
         precision: raw.precision.unwrap_or(Precision::F64),
         method: match kind {
-            Kind::Geometry => Method::Dense,
+            Kind::Geometry | Kind::WorstCase => Method::Dense,
             _ => raw.method.unwrap_or(Method::Auto),
         },
         first_trial: 0,
@@ -768,6 +803,54 @@ fn convert_geometry(raw: &mut JobSpecInput, network: &Network, limits: &Limits) 
     })
 }
 
+/// The fields of a `worst_case` job (its grid came out of the network); refuses the fields it
+/// does not use (taken out of `raw`, so the other kinds' defaults apply to them).
+fn convert_worst_case(raw: &mut JobSpecInput, grid: WorstCase) -> Result<WorstCase, SpecError> {
+    unused(
+        "input",
+        raw.input.take().is_some(),
+        "by kind worst_case (its random inputs are uniform on the unit sphere: the ratio does not depend on the norm)",
+    )?;
+    unused(
+        "epsilon",
+        raw.epsilon.is_some(),
+        "by kind worst_case (it reports extremes and deviations, no tolerance)",
+    )?;
+    unused(
+        "delta",
+        raw.delta.is_some(),
+        "by kind worst_case (it reports extremes and deviations, no bound)",
+    )?;
+    unused(
+        "method",
+        raw.method.take().is_some(),
+        "by kind worst_case (it always draws the weight matrices)",
+    )?;
+    if raw.precision == Some(Precision::F32) {
+        return Err(SpecError::new(
+            "precision",
+            "kind worst_case computes in f64 only; allowed: \"f64\" (or leave it out)",
+        ));
+    }
+    let restarts = int_in(
+        "restarts",
+        raw.restarts.unwrap_or(WorstCase::DEFAULT_RESTARTS as i64),
+        1,
+        WorstCase::MAX_RESTARTS,
+    )?;
+    let steps = int_in(
+        "steps",
+        raw.steps.unwrap_or(WorstCase::DEFAULT_STEPS as i64),
+        1,
+        WorstCase::MAX_STEPS,
+    )?;
+    Ok(WorstCase {
+        restarts,
+        steps,
+        ..grid
+    })
+}
+
 /// A seed for a spec without one: uniform below 2^53, so that every JSON client (a double in
 /// JavaScript, say) reads the echoed seed back exactly.
 fn draw_seed() -> u64 {
@@ -903,7 +986,90 @@ fn take_task(kind: Kind, net: &mut NetworkInput, limits: &Limits) -> Result<Task
             )),
         }
     };
+    if kind != Kind::WorstCase {
+        unused(
+            "network.input_dims_to_sweep",
+            net.input_dims_to_sweep.is_some(),
+            &format!("by kind {kind} (it is a field of kind worst_case)"),
+        )?;
+    }
     match kind {
+        Kind::WorstCase => {
+            let depth = one_depth(net)?.ok_or_else(|| {
+                SpecError::new(
+                    "network.depth",
+                    format!("required for kind worst_case: an integer in [1, {}]", limits.max_depth),
+                )
+            })?;
+            int_in("network.depth", depth, 1, limits.max_depth)?;
+            unused(
+                "network.widths",
+                net.widths.is_some(),
+                "by kind worst_case (every layer has the same width: give width or widths_to_sweep)",
+            )?;
+            unused(
+                "network.depths_to_sweep",
+                net.depths_to_sweep.is_some(),
+                "by kind worst_case (one depth: give depth)",
+            )?;
+            let widths = match (net.widths_to_sweep.take(), net.width) {
+                (Some(_), Some(_)) => {
+                    return Err(SpecError::new(
+                        "network.width",
+                        "give either width or widths_to_sweep, not both",
+                    ))
+                }
+                (Some(ws), None) => list("network.widths_to_sweep", &ws, limits.max_width)?,
+                (None, Some(w)) => vec![int_in("network.width", w, 1, limits.max_width)?],
+                (None, None) => {
+                    return Err(SpecError::new(
+                        "network.width",
+                        format!(
+                            "required for kind worst_case (or give widths_to_sweep): an integer in [1, {}]",
+                            limits.max_width
+                        ),
+                    ))
+                }
+            };
+            let input_dims = match (net.input_dims_to_sweep.take(), net.input_dim) {
+                (Some(_), Some(_)) => {
+                    return Err(SpecError::new(
+                        "network.input_dim",
+                        "give either input_dim or input_dims_to_sweep, not both",
+                    ))
+                }
+                (Some(ds), None) => list("network.input_dims_to_sweep", &ds, limits.max_input_dim)?,
+                (None, Some(d)) => vec![int_in("network.input_dim", d, 1, limits.max_input_dim)?],
+                (None, None) => {
+                    return Err(SpecError::new(
+                        "network.input_dim",
+                        format!(
+                            "required for kind worst_case (or give input_dims_to_sweep): an integer in [1, {}]",
+                            limits.max_input_dim
+                        ),
+                    ))
+                }
+            };
+            if widths.len() * input_dims.len() > limits.max_sweep_points {
+                return Err(SpecError::new(
+                    "network.widths_to_sweep",
+                    format!(
+                        "the grid input_dims x widths has {} points; at most {} are allowed",
+                        widths.len() * input_dims.len(),
+                        limits.max_sweep_points
+                    ),
+                ));
+            }
+            // The network of the first point stands in; every point sets its own.
+            net.width = Some(widths[0] as i64);
+            net.input_dim = Some(input_dims[0] as i64);
+            Ok(Task::WorstCase(WorstCase {
+                input_dims,
+                widths,
+                restarts: 0,
+                steps: 0,
+            }))
+        }
         Kind::MinWidth => {
             let why = "by kind min_width: the width is what it searches (see width_range)";
             unused("network.width", net.width.is_some(), why)?;
@@ -1359,6 +1525,32 @@ mod tests {
         net.insert("widths".into(), json!([100, 200, 0]));
         let e = err_field(v);
         assert_eq!(e.field, "network.widths[2]");
+    }
+
+    #[test]
+    fn a_worst_case_spec_round_trips_through_its_json() {
+        let v = json!({"kind": "worst_case",
+            "network": {"input_dims_to_sweep": [3, 30], "widths_to_sweep": [10, 20, 40], "depth": 4,
+                        "weight_norm": {"gain": "derived"}},
+            "samples": 70, "trials": 5, "restarts": 6, "steps": 9, "seed": 3});
+        let s = parse_spec(&v, &Limits::default()).unwrap();
+        let w = s.worst_case().expect("a worst_case spec");
+        assert_eq!(
+            (w.input_dims.clone(), w.widths.clone()),
+            (vec![3, 30], vec![10, 20, 40])
+        );
+        assert_eq!((w.restarts, w.steps, s.samples, s.trials), (6, 9, 70, 5));
+        assert_eq!(w.points().len(), 6);
+        assert_eq!(w.points()[4].input_dim, 30);
+        assert_eq!(w.points()[4].width, 20);
+        assert_eq!(parse_spec(&s.to_json(), &Limits::default()).unwrap(), s);
+        // Defaults: 1000 random inputs, 8 restarts, 60 steps; one input_dim and one width.
+        let v = json!({"kind": "worst_case",
+            "network": {"input_dim": 5, "width": 7, "depth": 2, "init": {"scheme": "he", "fan": "out"}}});
+        let s = parse_spec(&v, &Limits::default()).unwrap();
+        let w = s.worst_case().unwrap();
+        assert_eq!((w.restarts, w.steps, s.samples), (8, 60, 1000));
+        assert_eq!(parse_spec(&s.to_json(), &Limits::default()).unwrap(), s);
     }
 
     #[test]

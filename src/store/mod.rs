@@ -114,6 +114,11 @@ string_enum! {
         /// The cosine and distance moments of one unit of a `geometry` job's networks (dropped
         /// once the rows are stored).
         PairMoments = "pair_moments",
+        /// One (grid point, layer) row of a `worst_case` job (index: point x depth + layer - 1).
+        WorstCaseLayer = "worst_case_layer",
+        /// The extremes and spectral norms of one unit of a `worst_case` job's networks (index:
+        /// the unit; dropped once the rows are stored).
+        WorstCaseNetworks = "worst_case_networks",
     }
 }
 

@@ -1,4 +1,4 @@
-//! Moments of a residual block's norm factor (docs/theory.md section 7.3, derived there).
+//! Moments of a residual block's norm factor (docs/theory.md section 7.4, derived there).
 //!
 //! Block b maps h to h + W_2 ReLU(W_1 h), with W_1 (m x n_0) and W_2 (n_0 x m) whose rows are
 //! independent and sign-symmetric with E[W_1,ij^2] = s_1, E[W_2,ij^2] = s_2. Its factor

@@ -37,7 +37,8 @@ async fn presets_are_listed_with_their_figures() {
             "acb2019-resnet-naive",
             "acb2019-resnet-proposed",
             "acb2019-resnet-blocks",
-            "geometry-he-angles"
+            "geometry-he-angles",
+            "worst-case-he"
         ]
     );
     for p in body["presets"].as_array().unwrap() {
@@ -340,6 +341,7 @@ async fn openapi_document_covers_every_route_and_error() {
         ("get", "/v1/jobs/{id}/geometry"),
         ("get", "/v1/jobs/{id}/samples"),
         ("get", "/v1/jobs/{id}/histogram.svg"),
+        ("get", "/v1/jobs/{id}/worst_case"),
         ("post", "/v1/jobs/{id}/cancel"),
         ("get", "/v1/bounds"),
         ("get", "/v1/presets"),
@@ -521,7 +523,7 @@ async fn openapi_document_covers_every_route_and_error() {
     // String enums carry their wire names.
     assert_eq!(
         schemas["Kind"]["enum"],
-        json!(["norms", "width_sweep", "min_width", "geometry"])
+        json!(["norms", "width_sweep", "min_width", "geometry", "worst_case"])
     );
     assert_eq!(schemas["Scheme"]["enum"][2], "glorot_paper");
     // Statistics that can be undefined are nullable.

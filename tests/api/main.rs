@@ -26,3 +26,4 @@ mod samples;
 mod scaleout;
 mod search;
 mod structure;
+mod worst_case;

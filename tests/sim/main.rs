@@ -10,3 +10,4 @@ mod geometry;
 mod min_width;
 mod predictions;
 mod residual;
+mod worst_case;

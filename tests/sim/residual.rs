@@ -1,4 +1,4 @@
-//! Residual weight-normalized networks (docs/theory.md section 7.3): the forward ratio per block
+//! Residual weight-normalized networks (docs/theory.md section 7.4): the forward ratio per block
 //! against its exact second moment, the naive gain's 1.5 per block, the backward pass against
 //! finite differences, and reproducibility over thread counts.
 //!

@@ -125,6 +125,13 @@ fn render(job: &JobRow, checks: &[Value], tokens: bool, title: &str) -> Markup {
             (format!("{api}/geometry"), "angles and distances (JSON)"),
             (format!("{api}/geometry?format=csv"), "angles and distances (CSV)"),
         ],
+        Kind::WorstCase => vec![
+            (format!("{api}/worst_case"), "worst case over the sphere (JSON)"),
+            (
+                format!("{api}/worst_case?format=csv"),
+                "worst case over the sphere (CSV)",
+            ),
+        ],
     };
     html! {
         main data-id=(job.id) data-status=(job.status.as_str()) data-started=(job.started_at.as_deref().unwrap_or("")) {

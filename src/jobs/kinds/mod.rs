@@ -16,6 +16,7 @@ mod geometry;
 pub mod min_width;
 pub mod norms;
 mod width_sweep;
+pub mod worst_case;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -28,6 +29,7 @@ use crate::analysis::geometry::GeometryLayer;
 use crate::analysis::report::{RunReport, Stamp};
 use crate::analysis::search::CellResult;
 use crate::analysis::sweep::{FrontierRow, PointReport};
+use crate::analysis::worst_case::WorstCaseLayer;
 use crate::sim::{plan, Cancelled, Control};
 use crate::spec::labels::Labels;
 use crate::spec::presets;
@@ -83,6 +85,11 @@ pub enum Output {
         spec: Value,
         stamp: Stamp,
         layers: Vec<GeometryLayer>,
+    },
+    WorstCase {
+        spec: Value,
+        stamp: Stamp,
+        layers: Vec<WorstCaseLayer>,
     },
 }
 
@@ -174,6 +181,7 @@ pub fn runner(kind: Kind) -> &'static dyn KindRunner {
         Kind::WidthSweep => &width_sweep::WidthSweep,
         Kind::MinWidth => &min_width::MinWidth,
         Kind::Geometry => &geometry::GeometryKind,
+        Kind::WorstCase => &worst_case::WorstCaseKind,
     }
 }
 
