@@ -23,6 +23,11 @@ struct Worker {
 
 impl Worker {
     fn start(url: &str, log: &Path) -> Worker {
+        Worker::start_with(url, log, &[])
+    }
+
+    /// A worker with more arguments (`--max-units N`, say).
+    fn start_with(url: &str, log: &Path, extra: &[&str]) -> Worker {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -32,6 +37,7 @@ impl Worker {
         clear_widthlab_env(&mut command);
         let mut child = command
             .args(["worker", "--database-url", url, "--threads", "1", "--lease-secs", "3"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -106,11 +112,9 @@ async fn three_workers_share_the_units_and_agree_with_one_process_bit_for_bit() 
     let mut api = serve_command(Path::new(&url));
     api.args(["--workers", "0"]);
     let api = Server::spawn(api, &log);
-    let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&url, &log)).collect();
     let sweep_id = api.submit(&sweep()).await;
-    let norms_id = api.submit(&norms(64, 7)).await;
     // Events of a job computed by other processes reach this API node's clients (it re-reads
-    // the database): growing progress, then the final status.
+    // the database every second): growing progress, then the final status.
     let events = api
         .client
         .get(format!("{}/v1/jobs/{sweep_id}/events", api.address))
@@ -118,6 +122,22 @@ async fn three_workers_share_the_units_and_agree_with_one_process_bit_for_bit() 
         .await
         .expect("events");
     let stream = tokio::spawn(async move { events.text().await.unwrap_or_default() });
+    // A first worker computes 3 of the 12 points and leaves: the sweep stays at 3 of 12 (on any
+    // machine, however fast) until the others start, long enough for the API node to see it.
+    let mut first = Worker::start_with(&url, &log, &["--max-units", "3"]);
+    let first_id = first.id.clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while api.get(&format!("/v1/jobs/{sweep_id}")).await["progress"]["done"] != 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first worker did not compute 3 points"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = first.child.wait();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let workers: Vec<Worker> = (0..3).map(|_| Worker::start(&url, &log)).collect();
+    let norms_id = api.submit(&norms(64, 7)).await;
     let swept = api.wait_succeeded(&sweep_id, Duration::from_secs(300)).await;
     let normed = api.wait_succeeded(&norms_id, Duration::from_secs(300)).await;
     assert_eq!(swept["attempt"], 0);
@@ -132,8 +152,8 @@ async fn three_workers_share_the_units_and_agree_with_one_process_bit_for_bit() 
         .filter(|v| v["status"] == "running")
         .filter_map(|v| v["done"].as_u64())
         .collect();
-    // The API node re-reads the database every second: at least one event in mid-run.
-    assert!(progress.iter().any(|&d| d > 0 && d < 12), "progress events: {text}");
+    // The API node re-reads the database every second: it saw the sweep at 3 of 12.
+    assert!(progress.contains(&3), "progress events: {text}");
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
     assert!(text.contains("event: status"), "{text}");
     assert!(text.contains("\"succeeded\""), "{text}");
@@ -147,6 +167,7 @@ async fn three_workers_share_the_units_and_agree_with_one_process_bit_for_bit() 
         }
     }
     assert_eq!(per_worker.values().sum::<i64>(), 12 + 8, "{per_worker:?}");
+    assert_eq!(per_worker.get(&first_id), Some(&3), "{per_worker:?}");
     for w in &workers {
         assert!(
             per_worker.get(&w.id).is_some_and(|&n| n > 0),
