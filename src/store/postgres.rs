@@ -125,8 +125,23 @@ impl PgStore {
         &self,
         steps: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.write_as(Durability::Flushed, steps).await
+    }
+
+    /// [`Self::write`] with the commit's durability chosen: `Unflushed` commits without waiting
+    /// for the WAL to reach the disk (`synchronous_commit = off` for this transaction only).
+    async fn write_as<T>(
+        &self,
+        durability: Durability,
+        steps: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
+        if durability == Durability::Unflushed {
+            sqlx::query("SET LOCAL synchronous_commit TO OFF")
+                .execute(&mut *tx)
+                .await?;
+        }
         match steps(&mut tx).await {
             Ok(value) => {
                 tx.commit().await?;
@@ -144,6 +159,21 @@ impl PgStore {
         let r = sqlx::query(sql).bind(now()).bind(id).execute(&self.pool).await?;
         Ok(r.rows_affected() == 1)
     }
+}
+
+/// Whether a transaction's commit waits for its WAL to be flushed to disk.
+///
+/// Unit claims, lease renewals and unit completions commit `Unflushed`: a database crash can
+/// lose the last fraction of a second of them (each whole, never half), and every such loss is
+/// one the leases already repair: a lost claim leaves the unit pending, a lost renewal shortens
+/// a lease, a lost completion leaves the unit leased until its lease expires and another worker
+/// computes it again, with the same bits. Submissions, cancels, deletions and a job's final
+/// state (what clients are told) always wait for the flush. On this machine the wait was about a
+/// tenth of a unit's time on a colocated database (bench/README.md, "Scale-out").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Flushed,
+    Unflushed,
 }
 
 /// Wake `work` on each announcement on [`WORK_CHANNEL`]; returns only on an error.
@@ -352,7 +382,7 @@ impl JobStore for PgStore {
         let lease_ms = lease.as_millis() as i64;
         sqlx::query(CANCEL_ABANDONED).bind(&at).execute(&self.pool).await?;
         let claimed = self
-            .write(async |conn| {
+            .write_as(Durability::Unflushed, async |conn| {
                 loop {
                     let candidate: Option<(String, i64, i64, String, i64)> = sqlx::query_as(concat!(
                         "SELECT u.job_id, u.idx, u.finish, u.state, u.attempts FROM units u JOIN jobs j ON j.id = u.job_id
@@ -467,7 +497,7 @@ impl JobStore for PgStore {
         detail: Option<&Value>,
     ) -> Result<Renewal, StoreError> {
         let lease_ms = lease.as_millis() as i64;
-        self.write(async |conn| {
+        self.write_as(Durability::Unflushed, async |conn| {
             let held = sqlx::query(concat!(
                 "UPDATE units SET lease_until = ",
                 db_ms!(),
@@ -509,7 +539,7 @@ impl JobStore for PgStore {
     }
 
     async fn complete_unit(&self, unit: UnitRef<'_>, worker: &str, rows: &[ResultRow]) -> Result<u64, StoreError> {
-        self.write(async |conn| {
+        self.write_as(Durability::Unflushed, async |conn| {
             let live: Option<i64> =
                 sqlx::query_scalar("SELECT 1::BIGINT FROM jobs WHERE id = $1 AND status IN ('queued', 'running')")
                     .bind(unit.job)
