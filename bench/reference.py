@@ -22,6 +22,9 @@ WORKLOADS = {
     "w1x16": (500, 10, [1000], 256, 16),
     "w2x16": (512, 50, [512], 128, 16),
     "sweep4x8": (500, 10, [250, 500, 750, 1000], 256, 8),
+    # Where widthlab's exact sampler applies (its default method takes the Gram recursion).
+    "gram_l50": (1000, 50, [1000], 16, 1),
+    "gram_l10": (4000, 10, [4000], 64, 1),
 }
 CLASSES = 20
 

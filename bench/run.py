@@ -94,8 +94,8 @@ def main():
     ap.add_argument("--torch", action="store_true")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--workloads", default="w1,w2,w3,fig6,w1x16,w2x16,sweep4x8,exact",
-                    help="comma-separated subset of w1,w2,w3,fig6,w1x16,w2x16,sweep4x8,exact")
+    ap.add_argument("--workloads", default="w1,w2,w3,fig6,w1x16,w2x16,sweep4x8,gram_l50,gram_l10,exact",
+                    help="comma-separated subset of w1,w2,w3,fig6,w1x16,w2x16,sweep4x8,gram_l50,gram_l10,exact")
     ap.add_argument("--methods", default="dense,auto", help="widthlab's methods to time (dense, auto, exact)")
     ap.add_argument("--small-rounds", type=int, default=9,
                     help="rounds for w1 and w2 (sub-second runs need more to settle)")
@@ -113,7 +113,9 @@ def main():
     methods = args.methods.split(",")
     workloads = [("w1", "f32"), ("w1", "f64"), ("w2", "f32"), ("w2", "f64"),
                  ("w1x16", "f32"), ("w1x16", "f64"), ("w2x16", "f32"), ("w2x16", "f64"),
-                 ("sweep4x8", "f32"), ("sweep4x8", "f64")]
+                 ("sweep4x8", "f32"), ("sweep4x8", "f64"),
+                 # Shapes where an exact sampler applies (few inputs, long or wide networks).
+                 ("gram_l50", "f64"), ("gram_l10", "f64")]
     if not args.quick:
         workloads += [("w3", "f32"), ("w3", "f64"), ("fig6", "f64")]
     workloads = [(w, p) for w, p in workloads if w in chosen]
