@@ -138,8 +138,8 @@ impl<T: Clone> OneOrMany<T> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkInput {
-    /// n_0.
-    #[schema(value_type = i64, minimum = 1, maximum = 1000000)]
+    /// n_0: required, except by kind worst_case given `input_dims_to_sweep`.
+    #[schema(minimum = 1, maximum = 1000000)]
     input_dim: Option<i64>,
     #[schema(schema_with = depth_schema)]
     depth: Option<OneOrMany<i64>>,
