@@ -113,7 +113,7 @@ fn summarize(mut values: Vec<f64>) -> Option<Sampled> {
     if values.len() < 2 {
         return None;
     }
-    values.sort_by(f64::total_cmp);
+    values.sort_unstable_by(f64::total_cmp); // the same order: equal values are the same bits
     let (mean, std) = mean_std(&values);
     let n = values.len() as f64;
     Some(Sampled {
