@@ -7,26 +7,12 @@ use plotters::prelude::*;
 
 use super::legend::{Entry, Legend, Swatch};
 use super::svg::{num, Fill, Layer, Shape, Stroke};
-use super::{err, mark_plot_area, Heading, PlotResult, Ticked};
+use super::{err, mark_plot_area, series_colour, Heading, PlotResult, Ticked};
 use crate::analysis::geometry::GeometryLayer;
 use crate::spec::Spec;
 
 const WIDTH: u32 = 900;
 const CHART_HEIGHT: u32 = 380;
-
-/// One colour per angle (cycled beyond ten).
-const ANGLE_COLOURS: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-];
 
 type Pick = fn(&GeometryLayer) -> (f64, f64, f64);
 
@@ -60,7 +46,7 @@ pub fn geometry_svg(title: &str, spec: &Spec, rows: &[GeometryLayer]) -> PlotRes
     let pairs = spec.geometry().map_or(0, |g| g.pairs);
     let mut legend = Legend::new(None, 3);
     for (i, a) in angles.iter().enumerate() {
-        let colour = ANGLE_COLOURS[i % ANGLE_COLOURS.len()];
+        let colour = series_colour(i);
         legend.push(Entry::new(
             Swatch::LineMarker(Stroke::new(colour, 2.0), Shape::Circle),
             format!(
@@ -148,7 +134,7 @@ pub fn geometry_svg(title: &str, spec: &Spec, rows: &[GeometryLayer]) -> PlotRes
                 .draw()
                 .map_err(err)?;
             for (i, a) in angles.iter().enumerate() {
-                let colour = ANGLE_COLOURS[i % ANGLE_COLOURS.len()];
+                let colour = series_colour(i);
                 let these = rows_of(rows, *a);
                 let pts: Vec<(f64, f64, f64, f64)> = these
                     .iter()

@@ -43,6 +43,26 @@ use svg::{wrap, Font, Layer};
 
 /// Colours of the bounds, in the order of `Bound::ALL`.
 const BOUND_COLOURS: [RGBColor; 3] = [RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189)];
+/// One colour per series of a figure (initial angles, widths, hidden widths), cycled by
+/// [`series_colour`].
+const SERIES_COLOURS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// The colour of series `i` (cycled beyond ten).
+fn series_colour(i: usize) -> RGBColor {
+    SERIES_COLOURS[i % SERIES_COLOURS.len()]
+}
+
 /// Measured values (and the forward ratio where both ratios share a chart).
 const MEASURED: RGBColor = RGBColor(31, 119, 180);
 /// Predicted values (and the gradient ratio where both ratios share a chart).

@@ -7,22 +7,12 @@ use plotters::prelude::*;
 
 use super::legend::{Entry, Legend, Swatch};
 use super::svg::{num, Layer, Shape, Stroke};
-use super::{err, mark_plot_area, partial_note, Heading, PlotResult, Ticked, EPSILON};
+use super::{err, mark_plot_area, partial_note, series_colour, Heading, PlotResult, Ticked, EPSILON};
 use crate::analysis::sweep::{PointReport, ResidualPoint};
 use crate::spec::{Spec, WeightNormGain, Weights};
 
 const WIDTH: u32 = 900;
 const CHART_HEIGHT: u32 = 380;
-
-/// One colour per swept hidden width (cycled).
-const COLOURS: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(217, 95, 2),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-];
 
 type Pick = fn(&ResidualPoint) -> (f64, f64, f64);
 
@@ -44,7 +34,7 @@ pub fn blocks_svg(title: &str, spec: &Spec, points: &[PointReport], job_status: 
 
     let mut legend = Legend::new(None, 2);
     for (i, w) in widths.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
+        let colour = series_colour(i);
         legend.push(Entry::new(
             Swatch::LineMarker(Stroke::new(colour, 2.0), Shape::Circle),
             format!(
@@ -146,7 +136,7 @@ pub fn blocks_svg(title: &str, spec: &Spec, points: &[PointReport], job_status: 
                     .map_err(err)?;
             }
             for (i, &w) in widths.iter().enumerate() {
-                let colour = COLOURS[i % COLOURS.len()];
+                let colour = series_colour(i);
                 let mut these: Vec<(f64, (f64, f64, f64))> = points
                     .iter()
                     .filter(|p| p.width == w)

@@ -9,24 +9,12 @@ use plotters::prelude::*;
 
 use super::legend::{Entry, Legend, Swatch};
 use super::svg::{num, Shape, Stroke};
-use super::{err, mark_plot_area, Heading, PlotResult, Ticked};
+use super::{err, mark_plot_area, series_colour, Heading, PlotResult, Ticked};
 use crate::analysis::worst_case::WorstCaseLayer;
 use crate::spec::Spec;
 
 const WIDTH: u32 = 900;
 const CHART_HEIGHT: u32 = 380;
-
-/// One colour per width (cycled beyond eight).
-const WIDTH_COLOURS: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(255, 127, 14),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
 
 /// One line of the bracket panel: label, colour, marker, and the value it draws.
 type Series = (&'static str, RGBColor, Shape, fn(&WorstCaseLayer) -> f64);
@@ -88,7 +76,7 @@ pub fn worst_case_svg(title: &str, spec: &Spec, rows: &[WorstCaseLayer]) -> Plot
 
     let mut legend = Legend::new(None, 2);
     for (i, w) in widths.iter().enumerate() {
-        let colour = WIDTH_COLOURS[i % WIDTH_COLOURS.len()];
+        let colour = series_colour(i);
         legend.push(Entry::new(
             Swatch::LineMarker(Stroke::new(colour, 2.0), Shape::Circle),
             format!("m = {w}: worst case found over the sphere (mean of {networks} networks, whiskers min to max)"),
@@ -190,7 +178,7 @@ pub fn worst_case_svg(title: &str, spec: &Spec, rows: &[WorstCaseLayer]) -> Plot
             .draw()
             .map_err(err)?;
         for (i, w) in widths.iter().enumerate() {
-            let colour = WIDTH_COLOURS[i % WIDTH_COLOURS.len()];
+            let colour = series_colour(i);
             let mut these: Vec<&&WorstCaseLayer> = last.iter().filter(|r| r.width == *w).collect();
             these.sort_by(|a, b| a.sqrt_input_dim_over_width.total_cmp(&b.sqrt_input_dim_over_width));
             for random in [false, true] {

@@ -90,6 +90,14 @@ impl ApiError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         ApiError::Invalid(SpecError::new(field, message))
     }
+
+    /// 409 `wrong_kind`: job `id` is a `got` job, and `what` exist for `want` jobs only.
+    pub fn wrong_kind(id: &str, got: crate::spec::Kind, want: crate::spec::Kind, what: &str) -> Self {
+        ApiError::Conflict {
+            code: "wrong_kind",
+            message: format!("job {id} is a {got} job; {what} exist for {want} jobs"),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -242,14 +242,7 @@ pub async fn sweep(
     let csv = wants_csv(&params)?;
     let job = state.jobs.job(&id).await?;
     if job.kind != Kind::WidthSweep {
-        return Err(ApiError::Conflict {
-            code: "wrong_kind",
-            message: format!(
-                "job {id} is a {} job; sweep points exist for {} jobs (see /layers)",
-                job.kind,
-                Kind::WidthSweep
-            ),
-        });
+        return Err(ApiError::wrong_kind(&id, job.kind, Kind::WidthSweep, "sweep points"));
     }
     let points: Vec<PointReport> = state.jobs.results(&id, ResultFamily::SweepPoint).await?;
     let rows: Vec<Value> = points.iter().map(PointReport::to_flat_json).collect();
@@ -318,14 +311,12 @@ pub async fn geometry(
     let csv = wants_csv(&params)?;
     let job = state.jobs.job(&id).await?;
     if job.kind != Kind::Geometry {
-        return Err(ApiError::Conflict {
-            code: "wrong_kind",
-            message: format!(
-                "job {id} is a {} job; angles and distances exist for {} jobs",
-                job.kind,
-                Kind::Geometry
-            ),
-        });
+        return Err(ApiError::wrong_kind(
+            &id,
+            job.kind,
+            Kind::Geometry,
+            "angles and distances",
+        ));
     }
     let layers = state.jobs.result_documents(&id, ResultFamily::GeometryLayer).await?;
     if csv {
@@ -403,14 +394,12 @@ pub async fn worst_case(
     let csv = wants_csv(&params)?;
     let job = state.jobs.job(&id).await?;
     if job.kind != Kind::WorstCase {
-        return Err(ApiError::Conflict {
-            code: "wrong_kind",
-            message: format!(
-                "job {id} is a {} job; worst cases over the sphere exist for {} jobs",
-                job.kind,
-                Kind::WorstCase
-            ),
-        });
+        return Err(ApiError::wrong_kind(
+            &id,
+            job.kind,
+            Kind::WorstCase,
+            "worst cases over the sphere",
+        ));
     }
     let layers = state.jobs.result_documents(&id, ResultFamily::WorstCaseLayer).await?;
     if csv {
@@ -503,14 +492,7 @@ pub async fn search(
     let rows = params.parse_name::<SearchRows>("rows")?.unwrap_or(SearchRows::Cells);
     let job = state.jobs.job(&id).await?;
     if job.kind != Kind::MinWidth {
-        return Err(ApiError::Conflict {
-            code: "wrong_kind",
-            message: format!(
-                "job {id} is a {} job; searches exist for {} jobs",
-                job.kind,
-                Kind::MinWidth
-            ),
-        });
+        return Err(ApiError::wrong_kind(&id, job.kind, Kind::MinWidth, "searches"));
     }
     let cells = state.jobs.search_cells(&job).await?;
     if csv {

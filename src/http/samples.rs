@@ -57,14 +57,12 @@ async fn kept(state: &AppState, id: &str, params: &Params) -> Result<Kept, ApiEr
         .map_err(|e| ApiError::Internal(format!("sample reads: {e}")))?;
     let job = state.jobs.job(id).await?;
     if job.kind != Kind::Norms {
-        return Err(ApiError::Conflict {
-            code: "wrong_kind",
-            message: format!(
-                "job {id} is a {} job; per-sample ratios are kept by {} jobs with keep_samples: true",
-                job.kind,
-                Kind::Norms
-            ),
-        });
+        return Err(ApiError::wrong_kind(
+            id,
+            job.kind,
+            Kind::Norms,
+            "kept per-sample ratios",
+        ));
     }
     let spec =
         stored_spec(&job).ok_or_else(|| ApiError::Internal(format!("the stored spec of job {id} does not parse")))?;
