@@ -5,8 +5,8 @@ use plotters::prelude::*;
 
 use super::legend::{Entry, Legend, Swatch};
 use super::norms::{band_polygon, layer_ticks};
-use super::svg::{num, Fill, Layer, Stroke};
-use super::{err, mark_plot_area, Heading, PlotResult, Ticked};
+use super::svg::{num, Fill, Stroke};
+use super::{err, frame, mark_plot_area, Heading, PlotResult, Ticked};
 use crate::analysis::report::LayerReport;
 use crate::analysis::stats::RatioStats;
 
@@ -79,13 +79,7 @@ pub fn compare_svg(title: &str, jobs: &[Compared]) -> PlotResult {
         .max()
         .unwrap_or(1)
         .max(1);
-    let mut layer = Layer::new();
-    heading.draw(&mut layer, width);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height.ceil() as u32)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let (_, rest) = root.split_vertically(top as u32);
+    let (mut layer, svg) = frame(&heading, WIDTH, height, top, |rest, layer| {
         let (charts, _) = rest.split_vertically(PANEL_HEIGHT);
         let (left, right) = charts.split_horizontally(WIDTH / 2);
         let panels: [(&str, &str, Pick); 2] = [
@@ -142,10 +136,10 @@ pub fn compare_svg(title: &str, jobs: &[Compared]) -> PlotResult {
                     .draw_series(mean.iter().map(|&xy| Circle::new(xy, 3, colour.filled())))
                     .map_err(err)?;
             }
-            mark_plot_area(&mut layer, chart.plotting_area().get_pixel_range());
+            mark_plot_area(layer, chart.plotting_area().get_pixel_range());
         }
-        root.present().map_err(err)?;
-    }
+        Ok(())
+    })?;
     legend.draw(&mut layer, 14.0, top + f64::from(PANEL_HEIGHT) + 4.0, legend_width);
     Ok(layer.into_document(svg))
 }

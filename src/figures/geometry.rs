@@ -6,8 +6,8 @@
 use plotters::prelude::*;
 
 use super::legend::{Entry, Legend, Swatch};
-use super::svg::{num, Fill, Layer, Shape, Stroke};
-use super::{err, mark_plot_area, series_colour, Heading, PlotResult, Ticked};
+use super::svg::{num, Fill, Shape, Stroke};
+use super::{err, frame, mark_plot_area, round_ticks, series_colour, Heading, PlotResult, Ticked};
 use crate::analysis::geometry::GeometryLayer;
 use crate::spec::Spec;
 
@@ -15,21 +15,6 @@ const WIDTH: u32 = 900;
 const CHART_HEIGHT: u32 = 380;
 
 type Pick = fn(&GeometryLayer) -> (f64, f64, f64);
-
-/// Ticks at round values over [lo, hi]: steps of 0.1, 0.2, 0.25 or 0.5 (times a power of ten),
-/// at most about eight.
-pub(super) fn round_ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let span = (hi - lo).max(1e-9);
-    let base = 10f64.powf((span / 8.0).log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * base)
-        .find(|s| span / s <= 8.0)
-        .unwrap_or(10.0 * base);
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step).floor() as i64;
-    (first..=last).map(|k| k as f64 * step).collect()
-}
 
 /// Cosine against layer (top) and distance ratio against layer (bottom), one colour per initial
 /// angle: the measured mean (solid, circles), the band mean +/- one standard deviation over every
@@ -71,13 +56,7 @@ pub fn geometry_svg(title: &str, spec: &Spec, rows: &[GeometryLayer]) -> PlotRes
     let top = heading.height().ceil();
     let charts = 2 * CHART_HEIGHT;
     let height = top + f64::from(charts) + legend.height(legend_width) + 16.0;
-    let mut layer = Layer::new();
-    heading.draw(&mut layer, width);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height.ceil() as u32)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let (_, rest) = root.split_vertically(top as u32);
+    let (mut layer, svg) = frame(&heading, WIDTH, height, top, |rest, layer| {
         let (upper, rest) = rest.split_vertically(CHART_HEIGHT);
         let (lower, _) = rest.split_vertically(CHART_HEIGHT);
         let panels: [(&DrawingArea<SVGBackend, plotters::coord::Shift>, &str, Pick); 2] = [
@@ -171,10 +150,10 @@ pub fn geometry_svg(title: &str, spec: &Spec, rows: &[GeometryLayer]) -> PlotRes
                     .draw_series(mean.iter().map(|&xy| Circle::new(xy, 3, colour.filled())))
                     .map_err(err)?;
             }
-            mark_plot_area(&mut layer, chart.plotting_area().get_pixel_range());
+            mark_plot_area(layer, chart.plotting_area().get_pixel_range());
         }
-        root.present().map_err(err)?;
-    }
+        Ok(())
+    })?;
     legend.draw(&mut layer, 20.0, top + f64::from(charts) + 4.0, legend_width);
     Ok(layer.into_document(svg))
 }

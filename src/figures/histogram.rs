@@ -4,10 +4,9 @@
 
 use plotters::prelude::*;
 
-use super::geometry::round_ticks;
 use super::legend::{Entry, Legend, Swatch};
-use super::svg::{num, Fill, Layer, Stroke};
-use super::{err, mark_plot_area, Heading, PlotResult, Ticked, MEASURED, PREDICTED};
+use super::svg::{num, Fill, Stroke};
+use super::{err, frame, mark_plot_area, round_ticks, Heading, PlotResult, Ticked, MEASURED, PREDICTED};
 use crate::analysis::samples::{Histogram, SampleRatio};
 
 const WIDTH: u32 = 900;
@@ -128,13 +127,7 @@ pub fn histogram_svg(title: &str, h: &Histogram, of: &HistogramOf) -> PlotResult
     let legend_width = width - 40.0;
     let top = heading.height().ceil();
     let height = top + f64::from(CHART_HEIGHT) + legend.height(legend_width) + 16.0;
-    let mut layer = Layer::new();
-    heading.draw(&mut layer, width);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height.ceil() as u32)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let (_, rest) = root.split_vertically(top as u32);
+    let (mut layer, svg) = frame(&heading, WIDTH, height, top, |rest, layer| {
         let (area, _) = rest.split_vertically(CHART_HEIGHT);
         let mut chart = ChartBuilder::on(&area)
             .margin(16)
@@ -168,9 +161,9 @@ pub fn histogram_svg(title: &str, h: &Histogram, of: &HistogramOf) -> PlotResult
                 .draw_series(LineSeries::new(exact, PREDICTED.stroke_width(3)))
                 .map_err(err)?;
         }
-        mark_plot_area(&mut layer, chart.plotting_area().get_pixel_range());
-        root.present().map_err(err)?;
-    }
+        mark_plot_area(layer, chart.plotting_area().get_pixel_range());
+        Ok(())
+    })?;
     legend.draw(&mut layer, 20.0, top + f64::from(CHART_HEIGHT) + 4.0, legend_width);
     Ok(layer.into_document(svg))
 }

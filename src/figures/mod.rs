@@ -36,6 +36,8 @@ pub use worst_case::worst_case_svg;
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::{DrawingArea, IntoDrawingArea, SVGBackend, WHITE};
 use plotters::style::RGBColor;
 
 use crate::spec::Spec;
@@ -139,6 +141,44 @@ impl Heading {
             layer.end();
         }
     }
+}
+
+/// Ticks at round values over [lo, hi]: steps of 1, 2, 2.5 or 5 times a power of ten, at most
+/// about eight.
+fn round_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let span = (hi - lo).max(1e-9);
+    let base = 10f64.powf((span / 8.0).log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * base)
+        .find(|s| span / s <= 8.0)
+        .unwrap_or(10.0 * base);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
+/// The page a figure is drawn on: white, `width` px wide and `height` tall, the heading in its
+/// top `top` px. `draw` gets the rest of the page (plotters' charts above the legend strip) and
+/// the layer of hand-drawn marks; the layer comes back (legends still to draw) with the SVG.
+fn frame(
+    heading: &Heading,
+    width: u32,
+    height: f64,
+    top: f64,
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>, &mut Layer) -> Result<(), String>,
+) -> Result<(Layer, String), String> {
+    let mut layer = Layer::new();
+    heading.draw(&mut layer, f64::from(width));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (width, height.ceil() as u32)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let (_, rest) = root.split_vertically(top as u32);
+        draw(&rest, &mut layer)?;
+        root.present().map_err(err)?;
+    }
+    Ok((layer, svg))
 }
 
 /// "partial: k of n points (job running)" when a sweep's figure shows fewer points than its grid.

@@ -6,7 +6,9 @@ use plotters::prelude::*;
 
 use super::legend::{Entry, Legend, Swatch};
 use super::svg::{num, Fill, Layer, Shape, Stroke};
-use super::{err, mark_plot_area, Heading, PixelRect, PlotResult, Ticked, BOUND_COLOURS, EPSILON, MEASURED, PREDICTED};
+use super::{
+    err, frame, mark_plot_area, Heading, PixelRect, PlotResult, Ticked, BOUND_COLOURS, EPSILON, MEASURED, PREDICTED,
+};
 use crate::analysis::predict::RatioPrediction;
 use crate::analysis::report::{BoundCheck, LayerReport, Verdict};
 use crate::analysis::stats::RatioStats;
@@ -445,20 +447,14 @@ pub fn norms_svg(title: &str, spec: &Spec, layers: &[LayerReport], checks: &[Bou
         .fold(0.0, f64::max);
     let top = heading.height().ceil();
     let height = top + f64::from(PANEL_HEIGHT) + legend_height + 16.0;
-    let mut layer = Layer::new();
-    heading.draw(&mut layer, width);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height.ceil() as u32)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let (_, rest) = root.split_vertically(top as u32);
+    let (mut layer, svg) = frame(&heading, WIDTH, height, top, |rest, layer| {
         let (charts, _) = rest.split_vertically(PANEL_HEIGHT);
         let (left, right) = charts.split_horizontally(WIDTH / 2);
         for (panel, area) in panels.iter().zip([left, right]) {
-            panel.draw(&area, &mut layer)?;
+            panel.draw(&area, layer)?;
         }
-        root.present().map_err(err)?;
-    }
+        Ok(())
+    })?;
     for (x, w, legend) in legends {
         legend.draw(&mut layer, x, top + f64::from(PANEL_HEIGHT) + 4.0, w);
     }

@@ -6,8 +6,8 @@
 use plotters::prelude::*;
 
 use super::legend::{Entry, Legend, Swatch};
-use super::svg::{num, Layer, Shape, Stroke};
-use super::{err, mark_plot_area, partial_note, series_colour, Heading, PlotResult, Ticked, EPSILON};
+use super::svg::{num, Shape, Stroke};
+use super::{err, frame, mark_plot_area, partial_note, series_colour, Heading, PlotResult, Ticked, EPSILON};
 use crate::analysis::sweep::{PointReport, ResidualPoint};
 use crate::spec::{Spec, WeightNormGain, Weights};
 
@@ -64,13 +64,7 @@ pub fn blocks_svg(title: &str, spec: &Spec, points: &[PointReport], job_status: 
     let top = heading.height().ceil();
     let charts = 2 * CHART_HEIGHT;
     let height = top + f64::from(charts) + legend.height(legend_width) + 16.0;
-    let mut layer = Layer::new();
-    heading.draw(&mut layer, width);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height.ceil() as u32)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let (_, rest) = root.split_vertically(top as u32);
+    let (mut layer, svg) = frame(&heading, WIDTH, height, top, |rest, layer| {
         let (upper, rest) = rest.split_vertically(CHART_HEIGHT);
         let (lower, _) = rest.split_vertically(CHART_HEIGHT);
         let panels: [(&DrawingArea<SVGBackend, plotters::coord::Shift>, &str, Pick); 2] = [
@@ -178,10 +172,10 @@ pub fn blocks_svg(title: &str, spec: &Spec, points: &[PointReport], job_status: 
                     )
                     .map_err(err)?;
             }
-            mark_plot_area(&mut layer, chart.plotting_area().get_pixel_range());
+            mark_plot_area(layer, chart.plotting_area().get_pixel_range());
         }
-        root.present().map_err(err)?;
-    }
+        Ok(())
+    })?;
     legend.draw(&mut layer, 20.0, top + f64::from(charts) + 4.0, legend_width);
     Ok(layer.into_document(svg))
 }

@@ -5,8 +5,10 @@ use plotters::coord::combinators::BindKeyPoints;
 use plotters::prelude::*;
 
 use super::legend::{Entry, Legend, Swatch};
-use super::svg::{num, text_width, Layer, Shape, Stroke};
-use super::{err, mark_plot_area, partial_note, Heading, PlotResult, BOUND_COLOURS, EPSILON, MEASURED, PREDICTED};
+use super::svg::{num, text_width, Shape, Stroke};
+use super::{
+    err, frame, mark_plot_area, partial_note, Heading, PlotResult, BOUND_COLOURS, EPSILON, MEASURED, PREDICTED,
+};
 use crate::analysis::sweep::PointReport;
 use crate::spec::Spec;
 use crate::theory::bounds::Bound;
@@ -190,13 +192,7 @@ pub fn sweep_svg(title: &str, spec: &Spec, points: &[PointReport], job_status: &
     let legend_width = width - 40.0;
     let top = heading.height().ceil();
     let height = top + f64::from(CHART_HEIGHT) + legend.height(legend_width) + 16.0;
-    let mut layer = Layer::new();
-    heading.draw(&mut layer, width);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height.ceil() as u32)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let (_, rest) = root.split_vertically(top as u32);
+    let (mut layer, svg) = frame(&heading, WIDTH, height, top, |rest, layer| {
         let (area, _) = rest.split_vertically(CHART_HEIGHT);
         let x_ticks = width_ticks(&widths, (wlo, whi), width - 110.0);
         let mut chart = ChartBuilder::on(&area)
@@ -258,9 +254,9 @@ pub fn sweep_svg(title: &str, spec: &Spec, points: &[PointReport], job_status: &
                     .map_err(err)?;
             }
         }
-        mark_plot_area(&mut layer, chart.plotting_area().get_pixel_range());
-        root.present().map_err(err)?;
-    }
+        mark_plot_area(layer, chart.plotting_area().get_pixel_range());
+        Ok(())
+    })?;
     legend.draw(&mut layer, 20.0, top + f64::from(CHART_HEIGHT) + 4.0, legend_width);
     Ok(layer.into_document(svg))
 }

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use super::legend::{Entry, Legend, Swatch};
 use super::svg::{num, Shape, Stroke};
-use super::{err, mark_plot_area, series_colour, Heading, PlotResult, Ticked};
+use super::{err, frame, mark_plot_area, round_ticks, series_colour, Heading, PlotResult, Ticked};
 use crate::analysis::worst_case::WorstCaseLayer;
 use crate::spec::Spec;
 
@@ -18,20 +18,6 @@ const CHART_HEIGHT: u32 = 380;
 
 /// One line of the bracket panel: label, colour, marker, and the value it draws.
 type Series = (&'static str, RGBColor, Shape, fn(&WorstCaseLayer) -> f64);
-
-/// Ticks at round values over [lo, hi] (steps of 1, 2, 2.5 or 5 times a power of ten).
-fn round_ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let span = (hi - lo).max(1e-9);
-    let base = 10f64.powf((span / 8.0).log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * base)
-        .find(|s| span / s <= 8.0)
-        .unwrap_or(10.0 * base);
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step).floor() as i64;
-    (first..=last).map(|k| k as f64 * step).collect()
-}
 
 /// Ticks of a logarithmic axis over [lo, hi] (natural logs): 1, 2, 5 times powers of ten that
 /// fall inside, as logs.
@@ -132,13 +118,7 @@ pub fn worst_case_svg(title: &str, spec: &Spec, rows: &[WorstCaseLayer]) -> Plot
     let top = heading.height().ceil();
     let charts = 2 * CHART_HEIGHT;
     let height = top + f64::from(charts) + legend.height(legend_width) + 16.0;
-    let mut layer = super::svg::Layer::new();
-    heading.draw(&mut layer, width);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height.ceil() as u32)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let (_, rest) = root.split_vertically(top as u32);
+    let (mut layer, svg) = frame(&heading, WIDTH, height, top, |rest, layer| {
         let (upper, rest) = rest.split_vertically(CHART_HEIGHT);
         let (lower, _) = rest.split_vertically(CHART_HEIGHT);
 
@@ -223,7 +203,7 @@ pub fn worst_case_svg(title: &str, spec: &Spec, rows: &[WorstCaseLayer]) -> Plot
                     .map_err(err)?;
             }
         }
-        mark_plot_area(&mut layer, chart.plotting_area().get_pixel_range());
+        mark_plot_area(layer, chart.plotting_area().get_pixel_range());
 
         // Bottom: the bracket per layer at the hardest point, on a log axis.
         let values: Vec<f64> = bracket
@@ -294,9 +274,9 @@ pub fn worst_case_svg(title: &str, spec: &Spec, rows: &[WorstCaseLayer]) -> Plot
                     .map_err(err)?;
             }
         }
-        mark_plot_area(&mut layer, chart.plotting_area().get_pixel_range());
-        root.present().map_err(err)?;
-    }
+        mark_plot_area(layer, chart.plotting_area().get_pixel_range());
+        Ok(())
+    })?;
     legend.draw(&mut layer, 20.0, top + f64::from(charts) + 4.0, legend_width);
     Ok(layer.into_document(svg))
 }
