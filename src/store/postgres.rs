@@ -10,7 +10,6 @@
 //! machines whose clocks disagree still agree on when a lease ended. Nothing is re-queued when a
 //! process starts: a unit whose worker died is reclaimed by the next claim after its lease ends.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -21,7 +20,7 @@ use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::Connection;
 use tokio::sync::Notify;
 
-use super::stored::{like_escape, name_pattern, now, rows, StoredJob};
+use super::stored::{like_escape, name_pattern, now, result_rows, rows, status_counts, unit_state_counts, StoredJob};
 use super::{
     replay, Claim, JobRow, JobStore, Kind, ListQuery, NewJob, QueueLimits, Renewal, ResultFamily, ResultRow, Status,
     StoreError, UnitRef, UnitState, MAX_ATTEMPTS,
@@ -367,14 +366,9 @@ impl JobStore for PgStore {
     async fn count_by_status(&self) -> Result<Vec<(Status, i64)>, StoreError> {
         sqlx::query_as::<_, (String, i64)>("SELECT status, COUNT(*) FROM jobs GROUP BY status")
             .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .map(|(s, n)| {
-                Status::from_str(&s)
-                    .map(|s| (s, n))
-                    .map_err(|_| StoreError::Corrupt(format!("unknown status {s:?}")))
-            })
-            .collect()
+            .await
+            .map_err(StoreError::from)
+            .and_then(status_counts)
     }
 
     async fn claim_unit(&self, worker: &str, lease: Duration) -> Result<Option<Claim>, StoreError> {
@@ -646,14 +640,9 @@ impl JobStore for PgStore {
              WHERE j.status IN ('queued', 'running') GROUP BY u.state",
         )
         .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|(s, n)| {
-            UnitState::from_str(&s)
-                .map(|s| (s, n))
-                .map_err(|_| StoreError::Corrupt(format!("unknown unit state {s:?}")))
-        })
-        .collect()
+        .await
+        .map_err(StoreError::from)
+        .and_then(unit_state_counts)
     }
 
     async fn put_result(&self, id: &str, row: &ResultRow) -> Result<(), StoreError> {
@@ -675,16 +664,7 @@ impl JobStore for PgStore {
                 .bind(family.as_str())
                 .fetch_all(&self.pool)
                 .await?;
-        stored
-            .into_iter()
-            .map(|(index, data)| {
-                Ok(ResultRow {
-                    family,
-                    index,
-                    data: serde_json::from_str(&data)?,
-                })
-            })
-            .collect()
+        result_rows(family, stored)
     }
 
     async fn finish_succeeded(

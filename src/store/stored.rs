@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde_json::Value;
 use sqlx::FromRow;
 
-use super::{JobRow, Kind, Status, StoreError};
+use super::{JobRow, Kind, ResultFamily, ResultRow, Status, StoreError, UnitState};
 
 /// RFC 3339 UTC with exactly six fractional digits, so timestamps sort as strings.
 ///
@@ -115,4 +115,39 @@ pub(super) fn name_pattern(contains: &str) -> String {
 
 pub(super) fn rows(stored: Vec<StoredJob>) -> Result<Vec<JobRow>, StoreError> {
     stored.into_iter().map(JobRow::try_from).collect()
+}
+
+/// `(status, count)` rows of `SELECT status, COUNT(*) FROM jobs GROUP BY status`, typed.
+pub(super) fn status_counts(rows: Vec<(String, i64)>) -> Result<Vec<(Status, i64)>, StoreError> {
+    rows.into_iter()
+        .map(|(s, n)| {
+            Status::from_str(&s)
+                .map(|s| (s, n))
+                .map_err(|_| StoreError::Corrupt(format!("unknown status {s:?}")))
+        })
+        .collect()
+}
+
+/// `(state, count)` rows of the units of live jobs, typed.
+pub(super) fn unit_state_counts(rows: Vec<(String, i64)>) -> Result<Vec<(UnitState, i64)>, StoreError> {
+    rows.into_iter()
+        .map(|(s, n)| {
+            UnitState::from_str(&s)
+                .map(|s| (s, n))
+                .map_err(|_| StoreError::Corrupt(format!("unknown unit state {s:?}")))
+        })
+        .collect()
+}
+
+/// `(idx, data)` rows of one result family, parsed.
+pub(super) fn result_rows(family: ResultFamily, rows: Vec<(i64, String)>) -> Result<Vec<ResultRow>, StoreError> {
+    rows.into_iter()
+        .map(|(index, data)| {
+            Ok(ResultRow {
+                family,
+                index,
+                data: serde_json::from_str(&data)?,
+            })
+        })
+        .collect()
 }
