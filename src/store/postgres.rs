@@ -78,6 +78,12 @@ const CANCEL_ABANDONED: &str = concat!(
     ")"
 );
 
+/// [`CANCEL_ABANDONED`] for one job, at a unit's completion or release (binds: now, id).
+const END_ABANDONED_CANCEL: &str =
+    "UPDATE jobs SET status = 'cancelled', finished_at = GREATEST($1, COALESCE(started_at, created_at))
+     WHERE id = $2 AND status = 'running' AND cancel_requested = 1
+       AND NOT EXISTS (SELECT 1 FROM units WHERE job_id = $2 AND state = 'leased')";
+
 impl PgStore {
     /// Connect to and migrate the database at a `postgres://` URL. Several processes may start
     /// at once: the migrations run under sqlx's advisory lock.
@@ -166,8 +172,9 @@ impl PgStore {
 /// lose the last fraction of a second of them (each whole, never half), and every such loss is
 /// one the leases already repair: a lost claim leaves the unit pending, a lost renewal shortens
 /// a lease, a lost completion leaves the unit leased until its lease expires and another worker
-/// computes it again, with the same bits. Submissions, cancels, deletions and a job's final
-/// state (what clients are told) always wait for the flush. On this machine the wait was about a
+/// computes it again, with the same bits (a cancel a lost completion had ended is ended again by
+/// the sweep of abandoned cancels). Submissions, cancel requests, deletions and a job's result
+/// (the finishing unit) always wait for the flush. On this machine the wait was about a
 /// tenth of a unit's time on a colocated database (bench/README.md, "Scale-out").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Durability {
@@ -556,6 +563,11 @@ impl JobStore for PgStore {
                 .bind(unit.job)
                 .execute(&mut *conn)
                 .await?;
+            sqlx::query(END_ABANDONED_CANCEL)
+                .bind(now())
+                .bind(unit.job)
+                .execute(&mut *conn)
+                .await?;
             sqlx::query(JOB_PROGRESS).bind(unit.job).execute(&mut *conn).await?;
             let left: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM units WHERE job_id = $1 AND finish = 0 AND state <> 'done'")
@@ -582,6 +594,12 @@ impl JobStore for PgStore {
             .bind(worker)
             .execute(&mut *conn)
             .await?;
+            // A job asked to stop ends here rather than going back to the queue with the flag.
+            sqlx::query(END_ABANDONED_CANCEL)
+                .bind(now())
+                .bind(unit.job)
+                .execute(&mut *conn)
+                .await?;
             sqlx::query(
                 "UPDATE jobs SET status = 'queued', started_at = NULL
                  WHERE id = $1 AND status = 'running'

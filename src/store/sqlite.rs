@@ -128,6 +128,14 @@ pub struct SqliteStore {
     full_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
+/// A running job asked to stop that no unit is leased for any more (the last unit completed or
+/// was given back before a renewal read the flag) ends cancelled: no worker is left to honour the
+/// flag, and claims skip it (binds: now, id, id).
+const END_ABANDONED_CANCEL: &str =
+    "UPDATE jobs SET status = 'cancelled', finished_at = MAX(?, COALESCE(started_at, created_at))
+     WHERE id = ? AND status = 'running' AND cancel_requested = 1
+       AND NOT EXISTS (SELECT 1 FROM units WHERE job_id = ? AND state = 'leased')";
+
 impl SqliteStore {
     /// Open (creating if missing) and migrate the database at `url`: a path, or `sqlite://path`.
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
@@ -593,6 +601,12 @@ impl JobStore for SqliteStore {
                     .bind(unit.job)
                     .execute(&mut *conn)
                     .await?;
+                sqlx::query(END_ABANDONED_CANCEL)
+                    .bind(now())
+                    .bind(unit.job)
+                    .bind(unit.job)
+                    .execute(&mut *conn)
+                    .await?;
                 sqlx::query(JOB_PROGRESS)
                     .bind(unit.job)
                     .bind(unit.job)
@@ -622,6 +636,13 @@ impl JobStore for SqliteStore {
             .bind(worker)
             .execute(&mut *conn)
             .await?;
+            // A job asked to stop ends here rather than going back to the queue with the flag.
+            sqlx::query(END_ABANDONED_CANCEL)
+                .bind(now())
+                .bind(unit.job)
+                .bind(unit.job)
+                .execute(&mut *conn)
+                .await?;
             sqlx::query(
                 "UPDATE jobs SET status = 'queued', started_at = NULL
                  WHERE id = ? AND status = 'running'
@@ -984,6 +1005,26 @@ mod tests {
         assert_eq!(k.job.id, "k");
         let job = store.request_cancel("k").await.expect("cancel").expect("row");
         assert_eq!((job.status, job.cancel_requested), (Status::Running, true));
+        // The holder completes its unit before a renewal showed it the flag: the job ends then
+        // (it did stay running, flagged, with no unit leased and none claimable).
+        let unit = UnitRef { job: "k", unit: k.unit };
+        store.complete_unit(unit, "a", &[]).await.expect("complete");
+        let job = store.job("k").await.expect("read").expect("row");
+        assert_eq!(job.status, Status::Cancelled);
+        // Or gives it back at a shutdown: cancelled, not queued again with the flag.
+        insert(&store, "m").await;
+        let m = store
+            .claim_unit("a", Duration::from_secs(10))
+            .await
+            .expect("claim")
+            .expect("a unit of m");
+        store.request_cancel("m").await.expect("cancel");
+        store
+            .release_unit(UnitRef { job: "m", unit: m.unit }, "a")
+            .await
+            .expect("release");
+        let job = store.job("m").await.expect("read").expect("row");
+        assert_eq!(job.status, Status::Cancelled);
     }
 
     #[tokio::test]
