@@ -5,7 +5,7 @@
 //! are never formed: their Frobenius norms come from row norms (docs/theory.md section 1).
 //!
 //! Memory: the forward pass keeps, per layer, only what the backward pass needs: the ReLU
-//! pattern of H^l as one byte per entry (the activations themselves only under weight norm,
+//! pattern of H^l as one bit per entry (the activations themselves only under weight norm,
 //! whose gradient needs them), and the weights W^l while all of them fit in
 //! [`KEEP_WEIGHTS_BYTES`]. Larger networks keep each layer's key instead and draw W^l again
 //! in the backward pass: the same matrix bit for bit, for one more Gaussian draw per weight,
@@ -27,57 +27,66 @@ use crate::spec::{Direction, Init, InputDistribution, Network, Weights};
 pub const KEEP_WEIGHTS_BYTES: usize = 256 << 20;
 
 /// Partial sums kept apart so the sum of squares vectorizes (the order is fixed by the length).
+/// Also the entries per pattern byte: the ReLU pattern keeps one bit per activation.
 const ACC: usize = 8;
 
-/// ReLU in place on one row, its positive pattern into `keep`; returns the row's squared norm
-/// (accumulated in f64).
+/// Bytes of ReLU pattern for a row of `cols` activations (one bit each, rows start on a byte).
+pub(super) fn pattern_bytes(cols: usize) -> usize {
+    cols.div_ceil(ACC)
+}
+
+/// ReLU in place on one row, its positive pattern into `keep` (bit `k` of byte `i` for entry
+/// `8 i + k`); returns the row's squared norm (accumulated in f64).
 #[inline(always)]
 fn relu_norm2<T: Real>(row: &mut [T], keep: &mut [u8]) -> f64 {
     let mut acc = [0.0f64; ACC];
     let mut rc = row.chunks_exact_mut(ACC);
-    let mut kc = keep.chunks_exact_mut(ACC);
+    let mut kc = keep.iter_mut();
     for (xx, kk) in (&mut rc).zip(&mut kc) {
         let xx: &mut [T; ACC] = xx.try_into().expect("chunks of ACC");
-        let kk: &mut [u8; ACC] = kk.try_into().expect("chunks of ACC");
+        let mut bits = 0u8;
         for k in 0..ACC {
             let on = xx[k] > T::zero();
             xx[k] = if on { xx[k] } else { T::zero() };
-            kk[k] = on as u8;
+            bits |= (on as u8) << k;
             acc[k] += xx[k].f64() * xx[k].f64();
         }
+        *kk = bits;
     }
-    for ((x, k), a) in rc
-        .into_remainder()
-        .iter_mut()
-        .zip(kc.into_remainder())
-        .zip(acc.iter_mut())
-    {
-        let on = *x > T::zero();
-        *x = if on { *x } else { T::zero() };
-        *k = on as u8;
-        *a += x.f64() * x.f64();
+    let rest = rc.into_remainder();
+    if let Some(kk) = kc.next() {
+        let mut bits = 0u8;
+        for (k, (x, a)) in rest.iter_mut().zip(acc.iter_mut()).enumerate() {
+            let on = *x > T::zero();
+            *x = if on { *x } else { T::zero() };
+            bits |= (on as u8) << k;
+            *a += x.f64() * x.f64();
+        }
+        *kk = bits;
     }
     acc.iter().sum()
 }
 
-/// Zero `d` where the forward pass was not positive (the ReLU derivative); returns the squared
-/// norm of the masked row.
+/// Zero `d` where the forward pass was not positive (the ReLU derivative, bits as
+/// [`relu_norm2`] wrote them); returns the squared norm of the masked row.
 #[inline(always)]
 fn mask_norm2<T: Real>(d: &mut [T], keep: &[u8]) -> f64 {
     let mut acc = [0.0f64; ACC];
     let mut dc = d.chunks_exact_mut(ACC);
-    let mut kc = keep.chunks_exact(ACC);
-    for (dd, kk) in (&mut dc).zip(&mut kc) {
+    let mut kc = keep.iter();
+    for (dd, &bits) in (&mut dc).zip(&mut kc) {
         let dd: &mut [T; ACC] = dd.try_into().expect("chunks of ACC");
-        let kk: &[u8; ACC] = kk.try_into().expect("chunks of ACC");
         for k in 0..ACC {
-            dd[k] = if kk[k] != 0 { dd[k] } else { T::zero() };
+            dd[k] = if (bits >> k) & 1 != 0 { dd[k] } else { T::zero() };
             acc[k] += dd[k].f64() * dd[k].f64();
         }
     }
-    for ((x, g), a) in dc.into_remainder().iter_mut().zip(kc.remainder()).zip(acc.iter_mut()) {
-        *x = if *g != 0 { *x } else { T::zero() };
-        *a += x.f64() * x.f64();
+    let rest = dc.into_remainder();
+    if let Some(&bits) = kc.next() {
+        for (k, (x, a)) in rest.iter_mut().zip(acc.iter_mut()).enumerate() {
+            *x = if (bits >> k) & 1 != 0 { *x } else { T::zero() };
+            *a += x.f64() * x.f64();
+        }
     }
     acc.iter().sum()
 }
@@ -86,36 +95,38 @@ fn mask_norm2<T: Real>(d: &mut [T], keep: &[u8]) -> f64 {
 const ROWS_PER_TASK: usize = 16;
 
 /// `f(row of a, row of p)` for every row of the standard-layout `a` (rows of `cols` entries)
-/// and the matching row of `p`, collecting one f64 per row. Rows are split over the pool when
-/// `parallel`, and run inside [`simd::dispatch`] (so `f` must be `#[inline(always)]`).
+/// and the matching row of `p` (rows of `pattern_bytes(cols)` bytes), collecting one f64 per
+/// row. Rows are split over the pool when `parallel`, and run inside [`simd::dispatch`] (so `f`
+/// must be `#[inline(always)]`).
 #[inline(always)]
-fn map_rows<T: Real, P: Send, F>(a: &mut [T], p: &mut [P], cols: usize, parallel: bool, f: F) -> Vec<f64>
+fn map_rows<T: Real, F>(a: &mut [T], p: &mut [u8], cols: usize, parallel: bool, f: F) -> Vec<f64>
 where
-    F: Fn(&mut [T], &mut [P]) -> f64 + Sync + Copy,
+    F: Fn(&mut [T], &mut [u8]) -> f64 + Sync + Copy,
 {
     use rayon::prelude::*;
     let cols = cols.max(1);
+    let pcols = pattern_bytes(cols);
     let rows = a.len() / cols;
-    assert_eq!(p.len(), a.len(), "row pass: shapes differ");
+    assert_eq!(p.len(), rows * pcols, "row pass: shapes differ");
     let mut out = vec![0.0f64; rows];
-    let chunk = ROWS_PER_TASK * cols;
-    let run = |(dst, (ac, pc)): (&mut [f64], (&mut [T], &mut [P]))| {
+    let run = |(dst, (ac, pc)): (&mut [f64], (&mut [T], &mut [u8]))| {
         simd::dispatch(
             #[inline(always)]
             || {
-                for (o, (ar, pr)) in dst.iter_mut().zip(ac.chunks_mut(cols).zip(pc.chunks_mut(cols))) {
+                for (o, (ar, pr)) in dst.iter_mut().zip(ac.chunks_mut(cols).zip(pc.chunks_mut(pcols))) {
                     *o = f(ar, pr);
                 }
             },
         )
     };
+    let (chunk, pchunk) = (ROWS_PER_TASK * cols, ROWS_PER_TASK * pcols);
     if parallel && rows > ROWS_PER_TASK {
         out.par_chunks_mut(ROWS_PER_TASK)
-            .zip(a.par_chunks_mut(chunk).zip(p.par_chunks_mut(chunk)))
+            .zip(a.par_chunks_mut(chunk).zip(p.par_chunks_mut(pchunk)))
             .for_each(run);
     } else {
         out.chunks_mut(ROWS_PER_TASK)
-            .zip(a.chunks_mut(chunk).zip(p.chunks_mut(chunk)))
+            .zip(a.chunks_mut(chunk).zip(p.chunks_mut(pchunk)))
             .for_each(run);
     }
     out
@@ -125,10 +136,11 @@ fn slice_mut<T>(a: &mut Array2<T>) -> &mut [T] {
     a.as_slice_mut().expect("engine matrices are standard layout")
 }
 
-/// ReLU in place on every row of `a`; the rows' squared norms and the positive pattern.
+/// ReLU in place on every row of `a`; the rows' squared norms and the positive pattern (one
+/// bit per entry, [`pattern_bytes`] per row).
 pub(super) fn relu_rows<T: Real>(a: &mut Array2<T>, parallel: bool) -> (Vec<f64>, Vec<u8>) {
     let cols = a.ncols();
-    let mut keep = vec![0u8; a.len()];
+    let mut keep = vec![0u8; a.nrows() * pattern_bytes(cols)];
     let norms = map_rows(
         slice_mut(a),
         &mut keep,
@@ -140,7 +152,7 @@ pub(super) fn relu_rows<T: Real>(a: &mut Array2<T>, parallel: bool) -> (Vec<f64>
     (norms, keep)
 }
 
-/// `d` masked by the forward pass's positive pattern `keep` (one byte per entry; only read, but
+/// `d` masked by the forward pass's positive pattern `keep` (as [`relu_rows`] gave it; only read, but
 /// borrowed mutably to share [`map_rows`]); the rows' squared norms after masking.
 pub(super) fn mask_rows<T: Real>(d: &mut Array2<T>, keep: &mut [u8], parallel: bool) -> Vec<f64> {
     let cols = d.ncols();
@@ -448,7 +460,13 @@ mod tests {
             assert!((x - y).abs() <= 1e-12 * y.max(1.0));
         }
         assert!(a.iter().zip(&orig).all(|(r, o)| *r == o.max(0.0)));
-        assert!(pattern.iter().zip(&orig).all(|(p, o)| (*p == 1) == (*o > 0.0)));
+        // One bit per entry, 5 bytes per row of 37; the unused bits of a row's last byte are 0.
+        assert_eq!(pattern.len(), 40 * 5);
+        for ((i, j), o) in orig.indexed_iter() {
+            let bit = (pattern[i * 5 + j / 8] >> (j % 8)) & 1;
+            assert_eq!(bit == 1, *o > 0.0, "entry ({i}, {j})");
+        }
+        assert!(pattern.chunks(5).all(|row| row[4] >> 5 == 0));
         let mut d = Array2::<f64>::from_elem((40, 37), 2.0);
         let mut pattern = pattern;
         let masked = mask_rows(&mut d, &mut pattern, false);

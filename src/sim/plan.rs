@@ -313,7 +313,7 @@ fn estimate_one(spec: &Spec, parallel_trials: usize) -> Estimate {
     }
     // Per trial (see sim::dense): the weights kept for the backward pass, or one layer's
     // buffer when they are drawn again; the input, three activation/error buffers, one
-    // byte per activation for the ReLU pattern (and the activations under weight norm);
+    // bit per activation for the ReLU pattern (rows start on a byte) (and the activations under weight norm);
     // one Gram-Schmidt scratch (f64 whatever the precision); the head.
     let all_weights = b * net.weight_count();
     let weights = if all_weights <= KEEP_WEIGHTS_BYTES as u64 || !cheap_to_redraw(&net.weights) {
@@ -330,7 +330,7 @@ fn estimate_one(spec: &Spec, parallel_trials: usize) -> Estimate {
     };
     let per_trial = weights
         + b * n * (net.input_dim as u64 + 3 * widest)
-        + n * width_sum
+        + n * (width_sum / 8 + net.depth() as u64)
         + activations
         + 8 * widest * widest
         + head_and_norms_bytes(spec);
@@ -342,7 +342,7 @@ fn estimate_one(spec: &Spec, parallel_trials: usize) -> Estimate {
 
 /// The residual engine (`sim::residual`) per trial: the blocks' weights (kept, or the largest
 /// block's pair when they are drawn again), the input, the stream and its gradient (B x n_0
-/// each), one hidden buffer (B x m_b), one byte per hidden unit and sample for the ReLU
+/// each), one hidden buffer (B x m_b), one bit per hidden unit and sample for the ReLU
 /// patterns, an orthogonalization scratch (f64), the head and the per-sample norms.
 fn estimate_residual(spec: &Spec, concurrent: u64) -> Estimate {
     let net = &spec.network;
@@ -358,7 +358,7 @@ fn estimate_residual(spec: &Spec, concurrent: u64) -> Estimate {
     let square = n0.max(widest_block);
     let per_trial = weights
         + b * n * (3 * n0 + widest_block)
-        + n * hidden_sum
+        + n * (hidden_sum / 8 + net.widths.len() as u64)
         + 8 * square.saturating_mul(square)
         + head_and_norms_bytes(spec);
     Estimate {
@@ -445,8 +445,9 @@ mod tests {
         let want = 3.0 * (weights * (4.0 * 50.0 + 12.0) + head) + REPORT_WORK_FLOPS;
         let got = spec.estimate(1).work_flops;
         assert!((got / want - 1.0).abs() < 1e-12, "{got} vs {want}");
-        // Memory: at least the weights, the stream, its gradient and the patterns of one network.
-        let floor = 8 * (weights as u64 + 3 * 50 * 30) + 50 * 6 * 40;
+        // Memory: at least the weights, the stream, its gradient and the patterns of one network
+        // (one bit per hidden unit and sample, each row on whole bytes: 5 bytes for 40 units).
+        let floor = 8 * (weights as u64 + 3 * 50 * 30) + 50 * 6 * 5;
         assert!(spec.estimate(1).memory_bytes >= floor);
     }
 
