@@ -14,10 +14,13 @@ def t(spec, reps=3):
     return best
 def spec(n0,L,m,B,trials,method,prec):
     return {"network":{"input_dim":n0,"depth":L,"width":m,"init":{"scheme":"he","fan":"out"}},"samples":B,"trials":trials,"seed":1,"method":method,"precision":prec}
-shapes=[(500,10,1000,256,1),(500,10,1000,256,8),(500,10,1000,64,8),(500,10,1000,16,8),(100,50,1000,16,1),(500,10,4000,256,1),(500,10,300,128,8)]
+shapes=[(500,10,1000,256,1),(500,10,1000,256,8),(1000,10,1000,250,8),(500,10,1000,200,8),(500,10,1000,160,8),(500,10,1000,128,8),(500,10,1000,64,8),(500,10,1000,16,8),(100,50,1000,16,1),(1000,50,1000,16,1),(4000,10,4000,64,1),(500,10,4000,256,1),(1000,10,2000,300,2),(1000,10,2000,400,2),(500,10,300,128,8)]
+print('| n0 | L | m | B | trials | precision | dense (s) | exact_gram (s) | auto (s) | auto / fastest |')
+print('|---|---|---|---|---|---|---|---|---|---|')
 for (n0,L,m,B,tr) in shapes:
     for prec in ["f32","f64"]:
         row=[]
         for meth in ["dense","exact","auto"]:
             row.append(t(spec(n0,L,m,B,tr,meth,prec)))
-        print(f"n0={n0} L={L} m={m} B={B} trials={tr} {prec}: dense {row[0]:.3f} exact {row[1]:.3f} auto {row[2]:.3f}",flush=True)
+        best=min(row[0],row[1])
+        print(f"| {n0} | {L} | {m} | {B} | {tr} | {prec} | {row[0]:.3f} | {row[1]:.3f} | {row[2]:.3f} | {row[2]/best:.2f} |",flush=True)

@@ -13,7 +13,6 @@ use super::stats::{
 };
 pub use super::verdict::Verdict;
 use super::verdict::{Claim, Evidence};
-use crate::sim::plan::SpecPlan;
 use crate::sim::Simulation;
 use crate::spec::{Fan, Init, Precision, Spec, Weights};
 use crate::theory::bounds::{evaluate, Bound, BoundInputs};
@@ -36,7 +35,7 @@ impl Stamp {
             rng: crate::sim::rng::RNG_ALGORITHM.to_string(),
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
             precision: spec.precision,
-            method: spec.engine().describe().to_string(),
+            method: crate::sim::plan::describe_engine(spec),
         }
     }
 }

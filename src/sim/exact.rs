@@ -14,7 +14,11 @@
 //!   `delta W = M + (delta A^T - M H^T) G^{-1} H` with `M = delta Z = sigma F Y`,
 //!   `F F^T = delta delta^T`, Y standard normal (B x n_{l-1}).
 //!
-//! Both compute in f64 whatever the spec's precision.
+//! The single-input sampler computes in f64 whatever the spec's precision. The Gram sampler
+//! runs its O(n B^2) products in the spec's precision and its O(B^3) factorizations and solves
+//! in f64 (the B x B matrices are formed in the spec's precision and widened); its f32 results
+//! differ from its f64 results on the same draws by about what the dense engine's do
+//! (docs/theory.md section 5.4, measured by `examples/gram_precision`).
 
 use faer::Par;
 use ndarray::{Array2, Axis};
@@ -98,6 +102,20 @@ pub fn run_trial_single(net: &Network, input: InputDistribution, rng: &mut Trial
     TrialRatios { forward, gradient }
 }
 
+/// `x . y` with eight partial sums (so it vectorizes; the order is fixed by the length).
+#[inline]
+fn dot(x: &[f64], y: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let tail: f64 = xc.remainder().iter().zip(yc.remainder()).map(|(a, b)| a * b).sum();
+    for (a, b) in xc.zip(yc) {
+        for k in 0..8 {
+            acc[k] += a[k] * b[k];
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
 /// Lower-triangular L with L L^T = g for a symmetric positive semi-definite `g` (B x B).
 /// A pivot at or below `1e-12 * max diag` marks a null direction (a dead sample's zero row):
 /// its column is set to zero, and [`solve_spd`] treats it as such (a pseudo-inverse there).
@@ -105,57 +123,50 @@ pub fn cholesky_psd(g: &Array2<f64>) -> Array2<f64> {
     let n = g.nrows();
     let tol = 1e-12 * g.diag().iter().copied().fold(0.0, f64::max).max(f64::MIN_POSITIVE);
     let mut l = Array2::<f64>::zeros((n, n));
+    let data = l.as_slice_mut().expect("a new array is standard layout");
     for j in 0..n {
-        let mut d = g[[j, j]];
-        for k in 0..j {
-            d -= l[[j, k]] * l[[j, k]];
-        }
+        let row_j = data[j * n..j * n + j].to_vec();
+        let d = g[[j, j]] - dot(&row_j, &row_j);
         if d <= tol {
             continue; // column j stays zero
         }
         let d = d.sqrt();
-        l[[j, j]] = d;
+        data[j * n + j] = d;
         for i in j + 1..n {
-            let mut v = g[[i, j]];
-            for k in 0..j {
-                v -= l[[i, k]] * l[[j, k]];
-            }
-            l[[i, j]] = v / d;
+            let row_i = &mut data[i * n..i * n + j + 1];
+            row_i[j] = (g[[i, j]] - dot(&row_i[..j], &row_j)) / d;
         }
     }
     l
 }
 
 /// Solve (L L^T) X = rhs for X (B x k), skipping zero pivots (their components are 0).
+///
+/// A zero pivot j has a zero column in L, so component j of the forward solution reaches no
+/// other component: the solves run with a unit pivot there (faer's blocked triangular solves,
+/// on one thread) and component j is set to 0 between the two, which is the pseudo-inverse
+/// the scalar substitution with skipped pivots gives.
 fn solve_spd(l: &Array2<f64>, rhs: &Array2<f64>) -> Array2<f64> {
     let n = l.nrows();
-    let mut x = rhs.clone();
-    for mut col in x.columns_mut() {
-        // forward: L y = b
-        for i in 0..n {
-            if l[[i, i]] == 0.0 {
-                col[i] = 0.0;
-                continue;
-            }
-            let mut v = col[i];
-            for k in 0..i {
-                v -= l[[i, k]] * col[k];
-            }
-            col[i] = v / l[[i, i]];
-        }
-        // backward: L^T x = y
-        for i in (0..n).rev() {
-            if l[[i, i]] == 0.0 {
-                col[i] = 0.0;
-                continue;
-            }
-            let mut v = col[i];
-            for k in i + 1..n {
-                v -= l[[k, i]] * col[k];
-            }
-            col[i] = v / l[[i, i]];
-        }
+    let null: Vec<usize> = (0..n).filter(|&i| l[[i, i]] == 0.0).collect();
+    let mut lu = l.clone();
+    for &i in &null {
+        lu[[i, i]] = 1.0;
     }
+    let mut x = rhs.as_standard_layout().into_owned();
+    let (rows, cols) = x.dim();
+    // SAFETY: both arrays are standard layout and live for these calls; `x` is not aliased.
+    let (lm, mut xm) = unsafe {
+        (
+            faer::MatRef::<f64>::from_raw_parts(lu.as_ptr(), n, n, n as isize, 1),
+            faer::MatMut::<f64>::from_raw_parts_mut(x.as_mut_ptr(), rows, cols, cols as isize, 1),
+        )
+    };
+    faer::linalg::triangular_solve::solve_lower_triangular_in_place(lm, xm.as_mut(), Par::Seq);
+    for &i in &null {
+        xm.as_mut().row_mut(i).fill(0.0);
+    }
+    faer::linalg::triangular_solve::solve_upper_triangular_in_place(lm.transpose(), xm.as_mut(), Par::Seq);
     x
 }
 
@@ -163,8 +174,8 @@ fn solve_spd(l: &Array2<f64>, rhs: &Array2<f64>) -> Array2<f64> {
 /// do not depend on whether the chunks run in parallel).
 const GAUSSIAN_CHUNK: usize = 1 << 16;
 
-fn standard_normal_matrix(rows: usize, cols: usize, rng: &mut TrialRng, parallel: bool) -> Array2<f64> {
-    let mut z = Array2::<f64>::zeros((rows, cols));
+fn standard_normal_matrix<T: Real>(rows: usize, cols: usize, rng: &mut TrialRng, parallel: bool) -> Array2<T> {
+    let mut z = Array2::<T>::zeros((rows, cols));
     let data = z.as_slice_mut().expect("a new array is standard layout");
     fill_gaussian_chunks(data, GAUSSIAN_CHUNK, 1.0, rng, parallel);
     z
@@ -176,15 +187,16 @@ const GROUP_BYTES: usize = 32 << 20;
 /// The fresh Gaussian matrices of a pass, one per step (`rows x cols[k]`). Every step's key is
 /// drawn from the trial stream when the pass starts, in step order; the matrices are then drawn
 /// in groups of up to [`GROUP_BYTES`] on all threads of the pool, so a single trial keeps every
-/// core busy on the draws. The numbers depend only on the keys, not on the grouping or threads.
-struct StepGaussians {
+/// core busy on the draws. The numbers depend only on the keys, not on the grouping or threads
+/// (and an f32 matrix is the f64 one rounded).
+struct StepGaussians<T> {
     rows: usize,
     steps: std::vec::IntoIter<(u64, usize)>,
-    ready: std::collections::VecDeque<Array2<f64>>,
+    ready: std::collections::VecDeque<Array2<T>>,
     parallel: bool,
 }
 
-impl StepGaussians {
+impl<T: Real> StepGaussians<T> {
     fn new(rows: usize, cols: impl IntoIterator<Item = usize>, rng: &mut TrialRng, parallel: bool) -> Self {
         let steps: Vec<(u64, usize)> = cols.into_iter().map(|c| (rng.random(), c)).collect();
         StepGaussians {
@@ -196,12 +208,12 @@ impl StepGaussians {
     }
 
     /// The next step's matrix.
-    fn take(&mut self) -> Array2<f64> {
+    fn take(&mut self) -> Array2<T> {
         if self.ready.is_empty() {
             let mut group = Vec::new();
             let mut bytes = 0;
             while let Some(&(_, cols)) = self.steps.as_slice().first() {
-                let size = self.rows * cols * std::mem::size_of::<f64>();
+                let size = self.rows * cols * std::mem::size_of::<T>();
                 if !group.is_empty() && bytes + size > GROUP_BYTES {
                     break;
                 }
@@ -210,7 +222,7 @@ impl StepGaussians {
             }
             let (rows, split) = (self.rows, self.parallel && group.len() == 1);
             let draw = |&(key, cols): &(u64, usize)| {
-                standard_normal_matrix(rows, cols, &mut TrialRng::seed_from_u64(key), split)
+                standard_normal_matrix::<T>(rows, cols, &mut TrialRng::seed_from_u64(key), split)
             };
             if self.parallel {
                 use rayon::prelude::*;
@@ -223,46 +235,65 @@ impl StepGaussians {
     }
 }
 
-fn relu(a: &Array2<f64>) -> Array2<f64> {
-    a.mapv(|v| v.max(0.0))
+fn relu<T: Real>(a: &Array2<T>) -> Array2<T> {
+    a.mapv(|v| if v > T::zero() { v } else { T::zero() })
 }
 
-/// One network, B inputs, from the B x B Gram recursion: no weight matrix is formed.
+fn widen<T: Real>(a: &Array2<T>) -> Array2<f64> {
+    a.mapv(|v| v.f64())
+}
+
+fn narrow<T: Real>(a: &Array2<f64>) -> Array2<T> {
+    a.mapv(T::of)
+}
+
+/// `x x^T` (B x B) of the rows of `x`, formed in `T` and widened to f64.
+fn gram_of<T: Real>(x: &Array2<T>, par: Par) -> Array2<f64> {
+    let b = x.nrows();
+    let mut g = Array2::<T>::zeros((b, b));
+    gemm(T::one(), x.view(), x.t(), g.view_mut(), par);
+    widen(&g)
+}
+
+/// One network, B inputs, from the B x B Gram recursion: no weight matrix is formed. The
+/// B x n products run in `T`, split over the pool as `par` says; the B x B
+/// factorizations and solves in f64.
 /// Requires B <= n_0 and B <= every width for a full-rank start (checked by the spec).
-pub fn run_trial_gram(
+pub fn run_trial_gram<T: Real>(
     net: &Network,
     samples: usize,
     input: InputDistribution,
     rng: &mut TrialRng,
-    parallel: bool,
+    par: Par,
     passes: Passes,
     tick: &mut dyn FnMut() -> Result<(), Cancelled>,
 ) -> Result<TrialRatios, Cancelled> {
     let (b, depth) = (samples, net.depth());
-    let mut x = standard_normal_matrix(b, net.input_dim, rng, parallel);
+    let parallel = matches!(par, Par::Rayon(_));
+    let mut x = standard_normal_matrix::<T>(b, net.input_dim, rng, parallel);
     if input == InputDistribution::Sphere {
         for mut row in x.rows_mut() {
-            let n = row.dot(&row).sqrt();
-            row /= n;
+            let n = row.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
+            row.mapv_inplace(|v| T::of(v.f64() / n));
         }
     }
-    let mut gram = x.dot(&x.t());
+    let mut gram = gram_of(&x, par);
     drop(x);
     let mut norm2: Vec<Vec<f64>> = vec![gram.diag().to_vec()];
     let x_norm: Vec<f64> = norm2[0].iter().map(|v| v.sqrt()).collect();
     let mut chol: Vec<Array2<f64>> = Vec::with_capacity(depth);
-    let mut pre: Vec<Array2<f64>> = Vec::with_capacity(depth); // A^l, B x n_l
+    let mut pre: Vec<Array2<T>> = Vec::with_capacity(depth); // A^l, B x n_l
     let mut forward = vec![0.0; depth * b];
-    let mut draws = StepGaussians::new(b, net.widths.iter().copied(), rng, parallel);
+    let mut draws = StepGaussians::<T>::new(b, net.widths.iter().copied(), rng, parallel);
     for l in 1..=depth {
         tick()?;
         let sigma = net.weight_variance(l).sqrt();
         let z = draws.take();
         let c = cholesky_psd(&gram);
-        let mut a = Array2::<f64>::zeros((b, net.widths[l - 1]));
-        gemm(sigma, c.view(), z.view(), a.view_mut(), Par::Seq);
+        let mut a = Array2::<T>::zeros((b, net.widths[l - 1]));
+        gemm(T::of(sigma), narrow::<T>(&c).view(), z.view(), a.view_mut(), par);
         let h = relu(&a);
-        gemm(1.0, h.view(), h.t(), gram.view_mut(), Par::Seq);
+        gram = gram_of(&h, par);
         let n2 = gram.diag().to_vec();
         for s in 0..b {
             forward[(l - 1) * b + s] = n2[s].sqrt() / x_norm[s];
@@ -280,29 +311,33 @@ pub fn run_trial_gram(
         });
     }
 
+    // The head in f64, as the single-input sampler's.
     let n_last = net.widths[depth - 1];
     let mut w_out = Array2::<f64>::zeros((net.classes, n_last));
     fill_gaussian(w_out.view_mut(), 1.0, rng);
-    let h_last = relu(&pre[depth - 1]);
+    let h_last = widen(&relu(&pre[depth - 1]));
     let z = h_last.dot(&w_out.t());
     let mut e = Array2::<f64>::zeros((b, net.classes));
     for (zr, mut er) in z.rows().into_iter().zip(e.rows_mut()) {
         let (err, _) = head_error(zr.as_slice().unwrap_or(&zr.to_vec()), rng);
         er.assign(&ndarray::ArrayView1::from(&err[..]));
     }
-    let mut delta = e.dot(&w_out);
-    delta.zip_mut_with(&pre[depth - 1], |d, &a| {
-        if a <= 0.0 {
+    let mut delta64 = e.dot(&w_out);
+    delta64.zip_mut_with(&pre[depth - 1], |d, &a| {
+        if a <= T::zero() {
             *d = 0.0;
         }
     });
-    let d_last: Vec<f64> = delta.map_axis(Axis(1), |r| r.dot(&r).sqrt()).to_vec();
+    let d_last: Vec<f64> = delta64.map_axis(Axis(1), |r| r.dot(&r).sqrt()).to_vec();
+    let mut delta = narrow::<T>(&delta64);
 
     let mut gradient = vec![0.0; depth * b];
-    let mut draws = StepGaussians::new(b, (2..=depth).rev().map(|l| net.fan_in(l)), rng, parallel);
+    let mut draws = StepGaussians::<T>::new(b, (2..=depth).rev().map(|l| net.fan_in(l)), rng, parallel);
     for l in (1..=depth).rev() {
         tick()?;
-        let d2: Vec<f64> = delta.map_axis(Axis(1), |r| r.dot(&r)).to_vec();
+        let d2: Vec<f64> = delta
+            .map_axis(Axis(1), |r| r.iter().map(|v| v.f64() * v.f64()).sum::<f64>())
+            .to_vec();
         for s in 0..b {
             gradient[(l - 1) * b + s] = (d2[s] * norm2[l - 1][s]).sqrt() / (x_norm[s] * d_last[s]);
         }
@@ -313,22 +348,20 @@ pub fn run_trial_gram(
         let sigma = net.weight_variance(l).sqrt();
         let a = &pre[l - 1];
         let h = relu(&pre[l - 2]);
-        let mut dd = Array2::<f64>::zeros((b, b));
-        gemm(1.0, delta.view(), delta.t(), dd.view_mut(), Par::Seq);
-        let f = cholesky_psd(&dd);
+        let f = cholesky_psd(&gram_of(&delta, par));
         let y = draws.take();
-        let mut m = Array2::<f64>::zeros((b, net.fan_in(l)));
-        gemm(sigma, f.view(), y.view(), m.view_mut(), Par::Seq);
+        let mut m = Array2::<T>::zeros((b, net.fan_in(l)));
+        gemm(T::of(sigma), narrow::<T>(&f).view(), y.view(), m.view_mut(), par);
         // T = delta A^T - M H^T (B x B)
-        let mut t = Array2::<f64>::zeros((b, b));
-        gemm(1.0, delta.view(), a.t(), t.view_mut(), Par::Seq);
-        gemm_add(-1.0, m.view(), h.t(), t.view_mut(), Par::Seq);
+        let mut t = Array2::<T>::zeros((b, b));
+        gemm(T::one(), delta.view(), a.t(), t.view_mut(), par);
+        gemm_add(-T::one(), m.view(), h.t(), t.view_mut(), par);
         // S = T G^{-1} with G = L L^T symmetric: S^T = G^{-1} T^T.
-        let s_mat = solve_spd(&chol[l - 1], &t.t().to_owned()).reversed_axes();
-        gemm_add(1.0, s_mat.view(), h.view(), m.view_mut(), Par::Seq);
+        let s_mat = solve_spd(&chol[l - 1], &widen(&t).t().to_owned()).reversed_axes();
+        gemm_add(T::one(), narrow::<T>(&s_mat).view(), h.view(), m.view_mut(), par);
         m.zip_mut_with(&h, |d, &hv| {
-            if hv <= 0.0 {
-                *d = 0.0;
+            if hv <= T::zero() {
+                *d = T::zero();
             }
         });
         delta = m;
@@ -350,6 +383,52 @@ mod tests {
         let rhs = ndarray::arr2(&[[1.0], [2.0], [3.0]]);
         let x = solve_spd(&l, &rhs);
         assert!((g.dot(&x) - &rhs).iter().all(|v| v.abs() < 1e-12));
+    }
+
+    /// The substitution with skipped pivots that `solve_spd` replaces, as the reference.
+    fn scalar_solve(l: &Array2<f64>, rhs: &Array2<f64>) -> Array2<f64> {
+        let n = l.nrows();
+        let mut x = rhs.clone();
+        for mut col in x.columns_mut() {
+            for i in 0..n {
+                col[i] = if l[[i, i]] == 0.0 {
+                    0.0
+                } else {
+                    (col[i] - (0..i).map(|k| l[[i, k]] * col[k]).sum::<f64>()) / l[[i, i]]
+                };
+            }
+            for i in (0..n).rev() {
+                col[i] = if l[[i, i]] == 0.0 {
+                    0.0
+                } else {
+                    (col[i] - (i + 1..n).map(|k| l[[k, i]] * col[k]).sum::<f64>()) / l[[i, i]]
+                };
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn solves_with_dead_samples_match_the_scalar_substitution() {
+        // 70 samples (blocked solves), 40 right-hand sides; samples 3, 31 and 69 are dead.
+        let dead = [3usize, 31, 69];
+        let h = Array2::from_shape_fn((70, 90), |(i, j)| {
+            if dead.contains(&i) {
+                0.0
+            } else {
+                (((i * 37 + j * 11) % 101) as f64 / 50.0 - 1.0).max(0.0)
+            }
+        });
+        let g = h.dot(&h.t());
+        let l = cholesky_psd(&g);
+        assert!((l.dot(&l.t()) - &g).iter().all(|v| v.abs() < 1e-10));
+        let rhs = Array2::from_shape_fn((70, 40), |(i, j)| ((i * 3 + j * 7) % 13) as f64 - 6.0);
+        let (fast, slow) = (solve_spd(&l, &rhs), scalar_solve(&l, &rhs));
+        let scale = slow.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!((&fast - &slow).iter().all(|v| v.abs() <= 1e-9 * scale), "max {scale}");
+        for &i in &dead {
+            assert!(fast.row(i).iter().all(|v| *v == 0.0));
+        }
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub enum Passes {
     ForwardOnly,
 }
 
-/// [`dense::run_trial`] at one precision.
+/// [`dense::run_trial`] (or another engine with its signature) at one precision.
 type DenseTrial = fn(
     &crate::spec::Network,
     usize,
@@ -114,6 +114,10 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
     let reported = std::sync::Mutex::new(0u64);
     let engine = spec.engine();
     let par = gemm::par_for(spec.trials);
+    let gram_trial: DenseTrial = match plan::gram_precision(spec) {
+        Precision::F32 => exact::run_trial_gram::<f32>,
+        Precision::F64 => exact::run_trial_gram::<f64>,
+    };
     let dense_trial: DenseTrial = match (spec.network.is_residual(), spec.precision) {
         (false, Precision::F32) => dense::run_trial::<f32>,
         (false, Precision::F64) => dense::run_trial::<f64>,
@@ -148,12 +152,12 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
                     passes,
                     &mut tick,
                 ),
-                Engine::ExactGram => exact::run_trial_gram(
+                Engine::ExactGram => gram_trial(
                     &spec.network,
                     spec.samples,
                     spec.input,
                     &mut rng,
-                    matches!(par, faer::Par::Rayon(_)),
+                    par,
                     passes,
                     &mut tick,
                 ),

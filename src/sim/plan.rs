@@ -22,14 +22,35 @@ string_enum! {
     }
 }
 
-impl Engine {
-    /// What the engine computes, for the stamp.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Engine::Dense => "dense",
-            Engine::ExactSingle => "exact_single: chi-square law of one input, computed in f64",
-            Engine::ExactGram => "exact_gram: B x B Gram recursion, computed in f64",
-        }
+/// What the engine that runs `spec` computes, for the stamp.
+pub fn describe_engine(spec: &Spec) -> String {
+    match spec.engine() {
+        Engine::Dense => "dense".to_string(),
+        Engine::ExactSingle => "exact_single: chi-square law of one input, computed in f64".to_string(),
+        Engine::ExactGram => format!(
+            "exact_gram: B x B Gram recursion, products in {}, factorizations in f64",
+            gram_precision(spec).as_str()
+        ),
+    }
+}
+
+/// The precision of the Gram sampler's products for `spec`: the spec's own, except that an f32
+/// spec computes in f64 unless B <= n_0 / 2 and B <= (narrowest width) / 4.
+///
+/// The factorizations need well-conditioned Gram matrices: `H^l (H^l)^T` has rank at most the
+/// number of active units K ~ n_l / 2, so past B = n_l / 2 it is singular, and f32 rounding
+/// turns its null directions into spurious ones (measured by `examples/gram_precision` at
+/// n0 = m = 300, B = 256: gradient ratios off by up to 20x). At B <= m / 4 and B <= n_0 / 2 the
+/// f32 products stayed within 1e-5 of the f64 ones for forward ratios and 2e-5 (median) for
+/// gradient ratios (docs/theory.md section 11).
+pub fn gram_precision(spec: &Spec) -> Precision {
+    let net = &spec.network;
+    let narrowest = net.widths.iter().copied().min().unwrap_or(0);
+    let b = spec.samples;
+    if spec.precision == Precision::F32 && 4 * b <= narrowest && 2 * b <= net.input_dim {
+        Precision::F32
+    } else {
+        Precision::F64
     }
 }
 
@@ -204,23 +225,22 @@ fn human_bytes(b: u64) -> String {
     }
 }
 
-/// Work of one trial under `engine`, in floating-point operations (estimates).
 /// Time of one trial on `engine`, in units of one dense floating-point operation: the work
 /// model ([`engine_work`]) times what one counted operation of that engine costs, measured.
 ///
-/// The Gram sampler's counted operations are slower than the dense engine's GEMM flops: it
-/// computes in f64 whatever the spec's precision, and its B x B factorizations run at a
-/// fraction of GEMM speed. Measured on the 2-core AVX-512 development machine (`widthlab run`,
-/// best of 3, 2 threads, n0 = 500, L = 10, 8 trials; machine loaded by other builds, so the
-/// ratios are good to about 20%): at m = 1000, B = 256 the sampler took 3.0x the dense time in
-/// f32 and 2.0x in f64 where the model counts 0.83x, hence 3.6 and 2.5. With these factors
-/// `auto` picked the faster engine on all 14 measured workloads (B = 16..256, m = 300..4000,
-/// L = 10 and 50; see bench/README.md, "Engine choice"); the counted operations alone picked the
-/// Gram sampler at m = 1000, B = 256, 2.6x slower in f32.
+/// The Gram sampler's counted operations are slower than the dense engine's GEMM flops: its
+/// B x B factorizations and solves run below GEMM speed, and f32 specs with B > m / 4 compute
+/// in f64 ([`gram_precision`]). Measured on the 2-core AVX-512 development machine (`widthlab
+/// run`, best of 3, 2 threads, idle; bench/README.md, "Engine choice"): the sampler's time over
+/// the dense time, divided by the counted ratio, was 1.6-2.2 in f32 and 1.3-1.9 in f64 near
+/// the crossover (counted ratio 0.4-1.1), higher (2-4) at small B where both are far apart.
+/// The crossovers sat between counted ratios 0.52 and 0.66 in f32 (m = 1000, B = 160 vs 200)
+/// and between 0.66 and 0.86 in f64 (B = 200 vs 256), hence 1.6 and 1.3. With these factors
+/// `auto` took the faster engine on all 30 measured workloads.
 fn engine_seconds(spec: &Spec, engine: Engine) -> f64 {
     let per_operation = match (engine, spec.precision) {
-        (Engine::ExactGram, Precision::F32) => 3.6,
-        (Engine::ExactGram, Precision::F64) => 2.5,
+        (Engine::ExactGram, Precision::F32) => 1.6,
+        (Engine::ExactGram, Precision::F64) => 1.3,
         _ => 1.0,
     };
     per_operation * engine_work(spec, engine)
@@ -235,6 +255,7 @@ fn head_width(net: &crate::spec::Network) -> usize {
     }
 }
 
+/// Work of one trial under `engine`, in floating-point operations (estimates).
 fn engine_work(spec: &Spec, engine: Engine) -> f64 {
     let net = &spec.network;
     let b = spec.samples as f64;
@@ -400,10 +421,17 @@ mod tests {
         let cases = [
             // (n0, L, m, B, Gram sampler faster in f32, in f64)
             (500, 10, 1000, 256, false, false),
+            (1000, 10, 1000, 250, false, false),
+            (500, 10, 1000, 200, false, true),
+            (500, 10, 1000, 160, true, true),
+            (500, 10, 1000, 128, true, true),
             (500, 10, 1000, 64, true, true),
             (500, 10, 1000, 16, true, true),
             (100, 50, 1000, 16, true, true),
+            (1000, 50, 1000, 16, true, true),
+            (4000, 10, 4000, 64, true, true),
             (500, 10, 4000, 256, true, true),
+            (1000, 10, 2000, 300, true, true),
             (500, 10, 300, 128, false, false),
         ];
         for (n0, depth, m, b, f32_gram, f64_gram) in cases {

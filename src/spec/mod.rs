@@ -473,7 +473,7 @@ string_enum! {
 }
 
 string_enum! {
-    /// Floating-point precision of the dense engine.
+    /// Floating-point precision of the matrices (the dense engine; the Gram sampler where `sim::plan::gram_precision` allows).
     pub enum Precision {
         F64 = "f64",
         F32 = "f32",

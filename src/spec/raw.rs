@@ -30,7 +30,7 @@ pub struct JobSpecInput {
     /// reads it back exactly) and echoed in the job's spec and stamp.
     #[schema(minimum = 0, maximum = 18446744073709551615u64, format = "uint64")]
     seed: Option<u64>,
-    /// Precision of the dense engine (default "f64").
+    /// Precision of the matrices (default "f64"): the dense engine computes in it; the Gram sampler runs its products in f32 only when B <= n0/2 and B <= width/4 (else f64); statistics are always f64.
     precision: Option<Precision>,
     /// "dense", "exact" or "auto" (default): auto takes the exact sampler where permitted and cheaper.
     method: Option<Method>,
