@@ -15,10 +15,11 @@
 //!   `F F^T = delta delta^T`, Y standard normal (B x n_{l-1}).
 //!
 //! The single-input sampler computes in f64 whatever the spec's precision. The Gram sampler
-//! runs its O(n B^2) products in the spec's precision and its O(B^3) factorizations and solves
-//! in f64 (the B x B matrices are formed in the spec's precision and widened); its f32 results
+//! runs its O(n B^2) products in the precision `plan::gram_precision` gives (f32 only for f32
+//! specs with well-conditioned Gram matrices) and its O(B^3) factorizations and solves in f64
+//! (the B x B matrices are formed in the products' precision and widened). Its f32 results
 //! differ from its f64 results on the same draws by about what the dense engine's do
-//! (docs/theory.md section 5.4, measured by `examples/gram_precision`).
+//! (docs/theory.md section 11, measured by `examples/gram_precision`).
 
 use faer::Par;
 use ndarray::{Array2, Axis};
@@ -255,8 +256,16 @@ fn gram_of<T: Real>(x: &Array2<T>, par: Par) -> Array2<f64> {
     widen(&g)
 }
 
+/// Size `B^2 n` (multiply-adds of one product at the widest layer) from which a single network's
+/// Gram products are split over the pool. Below it the split costs more than it saves
+/// (measured, whole trials: (n0, L, m, B) = (4000, 10, 4000, 64), 16M, took 0.047 s on one
+/// thread against 0.051 s split, and (1000, 50, 1000, 16) 0.010 s against 0.018 s; above it
+/// (500, 10, 4000, 256), 262M, took 0.33 s split against 0.46 s).
+const PARALLEL_PRODUCT_MIN: usize = 1 << 25;
+
 /// One network, B inputs, from the B x B Gram recursion: no weight matrix is formed. The
-/// B x n products run in `T`, split over the pool as `par` says; the B x B
+/// B x n products run in `T`, split over the pool as `par` says when they are large enough
+/// ([`PARALLEL_PRODUCT_MIN`]); the B x B
 /// factorizations and solves in f64.
 /// Requires B <= n_0 and B <= every width for a full-rank start (checked by the spec).
 pub fn run_trial_gram<T: Real>(
@@ -270,6 +279,12 @@ pub fn run_trial_gram<T: Real>(
 ) -> Result<TrialRatios, Cancelled> {
     let (b, depth) = (samples, net.depth());
     let parallel = matches!(par, Par::Rayon(_));
+    let widest = net.widths.iter().copied().chain([net.input_dim]).max().unwrap_or(0);
+    let par = if b * b * widest >= PARALLEL_PRODUCT_MIN {
+        par
+    } else {
+        Par::Seq
+    };
     let mut x = standard_normal_matrix::<T>(b, net.input_dim, rng, parallel);
     if input == InputDistribution::Sphere {
         for mut row in x.rows_mut() {
