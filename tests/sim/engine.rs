@@ -528,13 +528,7 @@ fn results_are_bit_identical_for_any_thread_count() {
     ];
     for v in specs {
         let spec = parse(&v);
-        let sims: Vec<Simulation> = [1, 2]
-            .iter()
-            .map(|&k| {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(k).build().unwrap();
-                pool.install(|| simulate(&spec, &Control::none())).unwrap()
-            })
-            .collect();
+        let sims = crate::on_one_and_two_threads(&spec);
         assert!(sims[0]
             .trials
             .iter()
@@ -844,12 +838,6 @@ fn a_single_trial_is_bit_identical_when_its_products_use_both_threads() {
     // trials = 1 < threads: the matrix products of the one trial are split over the pool.
     let v = json!({"network": he_out(500, 4, 1000), "samples": 256, "trials": 1, "seed": 5});
     let spec = parse(&v);
-    let runs: Vec<Simulation> = [1, 2]
-        .iter()
-        .map(|&k| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(k).build().unwrap();
-            pool.install(|| simulate(&spec, &Control::none()).unwrap())
-        })
-        .collect();
+    let runs = crate::on_one_and_two_threads(&spec);
     assert!(runs[0] == runs[1], "1 and 2 threads differ");
 }

@@ -705,13 +705,7 @@ fn exact_results_are_bit_identical_for_any_thread_count() {
     for v in specs {
         let spec = parse(&v);
         assert_ne!(spec.engine(), Engine::Dense);
-        let sims: Vec<Simulation> = [1, 2]
-            .iter()
-            .map(|&k| {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(k).build().unwrap();
-                pool.install(|| simulate(&spec, &Control::none())).unwrap()
-            })
-            .collect();
+        let sims = crate::on_one_and_two_threads(&spec);
         assert!(sims[0]
             .trials
             .iter()
@@ -835,13 +829,7 @@ fn single_gram_trial_is_bit_identical_for_any_thread_count() {
                        "samples": 96, "trials": 1, "seed": 63, "method": "exact", "precision": precision});
         let spec = parse(&v);
         assert_eq!(spec.engine(), Engine::ExactGram);
-        let sims: Vec<Simulation> = [1, 2]
-            .iter()
-            .map(|&k| {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(k).build().unwrap();
-                pool.install(|| simulate(&spec, &Control::none())).unwrap()
-            })
-            .collect();
+        let sims = crate::on_one_and_two_threads(&spec);
         let t = &sims[0].trials[0];
         assert!(t.forward.iter().chain(&t.gradient).all(|r| r.is_finite() && *r > 0.0));
         assert_eq!(sims[0], sims[1], "{precision}");

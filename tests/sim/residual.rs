@@ -200,13 +200,7 @@ fn residual_results_are_bit_identical_for_any_thread_count() {
     for v in specs {
         let spec = parse(&v);
         assert_eq!(spec.engine(), Engine::Dense);
-        let sims: Vec<Simulation> = [1, 2]
-            .iter()
-            .map(|&k| {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(k).build().unwrap();
-                pool.install(|| simulate(&spec, &Control::none())).unwrap()
-            })
-            .collect();
+        let sims = crate::on_one_and_two_threads(&spec);
         assert!(sims[0]
             .trials
             .iter()
