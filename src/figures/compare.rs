@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use super::legend::{Entry, Legend, Swatch};
 use super::norms::{band_polygon, layer_ticks};
 use super::svg::{num, Fill, Stroke};
-use super::{err, frame, mark_plot_area, Heading, PlotResult, Ticked};
+use super::{err, frame, house_mesh, mark_plot_area, Heading, PlotResult, Ticked};
 use crate::analysis::report::LayerReport;
 use crate::analysis::stats::RatioStats;
 
@@ -110,15 +110,10 @@ pub fn compare_svg(title: &str, jobs: &[Compared]) -> PlotResult {
                     (lo - pad).max(0.0)..hi + pad,
                 )
                 .map_err(err)?;
-            chart
-                .configure_mesh()
+            house_mesh(&mut chart.configure_mesh())
                 .y_labels(8)
                 .x_label_formatter(&|v| format!("{v:.0}"))
                 .y_label_formatter(&|v| num(*v, 3))
-                .label_style(("sans-serif", 15))
-                .axis_desc_style(("sans-serif", 16))
-                .bold_line_style(RGBColor(225, 225, 225))
-                .light_line_style(TRANSPARENT)
                 .x_desc("layer l")
                 .y_desc(axis)
                 .draw()

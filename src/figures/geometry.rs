@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use super::legend::{Entry, Legend, Swatch};
 use super::svg::{num, Fill, Shape, Stroke};
-use super::{err, frame, mark_plot_area, round_ticks, series_colour, Heading, PlotResult, Ticked};
+use super::{err, frame, house_mesh, mark_plot_area, round_ticks, series_colour, Heading, PlotResult, Ticked};
 use crate::analysis::geometry::GeometryLayer;
 use crate::spec::Spec;
 
@@ -100,14 +100,9 @@ pub fn geometry_svg(title: &str, spec: &Spec, rows: &[GeometryLayer]) -> PlotRes
                     Ticked::new(lo..hi, round_ticks(lo, hi)),
                 )
                 .map_err(err)?;
-            chart
-                .configure_mesh()
+            house_mesh(&mut chart.configure_mesh())
                 .x_label_formatter(&|v| format!("{v:.0}"))
                 .y_label_formatter(&|v| num(*v, 3))
-                .label_style(("sans-serif", 15))
-                .axis_desc_style(("sans-serif", 16))
-                .bold_line_style(RGBColor(225, 225, 225))
-                .light_line_style(TRANSPARENT)
                 .x_desc("layer l (0: the inputs)")
                 .y_desc(y_desc)
                 .draw()

@@ -6,7 +6,7 @@ use plotters::prelude::*;
 
 use super::legend::{Entry, Legend, Swatch};
 use super::svg::{num, Fill, Stroke};
-use super::{err, frame, mark_plot_area, round_ticks, Heading, PlotResult, Ticked, MEASURED, PREDICTED};
+use super::{err, frame, house_mesh, mark_plot_area, round_ticks, Heading, PlotResult, Ticked, MEASURED, PREDICTED};
 use crate::analysis::samples::{Histogram, SampleRatio};
 
 const WIDTH: u32 = 900;
@@ -138,14 +138,9 @@ pub fn histogram_svg(title: &str, h: &Histogram, of: &HistogramOf) -> PlotResult
                 Ticked::new(0.0..y_hi, round_ticks(0.0, y_hi)),
             )
             .map_err(err)?;
-        chart
-            .configure_mesh()
+        house_mesh(&mut chart.configure_mesh())
             .x_label_formatter(&|v| num(*v, 4))
             .y_label_formatter(&|v| num(*v, 3))
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 16))
-            .bold_line_style(RGBColor(225, 225, 225))
-            .light_line_style(TRANSPARENT)
             .x_desc(name.as_str())
             .y_desc("density")
             .draw()

@@ -34,10 +34,11 @@ pub use search::{search_svg, table_svg};
 pub use sweep::sweep_svg;
 pub use worst_case::worst_case_svg;
 
+use plotters::chart::MeshStyle;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
-use plotters::prelude::{DrawingArea, IntoDrawingArea, SVGBackend, WHITE};
+use plotters::prelude::{DrawingArea, DrawingBackend, IntoDrawingArea, SVGBackend, TRANSPARENT, WHITE};
 use plotters::style::RGBColor;
 
 use crate::spec::Spec;
@@ -141,6 +142,20 @@ impl Heading {
             layer.end();
         }
     }
+}
+
+/// The house style of every chart's mesh: 15 px tick labels, 16 px axis names, light grey
+/// grid lines at the labelled ticks only.
+fn house_mesh<'m, 'a, 'b, X, Y, DB>(mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>) -> &'m mut MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged<ValueType: std::fmt::Debug>,
+    Y: Ranged<ValueType: std::fmt::Debug>,
+    DB: DrawingBackend,
+{
+    mesh.label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
+        .bold_line_style(RGBColor(225, 225, 225))
+        .light_line_style(TRANSPARENT)
 }
 
 /// Ticks at round values over [lo, hi]: steps of 1, 2, 2.5 or 5 times a power of ten, at most

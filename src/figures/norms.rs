@@ -7,7 +7,8 @@ use plotters::prelude::*;
 use super::legend::{Entry, Legend, Swatch};
 use super::svg::{num, Fill, Layer, Shape, Stroke};
 use super::{
-    err, frame, mark_plot_area, Heading, PixelRect, PlotResult, Ticked, BOUND_COLOURS, EPSILON, MEASURED, PREDICTED,
+    err, frame, house_mesh, mark_plot_area, Heading, PixelRect, PlotResult, Ticked, BOUND_COLOURS, EPSILON, MEASURED,
+    PREDICTED,
 };
 use crate::analysis::predict::RatioPrediction;
 use crate::analysis::report::{BoundCheck, LayerReport, Verdict};
@@ -328,15 +329,10 @@ impl Panel {
             .y_label_area_size(62)
             .build_cartesian_2d(Ticked::new(0.5..depth + 0.5, layer_ticks(self.depth)), lo..hi)
             .map_err(err)?;
-        chart
-            .configure_mesh()
+        house_mesh(&mut chart.configure_mesh())
             .y_labels(8)
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| num(*v, 3))
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 16))
-            .bold_line_style(RGBColor(225, 225, 225))
-            .light_line_style(TRANSPARENT)
             .x_desc(if self.residual { "block b" } else { "layer l" })
             .y_desc(self.y_desc)
             .draw()

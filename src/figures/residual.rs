@@ -7,7 +7,9 @@ use plotters::prelude::*;
 
 use super::legend::{Entry, Legend, Swatch};
 use super::svg::{num, Shape, Stroke};
-use super::{err, frame, mark_plot_area, partial_note, series_colour, Heading, PlotResult, Ticked, EPSILON};
+use super::{
+    err, frame, house_mesh, mark_plot_area, partial_note, series_colour, Heading, PlotResult, Ticked, EPSILON,
+};
 use crate::analysis::sweep::{PointReport, ResidualPoint};
 use crate::spec::{Spec, WeightNormGain, Weights};
 
@@ -106,15 +108,10 @@ pub fn blocks_svg(title: &str, spec: &Spec, points: &[PointReport], job_status: 
                 .y_label_area_size(70)
                 .build_cartesian_2d(Ticked::new(x_lo..x_hi, blocks.iter().map(|&b| x(b)).collect()), lo..hi)
                 .map_err(err)?;
-            chart
-                .configure_mesh()
+            house_mesh(&mut chart.configure_mesh())
                 .x_label_formatter(&|v| format!("{:.0}", v.exp2()))
                 .y_label_formatter(&|v| num(*v, 4))
                 .y_labels(8)
-                .label_style(("sans-serif", 15))
-                .axis_desc_style(("sans-serif", 16))
-                .bold_line_style(RGBColor(225, 225, 225))
-                .light_line_style(TRANSPARENT)
                 .x_desc("blocks B (log scale)")
                 .y_desc(y_desc)
                 .draw()

@@ -7,7 +7,8 @@ use plotters::prelude::*;
 use super::legend::{Entry, Legend, Swatch};
 use super::svg::{num, text_width, Shape, Stroke};
 use super::{
-    err, frame, mark_plot_area, partial_note, Heading, PlotResult, BOUND_COLOURS, EPSILON, MEASURED, PREDICTED,
+    err, frame, house_mesh, mark_plot_area, partial_note, Heading, PlotResult, BOUND_COLOURS, EPSILON, MEASURED,
+    PREDICTED,
 };
 use crate::analysis::sweep::PointReport;
 use crate::spec::Spec;
@@ -204,14 +205,9 @@ pub fn sweep_svg(title: &str, spec: &Spec, points: &[PointReport], job_status: &
                 (lo..hi).log_scale().with_key_points(log_ticks(lo, hi)),
             )
             .map_err(err)?;
-        chart
-            .configure_mesh()
+        house_mesh(&mut chart.configure_mesh())
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| num(*v, 3))
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 16))
-            .bold_line_style(RGBColor(225, 225, 225))
-            .light_line_style(TRANSPARENT)
             .x_desc("width m (log scale; ticks at the swept widths)")
             .y_desc("|1 - r| and guaranteed epsilon (log scale)")
             .draw()

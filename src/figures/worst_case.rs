@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use super::legend::{Entry, Legend, Swatch};
 use super::svg::{num, Shape, Stroke};
-use super::{err, frame, mark_plot_area, round_ticks, series_colour, Heading, PlotResult, Ticked};
+use super::{err, frame, house_mesh, mark_plot_area, round_ticks, series_colour, Heading, PlotResult, Ticked};
 use crate::analysis::worst_case::WorstCaseLayer;
 use crate::spec::Spec;
 
@@ -145,14 +145,9 @@ pub fn worst_case_svg(title: &str, spec: &Spec, rows: &[WorstCaseLayer]) -> Plot
                 Ticked::new(0.0..y_hi, round_ticks(0.0, y_hi)),
             )
             .map_err(err)?;
-        chart
-            .configure_mesh()
+        house_mesh(&mut chart.configure_mesh())
             .x_label_formatter(&|v| num(*v, 3))
             .y_label_formatter(&|v| num(*v, 3))
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 16))
-            .bold_line_style(RGBColor(225, 225, 225))
-            .light_line_style(TRANSPARENT)
             .x_desc("sqrt(n0 / m)")
             .y_desc(format!("deviation from 1 at layer {depth}"))
             .draw()
@@ -228,14 +223,9 @@ pub fn worst_case_svg(title: &str, spec: &Spec, rows: &[WorstCaseLayer]) -> Plot
             .y_label_area_size(70)
             .build_cartesian_2d(Ticked::new(0.5..x_hi, x_ticks), Ticked::new(lo..hi, log_ticks(lo, hi)))
             .map_err(err)?;
-        chart
-            .configure_mesh()
+        house_mesh(&mut chart.configure_mesh())
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| num(v.exp(), 3))
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 16))
-            .bold_line_style(RGBColor(225, 225, 225))
-            .light_line_style(TRANSPARENT)
             .x_desc(format!("layer l (n0 = {}, m = {})", hardest.input_dim, hardest.width))
             .y_desc("||h^l(x)|| / ||x|| (log scale)")
             .draw()
