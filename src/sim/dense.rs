@@ -12,7 +12,7 @@
 //! which costs less than faulting in gigabytes of fresh pages.
 
 use faer::Par;
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1};
 use rand::{Rng, SeedableRng};
 
 use super::gemm::gemm;
@@ -173,6 +173,32 @@ pub(super) fn rows_norm2<T: Real>(a: ArrayView2<T>) -> Vec<f64> {
         .collect()
 }
 
+/// One row of the softmax cross-entropy head: `p = softmax(z)`, a random probability-vector
+/// target `t` (C uniforms from `rng`, normalized), and `e = p - t` written to `e`. `p` and `t`
+/// are scratch of C entries, left holding the unnormalized values; returns `(max z, sum p,
+/// sum t)` (the residual engine's trace computes the loss from them).
+pub(super) fn softmax_error_row<T: Real>(
+    z: ArrayView1<T>,
+    mut e: ArrayViewMut1<T>,
+    p: &mut [f64],
+    t: &mut [f64],
+    rng: &mut TrialRng,
+) -> (f64, f64, f64) {
+    let zmax = z.iter().map(|v| v.f64()).fold(f64::NEG_INFINITY, f64::max);
+    for (pi, zi) in p.iter_mut().zip(z.iter()) {
+        *pi = (zi.f64() - zmax).exp();
+    }
+    let psum: f64 = p.iter().sum();
+    for ti in t.iter_mut() {
+        *ti = rng.random::<f64>();
+    }
+    let tsum: f64 = t.iter().sum();
+    for ((ei, pi), ti) in e.iter_mut().zip(p.iter()).zip(t.iter()) {
+        *ei = T::of(pi / psum - ti / tsum);
+    }
+    (zmax, psum, tsum)
+}
+
 /// The softmax cross-entropy head: returns E = p - t (B x C) for output weights `w_out`
 /// (C x n_L) and random probability-vector targets drawn from `rng`.
 fn head_error<T: Real>(h_last: &Array2<T>, w_out: &Array2<T>, rng: &mut TrialRng, par: Par) -> Array2<T> {
@@ -180,21 +206,9 @@ fn head_error<T: Real>(h_last: &Array2<T>, w_out: &Array2<T>, rng: &mut TrialRng
     let mut z = Array2::<T>::zeros((b, c));
     gemm(T::one(), h_last.view(), w_out.t(), z.view_mut(), par);
     let mut e = Array2::<T>::zeros((b, c));
-    let mut p = vec![0.0f64; c];
-    let mut t = vec![0.0f64; c];
-    for (zr, mut er) in z.rows().into_iter().zip(e.rows_mut()) {
-        let zmax = zr.iter().map(|v| v.f64()).fold(f64::NEG_INFINITY, f64::max);
-        for (pi, zi) in p.iter_mut().zip(zr.iter()) {
-            *pi = (zi.f64() - zmax).exp();
-        }
-        let psum: f64 = p.iter().sum();
-        for ti in t.iter_mut() {
-            *ti = rng.random::<f64>();
-        }
-        let tsum: f64 = t.iter().sum();
-        for ((ei, pi), ti) in er.iter_mut().zip(&p).zip(&t) {
-            *ei = T::of(pi / psum - ti / tsum);
-        }
+    let (mut p, mut t) = (vec![0.0f64; c], vec![0.0f64; c]);
+    for (zr, er) in z.rows().into_iter().zip(e.rows_mut()) {
+        softmax_error_row(zr, er, &mut p, &mut t, rng);
     }
     e
 }

@@ -22,10 +22,11 @@
 //! (docs/theory.md section 11, measured by `examples/gram_precision`).
 
 use faer::Par;
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayViewMut1, Axis};
 use rand::{Rng, SeedableRng};
 use rand_distr::{Binomial, ChiSquared, Distribution};
 
+use super::dense::softmax_error_row;
 use super::gemm::{gemm, gemm_add};
 use super::real::Real;
 use super::rng::TrialRng;
@@ -46,14 +47,18 @@ fn half_binomial(n: u64, rng: &mut TrialRng) -> u64 {
     Binomial::new(n, 0.5).map_or(0, |d| d.sample(rng))
 }
 
-/// Softmax of `z` minus a random probability-vector target, and `z . (p - t)`.
+/// Softmax of `z` minus a random probability-vector target (the dense engine's head, one row),
+/// and `z . (p - t)`.
 fn head_error(z: &[f64], rng: &mut TrialRng) -> (Vec<f64>, f64) {
-    let zmax = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let p: Vec<f64> = z.iter().map(|v| (v - zmax).exp()).collect();
-    let psum: f64 = p.iter().sum();
-    let t: Vec<f64> = (0..z.len()).map(|_| rng.random::<f64>()).collect();
-    let tsum: f64 = t.iter().sum();
-    let e: Vec<f64> = p.iter().zip(&t).map(|(p, t)| p / psum - t / tsum).collect();
+    let c = z.len();
+    let (mut e, mut p, mut t) = (vec![0.0f64; c], vec![0.0f64; c], vec![0.0f64; c]);
+    softmax_error_row(
+        ArrayView1::from(z),
+        ArrayViewMut1::from(&mut e[..]),
+        &mut p,
+        &mut t,
+        rng,
+    );
     let s = z.iter().zip(&e).map(|(z, e)| z * e).sum();
     (e, s)
 }

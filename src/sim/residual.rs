@@ -19,7 +19,9 @@ use faer::Par;
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 
-use super::dense::{cheap_to_redraw, draw_inputs, mask_rows, relu_rows, rows_norm2, KEEP_WEIGHTS_BYTES};
+use super::dense::{
+    cheap_to_redraw, draw_inputs, mask_rows, relu_rows, rows_norm2, softmax_error_row, KEEP_WEIGHTS_BYTES,
+};
 use super::gemm::{gemm, gemm_add};
 use super::real::Real;
 use super::rng::TrialRng;
@@ -215,19 +217,8 @@ fn run<T: Real>(
     let (mut p, mut t) = (vec![0.0f64; classes], vec![0.0f64; classes]);
     let mut losses = Vec::with_capacity(if trace.is_some() { nb } else { 0 });
     let mut targets = Vec::with_capacity(if trace.is_some() { nb * classes } else { 0 });
-    for (zr, mut er) in z.rows().into_iter().zip(e.rows_mut()) {
-        let zmax = zr.iter().map(|v| v.f64()).fold(f64::NEG_INFINITY, f64::max);
-        for (pi, zi) in p.iter_mut().zip(zr.iter()) {
-            *pi = (zi.f64() - zmax).exp();
-        }
-        let psum: f64 = p.iter().sum();
-        for ti in t.iter_mut() {
-            *ti = rng.random::<f64>();
-        }
-        let tsum: f64 = t.iter().sum();
-        for ((ei, pi), ti) in er.iter_mut().zip(&p).zip(&t) {
-            *ei = T::of(pi / psum - ti / tsum);
-        }
+    for (zr, er) in z.rows().into_iter().zip(e.rows_mut()) {
+        let (zmax, psum, tsum) = softmax_error_row(zr, er, &mut p, &mut t, rng);
         if trace.is_some() {
             // -sum t ln p with ln p_c = z_c - zmax - ln psum.
             losses.push(
