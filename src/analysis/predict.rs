@@ -91,6 +91,33 @@ pub struct RatioPrediction {
     pub mean_field: Option<MeanField>,
 }
 
+impl RatioPrediction {
+    /// A prediction no Monte Carlo stands behind (not from the exact law): no quantiles, spreads
+    /// within or between networks, or standard error.
+    fn without_sampling(
+        mean: f64,
+        std: Option<f64>,
+        mean_square: f64,
+        law: String,
+        mean_field: Option<MeanField>,
+    ) -> Self {
+        RatioPrediction {
+            mean,
+            std,
+            mean_square,
+            exact: false,
+            law,
+            p05: None,
+            p95: None,
+            std_within_network: None,
+            std_between_networks: None,
+            standard_error: None,
+            monte_carlo_networks: None,
+            mean_field,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LayerPrediction {
     pub forward: RatioPrediction,
@@ -256,20 +283,13 @@ fn compute(net: &Network, input: InputDistribution) -> Vec<LayerPrediction> {
                 mean_field: None,
             }
         } else {
-            RatioPrediction {
-                mean: fwd_ms[l - 1].sqrt(),
-                std: None,
-                mean_square: fwd_ms[l - 1],
-                exact: false,
-                law: "sqrt of the exact second moment prod_k sigma_k^2 n_k / 2 (no exact law for this init)".into(),
-                p05: None,
-                p95: None,
-                std_within_network: None,
-                std_between_networks: None,
-                standard_error: None,
-                monte_carlo_networks: None,
-                mean_field: None,
-            }
+            RatioPrediction::without_sampling(
+                fwd_ms[l - 1].sqrt(),
+                None,
+                fwd_ms[l - 1],
+                "sqrt of the exact second moment prod_k sigma_k^2 n_k / 2 (no exact law for this init)".into(),
+                None,
+            )
         };
         // Mean field: r_g(l)^2 ~ (g_l / norm_l)^2 prod_{k<l} c_k prod_{k>l} b_k (independent factors).
         let below: f64 = c[..l - 1].iter().product();
@@ -327,23 +347,16 @@ fn compute(net: &Network, input: InputDistribution) -> Vec<LayerPrediction> {
                 monte_carlo_networks: Some(mc.networks),
                 mean_field: Some(mean_field),
             },
-            None => RatioPrediction {
-                mean: mean_field.mean,
-                std: None,
-                mean_square: mean_field.mean_square,
-                exact: false,
-                law: "mean-field: (g_l/norm_l)^2 prod_{k<l} sigma_k^2 n_k/2 prod_{k>l} sigma_k^2 n_{k-1}/2 (no exact \
+            None => RatioPrediction::without_sampling(
+                mean_field.mean,
+                None,
+                mean_field.mean_square,
+                "mean-field: (g_l/norm_l)^2 prod_{k<l} sigma_k^2 n_k/2 prod_{k>l} sigma_k^2 n_{k-1}/2 (no exact \
                       law for this init); it drops the s^2/||h^(l-1)||^2 term of the Gaussian law, so a \
                       measured gradient ratio can sit above it, by up to O(L C / m) with C classes"
                     .into(),
-                p05: None,
-                p95: None,
-                std_within_network: None,
-                std_between_networks: None,
-                standard_error: None,
-                monte_carlo_networks: None,
-                mean_field: Some(mean_field),
-            },
+                Some(mean_field),
+            ),
         };
         out.push(LayerPrediction { forward, gradient });
     }
@@ -381,54 +394,37 @@ fn predict_residual(net: &Network) -> Vec<LayerPrediction> {
         ms *= c[b - 1];
         m4 *= factor_second_moment(net.input_dim, net.widths[b - 1], s1, s2, rows);
         let mean = lognormal_mean(ms, m4);
-        let forward = RatioPrediction {
-            mean,
-            std: Some((ms - mean * mean).max(0.0).sqrt()),
+        let law = format!(
+            "residual: E[r_b^2] = prod_(k<=b) c_k, c_k = 1 + m_k n_0 s_1 s_2 / 2, exact; mean and std from it and \
+             E[r_b^4] = prod_(k<=b) E[X_k^2] ({}) by a log-normal approximation (the mean sits below the root \
+             mean square by the Jensen gap)",
+            if exact_fourth {
+                "exact"
+            } else {
+                "approximate: orthogonal rows are not independent"
+            }
+        );
+        let std = Some((ms - mean * mean).max(0.0).sqrt());
+        let sqrt_ms = MeanField {
+            mean: ms.sqrt(),
             mean_square: ms,
-            exact: false,
-            law: format!(
-                "residual: E[r_b^2] = prod_(k<=b) c_k, c_k = 1 + m_k n_0 s_1 s_2 / 2, exact; mean and std from it and \
-                 E[r_b^4] = prod_(k<=b) E[X_k^2] ({}) by a log-normal approximation (the mean sits below the root \
-                 mean square by the Jensen gap)",
-                if exact_fourth {
-                    "exact"
-                } else {
-                    "approximate: orthogonal rows are not independent"
-                }
-            ),
-            p05: None,
-            p95: None,
-            std_within_network: None,
-            std_between_networks: None,
-            standard_error: None,
-            monte_carlo_networks: None,
-            mean_field: Some(MeanField {
-                mean: ms.sqrt(),
-                mean_square: ms,
-            }),
         };
+        let forward = RatioPrediction::without_sampling(mean, std, ms, law, Some(sqrt_ms));
         let back: f64 = c[b - 1..].iter().product();
         let mean_field = MeanField {
             mean: back.sqrt(),
             mean_square: back,
         };
-        let gradient = RatioPrediction {
-            mean: mean_field.mean,
-            std: None,
-            mean_square: back,
-            exact: false,
-            law: "residual, mean field: E[(||dL/dh^(b-1)|| / ||dL/dh^B||)^2] = prod_(k=b..B) c_k (each block's \
+        let gradient = RatioPrediction::without_sampling(
+            mean_field.mean,
+            None,
+            back,
+            "residual, mean field: E[(||dL/dh^(b-1)|| / ||dL/dh^B||)^2] = prod_(k=b..B) c_k (each block's \
                   backward factor equals its forward factor; the dependence of the output error on the \
                   weights is dropped); the mean is its square root"
                 .into(),
-            p05: None,
-            p95: None,
-            std_within_network: None,
-            std_between_networks: None,
-            standard_error: None,
-            monte_carlo_networks: None,
-            mean_field: Some(mean_field),
-        };
+            Some(mean_field),
+        );
         out.push(LayerPrediction { forward, gradient });
     }
     out
