@@ -37,6 +37,64 @@ fn final_event(row: &JobRow) -> Event {
         .data(serde_json::to_string(&JobView::from(row)).unwrap_or_default())
 }
 
+/// Whether a reading of a job is news to a client that was last sent `sent`: a new status, or
+/// more done in the same status. Readings come from several tasks (each running unit renews
+/// its lease and reports the job's total, claims publish the row they read) and can arrive out
+/// of order, so one that is behind what was sent is dropped: a client's progress never goes
+/// back while the status stays the same.
+fn advances(sent: &JobRow, status: Status, done: u64) -> bool {
+    status != sent.status || done > sent.progress_done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Kind;
+
+    fn sent(status: Status, done: u64) -> JobRow {
+        JobRow {
+            seq: 1,
+            id: "j".into(),
+            kind: Kind::Norms,
+            spec: serde_json::Value::Null,
+            spec_hash: String::new(),
+            idempotency_key: None,
+            status,
+            progress_done: done,
+            progress_total: 1600,
+            progress_detail: None,
+            error: None,
+            seed: 0,
+            attempt: 1,
+            stalls: 0,
+            cancel_requested: false,
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            stamp: None,
+            summary: None,
+            preset: None,
+            name: None,
+            tags: vec![],
+            owner: None,
+            work_flops: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_reading_behind_what_was_sent_is_dropped() {
+        // What CI once streamed: a claim published the row it read (0) after a running unit
+        // had reported 4.
+        let after_four = sent(Status::Running, 4);
+        assert!(!advances(&after_four, Status::Running, 0));
+        assert!(!advances(&after_four, Status::Running, 4));
+        assert!(advances(&after_four, Status::Running, 5));
+        // A new status is always news, whatever its count (a job given back to the queue).
+        assert!(advances(&after_four, Status::Queued, 0));
+        assert!(advances(&sent(Status::Queued, 0), Status::Running, 0));
+    }
+}
+
 enum Phase {
     Start,
     Running,
@@ -90,8 +148,8 @@ pub async fn events(
                 };
                 let terminal_event = next.as_ref().is_some_and(|e| e.status.is_terminal());
                 if let Some(ev) = next.filter(|_| !terminal_event) {
-                    if ev.done == row.progress_done && ev.status == row.status {
-                        continue; // nothing new
+                    if !advances(&row, ev.status, ev.done) {
+                        continue; // nothing new, or older than what was sent
                     }
                     let e = progress_event(&row.id, ev.status, ev.done, ev.total, ev.detail.as_ref());
                     // Remember what was sent, so the periodic re-read does not repeat it.
@@ -111,7 +169,7 @@ pub async fn events(
                 if fresh.status.is_terminal() {
                     return Some((Ok(final_event(&fresh)), (Phase::Done, rx, fresh, state)));
                 }
-                if fresh.progress_done != row.progress_done || fresh.status != row.status {
+                if advances(&row, fresh.status, fresh.progress_done) {
                     let e = progress_event(
                         &fresh.id,
                         fresh.status,
