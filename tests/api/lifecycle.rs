@@ -314,11 +314,33 @@ async fn with_max_running_two_both_jobs_make_progress() {
     let app = spawn_app_with(|c| c.max_running = 2).await;
     let a = app.submit(&long_spec(31)).await;
     let b = app.submit(&long_spec(32)).await;
-    for job in [&a, &b] {
-        app.wait_until_running(job["id"].as_str().unwrap()).await;
+    let ids = [a["id"].as_str().unwrap(), b["id"].as_str().unwrap()];
+    for id in ids {
+        app.wait_until_running(id).await;
     }
-    for job in [&a, &b] {
-        let id = job["id"].as_str().unwrap();
+    // Both advance side by side: each job alone takes about 10 s of one core, so a second job
+    // starved until the first finished would find the first no longer running.
+    let done = |j: &Value| j["progress"]["done"].as_u64().unwrap();
+    let first = [app.job(ids[0]).await, app.job(ids[1]).await];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = [app.job(ids[0]).await, app.job(ids[1]).await];
+        for j in &now {
+            assert_eq!(
+                j["status"], "running",
+                "both jobs still running while both advance: {now:?}"
+            );
+        }
+        if done(&now[0]) > done(&first[0]) && done(&now[1]) > done(&first[1]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both jobs advance: {first:?} then {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for id in ids {
         app.cancel(id).await;
         app.wait_for_status(id, "cancelled", Duration::from_secs(30)).await;
     }
