@@ -211,23 +211,34 @@ pub fn between_network_share(widths: &[usize]) -> Vec<f64> {
 /// law (fixed Monte Carlo seed), and the Monte Carlo costs 0.1-0.2 s (2 million layer draws),
 /// more than the simulation of a job on the exact samplers; a job run again with other seeds
 /// or more networks, and any later job of the same shape, gets them at once.
-static KNOWN: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, Vec<LayerPrediction>>>> =
-    std::sync::LazyLock::new(Default::default);
+#[derive(Default)]
+struct Known {
+    entries: std::collections::HashMap<String, Vec<LayerPrediction>>,
+    layers: usize,
+}
+static KNOWN: std::sync::LazyLock<std::sync::Mutex<Known>> = std::sync::LazyLock::new(Default::default);
 /// Entries kept; the map is emptied when full (each entry is one Monte Carlo to redo).
 const KNOWN_CAPACITY: usize = 256;
+/// Layers kept over all entries. A layer's two predictions take 368 B plus 340-420 B of text
+/// (measured), so the map holds at most about 26 MB however deep the networks users send
+/// (without this bound, 256 entries of depth 1000 held about 200 MB).
+const KNOWN_LAYERS: usize = 1 << 15;
 
 /// Per-layer predictions for layers 1..L of `net` with inputs drawn from `input`.
 pub fn predict(net: &Network, input: InputDistribution) -> Vec<LayerPrediction> {
     let key = format!("{net:?} {input:?}");
-    if let Some(known) = KNOWN.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+    if let Some(known) = KNOWN.lock().unwrap_or_else(|p| p.into_inner()).entries.get(&key) {
         return known.clone();
     }
     let predictions = compute(net, input);
     let mut known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
-    if known.len() >= KNOWN_CAPACITY {
-        known.clear();
+    if known.entries.len() >= KNOWN_CAPACITY || known.layers + predictions.len() > KNOWN_LAYERS {
+        *known = Known::default();
     }
-    known.insert(key, predictions.clone());
+    known.layers += predictions.len();
+    if let Some(old) = known.entries.insert(key, predictions.clone()) {
+        known.layers -= old.len(); // computed twice at once: the same values
+    }
     predictions
 }
 
@@ -454,6 +465,23 @@ mod tests {
             predict(&a, InputDistribution::Sphere),
             compute(&a, InputDistribution::Sphere)
         );
+    }
+
+    /// However deep the networks, the remembered predictions hold at most `KNOWN_LAYERS` layers
+    /// (orthogonal layers: no Monte Carlo, so forty networks of depth 1000 are quick).
+    #[test]
+    fn remembered_predictions_are_bounded_in_layers() {
+        for width in 0..40 {
+            let v = serde_json::json!({"network": {"input_dim": 8, "depth": 1000, "width": 8 + width,
+                                       "init": {"scheme": "orthogonal"}}, "samples": 2});
+            let net = crate::spec::parse_spec(&v, &crate::spec::Limits::default())
+                .expect("valid")
+                .network;
+            assert_eq!(predict(&net, InputDistribution::Gaussian).len(), 1000);
+            let known = KNOWN.lock().unwrap_or_else(|p| p.into_inner());
+            assert!(known.layers <= KNOWN_LAYERS, "{} layers kept", known.layers);
+            assert_eq!(known.layers, known.entries.values().map(Vec::len).sum::<usize>());
+        }
     }
 
     /// An overflowing prediction (Gaussian variance 1e6 over 1000 layers of width 1000) is
