@@ -5,7 +5,8 @@
 //! The Gram sampler runs here in f32 at every shape, also where `plan::gram_precision` would
 //! keep an f32 spec in f64 (B > n0 / 2 or B > width / 4), to show why it does.
 //!
-//! `cargo run --release --example gram_precision [TRIALS]` prints one line per shape and engine:
+//! `cargo run --release --example gram_precision [TRIALS] [n0,L,width,B ...]` prints one line per
+//! shape (the built-in list, or the shapes given) and engine:
 //! the largest and the median relative difference |r32 - r64| / r64 over every sample, layer and
 //! network, forward and gradient ratios, and the seconds of one f32 and one f64 run.
 
@@ -75,7 +76,14 @@ fn main() {
     );
     // (n0, depth, width, samples): the engine-choice table, the benchmark's Gram workloads, and
     // two where B exceeds the expected number of active units (a singular Gram matrix).
-    let shapes = [
+    let given: Vec<(usize, usize, usize, usize)> = std::env::args()
+        .skip(2)
+        .filter_map(|a| {
+            let v: Vec<usize> = a.split(',').filter_map(|x| x.parse().ok()).collect();
+            (v.len() == 4).then(|| (v[0], v[1], v[2], v[3]))
+        })
+        .collect();
+    let built_in = [
         (500, 10, 1000, 16),
         (500, 10, 1000, 64),
         (500, 10, 1000, 256),
@@ -89,7 +97,8 @@ fn main() {
         (300, 10, 300, 256),
         (1000, 10, 1000, 900),
     ];
-    for &(n0, depth, width, b) in &shapes {
+    let shapes = if given.is_empty() { &built_in[..] } else { &given[..] };
+    for &(n0, depth, width, b) in shapes {
         for (gram, engine) in [(true, "exact_gram"), (false, "dense")] {
             let (s32, t32) = run::<f32>(n0, depth, width, b, trials, gram);
             let (s64, t64) = run::<f64>(n0, depth, width, b, trials, gram);

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{Beta, ContinuousCDF};
 
-/// Summary of a set of ratios. Undefined values (NaN: a dead network with no output error)
+/// Summary of a set of ratios. Undefined values (NaN: a dead network with no output error, or a
+/// signal that overflowed: `sim::TrialRatios::undefined_past_overflow`)
 /// are counted in `undefined` and left out of everything else. A statistic that is not a finite
 /// number (of no defined values, or overflowing) is null.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -314,6 +314,16 @@ pub fn run_trial_gram<T: Real>(
         gemm(T::of(sigma), narrow::<T>(&c).view(), z.view(), a.view_mut(), par);
         let h = relu(&a);
         gram = gram_of(&h, par);
+        if gram.iter().any(|v| !v.is_finite()) {
+            // A squared norm overflowed. The samples are coupled through the factorization of
+            // this matrix, so none has a defined ratio from here on (nor any gradient ratio).
+            forward[(l - 1) * b..].fill(f64::NAN);
+            let gradient = match passes {
+                Passes::Both => vec![f64::NAN; depth * b],
+                Passes::ForwardOnly => Vec::new(),
+            };
+            return Ok(TrialRatios { forward, gradient });
+        }
         let n2 = gram.diag().to_vec();
         for s in 0..b {
             forward[(l - 1) * b + s] = n2[s].sqrt() / x_norm[s];

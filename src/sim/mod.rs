@@ -45,6 +45,36 @@ pub struct TrialRatios {
     pub gradient: Vec<f64>,
 }
 
+impl TrialRatios {
+    /// A sample whose signal left the number range (an infinite or NaN forward ratio: overflow,
+    /// then inf - inf further down) has no defined forward ratio from that layer on and no
+    /// defined gradient ratio at any layer; a gradient ratio that overflowed on its own is
+    /// undefined too. Without this the engines carried on with what the ReLU makes of NaN
+    /// (zero: a network that looked dead from the next layer on) and counted nothing as
+    /// undefined. Every run that stays finite is untouched.
+    pub fn undefined_past_overflow(&mut self, samples: usize) {
+        if samples == 0 {
+            return;
+        }
+        let depth = self.forward.len() / samples;
+        for s in 0..samples {
+            if let Some(first) = (0..depth).find(|&l| !self.forward[l * samples + s].is_finite()) {
+                for l in first..depth {
+                    self.forward[l * samples + s] = f64::NAN;
+                }
+                for g in self.gradient.iter_mut().skip(s).step_by(samples) {
+                    *g = f64::NAN;
+                }
+            }
+        }
+        for g in &mut self.gradient {
+            if g.is_infinite() {
+                *g = f64::NAN;
+            }
+        }
+    }
+}
+
 /// Raw output of a simulation: every trial's ratios, in trial order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Simulation {
@@ -173,6 +203,10 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
                     Ok(ratios)
                 }
             }
+            .map(|mut ratios| {
+                ratios.undefined_past_overflow(spec.samples);
+                ratios
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     (ctl.progress)(total, total);

@@ -9,7 +9,10 @@ use serde_json::Value;
 
 use super::dense::{cheap_to_redraw, KEEP_WEIGHTS_BYTES};
 use crate::spec::names::string_enum;
-use crate::spec::{parse_spec, Direction, Init, Limits, Method, Precision, Spec, SpecError, Task, WeightNorm, Weights};
+use crate::spec::{
+    parse_spec, Direction, Init, InputDistribution, Limits, Method, Precision, Spec, SpecError, Task, WeightNorm,
+    Weights,
+};
 
 string_enum! {
     /// The engine that actually runs (a resolved `method`); recorded in the stamp.
@@ -34,24 +37,55 @@ pub fn describe_engine(spec: &Spec) -> String {
     }
 }
 
+/// Deepest network whose Gram sampler runs its products in f32 (see [`gram_precision`]).
+pub const GRAM_F32_MAX_DEPTH: usize = 10;
+/// Largest |log2| of a layer's expected squared norm for f32 Gram products (see
+/// [`gram_precision`]); f32 spans 2^-126..2^128.
+const GRAM_F32_MAX_LOG2_SCALE: f64 = 60.0;
+
 /// The precision of the Gram sampler's products for `spec`: the spec's own, except that an f32
-/// spec computes in f64 unless B <= n_0 / 2 and B <= (narrowest width) / 4.
+/// spec computes in f64 unless B <= n_0 / 2, B <= (narrowest width) / 4, the depth is at most
+/// [`GRAM_F32_MAX_DEPTH`], and every layer's expected squared norm stays within 2^(+-60).
 ///
 /// The factorizations need well-conditioned Gram matrices: `H^l (H^l)^T` has rank at most the
 /// number of active units K ~ n_l / 2, so past B = n_l / 2 it is singular, and f32 rounding
 /// turns its null directions into spurious ones (measured by `examples/gram_precision` at
-/// n0 = m = 300, B = 256: gradient ratios off by up to 20x). At B <= m / 4 and B <= n_0 / 2 the
-/// f32 products stayed within 1e-5 of the f64 ones for forward ratios and 2e-5 (median) for
-/// gradient ratios (docs/theory.md section 11).
+/// n0 = m = 300, B = 256: gradient ratios off by up to 20x). Depth does the same more slowly:
+/// the inputs' cosines tend to 1 layer after layer, so the Gram matrices approach rank one and
+/// f32 errors grow with depth (at the shape rule's edge, n0 = 128, m = 256, B = 64, median
+/// gradient error 2.7e-6 at depth 10, 3.5e-5 at 20 with a largest 2.6e-2, 2e-4 at 30; at depth
+/// 100 to 200 a review found gradient ratios off by factors up to 1e21). Within all three rules
+/// the f32 products stayed within 5e-6 of the f64 ones for forward ratios and 4e-5 (largest;
+/// median 3e-6) for gradient ratios (docs/theory.md section 11). The scale rule keeps the
+/// squared norms, which the Gram matrices hold, far from f32's overflow and underflow (the
+/// dense engine accumulates them in f64; f32 Gram products underflowed at layer 150 of a LeCun
+/// network and overflowed at layer 14 of a variance-1 one).
 pub fn gram_precision(spec: &Spec) -> Precision {
     let net = &spec.network;
     let narrowest = net.widths.iter().copied().min().unwrap_or(0);
     let b = spec.samples;
-    if spec.precision == Precision::F32 && 4 * b <= narrowest && 2 * b <= net.input_dim {
+    let shape = 4 * b <= narrowest && 2 * b <= net.input_dim && net.depth() <= GRAM_F32_MAX_DEPTH;
+    if spec.precision == Precision::F32 && shape && squared_norms_in_range(spec, GRAM_F32_MAX_LOG2_SCALE) {
         Precision::F32
     } else {
         Precision::F64
     }
+}
+
+/// Whether |log2 E||h^l||^2| <= `limit` at every layer l = 0..L (E||x||^2 = n0 for Gaussian
+/// inputs, 1 on the sphere; each layer multiplies it by sigma_l^2 n_l / 2).
+fn squared_norms_in_range(spec: &Spec, limit: f64) -> bool {
+    let net = &spec.network;
+    let mut log2 = match spec.input {
+        InputDistribution::Gaussian => (net.input_dim as f64).log2(),
+        InputDistribution::Sphere => 0.0,
+    };
+    let mut ok = log2.abs() <= limit;
+    for l in 1..=net.depth() {
+        log2 += (net.weight_variance(l) * net.widths[l - 1] as f64 / 2.0).log2();
+        ok &= log2.abs() <= limit; // false for NaN
+    }
+    ok
 }
 
 /// Memory estimates carry this margin over the buffers counted (allocator slack, small
@@ -315,7 +349,16 @@ fn estimate_one(spec: &Spec, parallel_trials: usize) -> Estimate {
     let concurrent = parallel_trials.clamp(1, spec.trials) as u64;
     let n = spec.samples as u64;
     let width_sum: u64 = net.widths.iter().map(|&w| w as u64).sum::<u64>() + net.input_dim as u64;
-    if engine != Engine::Dense {
+    if engine == Engine::ExactSingle {
+        // One input: per-layer norms, active counts, ratios and gradient norms (O(L)), and the
+        // head's logits, error, probabilities and target (O(C)); no matrix at all.
+        let per_trial = 8 * (5 * (net.depth() as u64 + 1) + 4 * net.classes as u64);
+        return Estimate {
+            memory_bytes: concurrent.saturating_mul(per_trial).saturating_add(ratio_bytes(spec)),
+            work_flops: spec.trials as f64 * engine_work(spec, engine),
+        };
+    }
+    if engine == Engine::ExactGram {
         // Gram sampler: every layer's pre-activations and B x B factors, plus a few n x B
         // temporaries, and one group of a pass's Gaussian draws (at most 32 MiB, see sim::exact).
         let draws = (8 * n * width_sum).min(32 << 20);
@@ -494,5 +537,19 @@ mod tests {
             e.message.contains("estimated work") || e.message.contains("estimated memory"),
             "{e}"
         );
+    }
+
+    /// The single-input sampler holds O(L + C) per network: its estimate neither grows with the
+    /// widths nor makes acceptance depend on how many networks run side by side (it once used
+    /// the Gram sampler's model: 7.67 GiB at two threads for what runs in 100 MB).
+    #[test]
+    fn the_single_input_sampler_is_estimated_by_its_own_size() {
+        let v = json!({"network": {"input_dim": 1_000_000, "depth": 400, "width": 1_000_000,
+                       "init": {"scheme": "he", "fan": "out"}}, "samples": 1, "trials": 2, "seed": 1});
+        let spec = parse_checked(&v, &Limits::default()).expect("accepted");
+        assert_eq!(spec.engine(), Engine::ExactSingle);
+        let (one, two) = (spec.estimate(1).memory_bytes, spec.estimate(2).memory_bytes);
+        assert!(two < 1 << 20, "{two} bytes");
+        assert!(one < two, "two networks side by side hold twice the per-network part");
     }
 }

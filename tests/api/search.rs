@@ -105,6 +105,26 @@ async fn bad_searches_are_refused_naming_the_field() {
         (with(json!({"epsilon": []})), "epsilon"),
         (with(json!({"epsilon": [0.3, -1.0]})), "epsilon[1]"),
         (with(json!({"claim": "sideways"})), "claim"),
+        // The exact samplers qualify for every probe or the method is refused (the search ran
+        // the Gram sampler on orthogonal and weight-normalized networks).
+        (
+            with(
+                json!({"method": "exact", "network": {"input_dim": 64, "depth": 1, "init": {"scheme": "orthogonal"}},
+                        "samples": 4, "width_range": [64, 64]}),
+            ),
+            "method",
+        ),
+        (
+            with(
+                json!({"method": "exact", "network": {"input_dim": 4, "depth": 1, "weight_norm": {"gain": "derived"}},
+                        "samples": 4, "width_range": [64, 64]}),
+            ),
+            "method",
+        ),
+        (
+            with(json!({"method": "exact", "samples": 4, "width_range": [2, 256]})),
+            "method",
+        ),
         (
             json!({"kind": "min_width", "network": {"input_dim": 10, "depth": 2, "width": 100,
                    "init": {"scheme": "he", "fan": "out"}}}),

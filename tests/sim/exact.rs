@@ -619,7 +619,8 @@ fn max_rel_diff(a: &Simulation, b: &Simulation, which: Ratio) -> f64 {
 /// Gram sampler when B > width / 4 (its Gram matrices could be near singular: f32 would be
 /// wrong there, see `plan::gram_precision`): f32 and f64 runs of one seed give the same bits.
 /// At B <= width / 4 the Gram sampler runs its products in f32: the runs differ, by about the
-/// dense engine's f32 rounding (docs/theory.md section 11).
+/// dense engine's f32 rounding (docs/theory.md section 11). Deeper than 10 layers, or where the
+/// squared norms leave 2^(+-60), it computes in f64 again.
 #[test]
 fn exact_samplers_accept_both_precisions() {
     for (v, engine, f32_products) in [
@@ -637,6 +638,20 @@ fn exact_samplers_accept_both_precisions() {
             json!({"network": he_out(60, 5, 40), "samples": 8, "trials": 50, "seed": 52}),
             Engine::ExactGram,
             true,
+        ),
+        // Deeper than plan::GRAM_F32_MAX_DEPTH: f64 (f32 was off by factors up to 1e21 at depth
+        // 100-200, the inputs' Gram matrices near rank one).
+        (
+            json!({"network": he_out(60, 11, 40), "samples": 8, "trials": 10, "seed": 52}),
+            Engine::ExactGram,
+            false,
+        ),
+        // Squared norms beyond 2^60 (variance 10 at width 40: x 200 per layer): f64.
+        (
+            json!({"network": {"input_dim": 60, "depth": 10, "width": 40, "init": {"scheme": "gaussian", "variance": 10.0}},
+                   "samples": 8, "trials": 10, "seed": 52}),
+            Engine::ExactGram,
+            false,
         ),
     ] {
         let sims: Vec<Simulation> = ["f32", "f64"]
@@ -834,4 +849,55 @@ fn single_gram_trial_is_bit_identical_for_any_thread_count() {
         assert!(t.forward.iter().chain(&t.gradient).all(|r| r.is_finite() && *r > 0.0));
         assert_eq!(sims[0], sims[1], "{precision}");
     }
+}
+
+/// A signal that overflows (variance 1e6 at width 100: the squared norm grows 5e7-fold per
+/// layer and passes f64's 1.8e308 near layer 40) is undefined from that layer on, and so is
+/// every gradient ratio of that input, on every engine. The NaN after an overflow used to go
+/// through the ReLU as 0 (later layers looked dead, nothing counted as undefined).
+#[test]
+fn an_overflowing_signal_is_undefined_from_there_on_in_every_engine() {
+    let net = json!({"input_dim": 50, "depth": 60, "width": 100, "init": {"scheme": "gaussian", "variance": 1e6}});
+    for (samples, method, engine) in [
+        (4, "dense", Engine::Dense),
+        (4, "exact", Engine::ExactGram),
+        (1, "exact", Engine::ExactSingle),
+    ] {
+        let v = json!({"network": net, "samples": samples, "trials": 3, "seed": 54});
+        let sim = run_with(&v, method, engine);
+        for t in 0..3 {
+            for s in 0..samples {
+                let forward: Vec<f64> = (1..=60).map(|l| sim.forward(t, l)[s]).collect();
+                let first = forward
+                    .iter()
+                    .position(|r| !r.is_finite())
+                    .unwrap_or_else(|| panic!("{engine:?}: no overflow in {forward:?}"));
+                assert!((30..50).contains(&first), "{engine:?}: overflow at layer {}", first + 1);
+                assert!(forward[..first].iter().all(|r| *r > 0.0), "{engine:?}: {forward:?}");
+                assert!(forward[first..].iter().all(|r| r.is_nan()), "{engine:?}: {forward:?}");
+                assert!(
+                    (1..=60).all(|l| sim.gradient(t, l)[s].is_nan()),
+                    "{engine:?}: a gradient defined"
+                );
+            }
+        }
+    }
+}
+
+/// The rule itself, on a hand-made trial of two samples and three layers.
+#[test]
+fn undefined_past_overflow_touches_only_overflowed_samples() {
+    let inf = f64::INFINITY;
+    let mut r = widthlab::sim::TrialRatios {
+        forward: vec![1.0, 1.0, inf, 2.0, 0.0, 3.0],
+        gradient: vec![0.5, 0.5, 0.7, inf, 0.9, 0.9],
+    };
+    r.undefined_past_overflow(2);
+    let nan_at = |v: &[f64]| v.iter().map(|x| x.is_nan()).collect::<Vec<_>>();
+    // Sample 0 overflowed at layer 2: forward undefined from there, every gradient undefined.
+    assert_eq!(nan_at(&r.forward), [false, false, true, false, true, false]);
+    assert_eq!((r.forward[1], r.forward[3], r.forward[5]), (1.0, 2.0, 3.0));
+    // Sample 1 stays, except its gradient ratio that overflowed on its own.
+    assert_eq!(nan_at(&r.gradient), [true, false, true, true, true, false]);
+    assert_eq!((r.gradient[1], r.gradient[5]), (0.5, 0.9));
 }

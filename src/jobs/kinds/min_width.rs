@@ -16,7 +16,7 @@ use crate::analysis::search::{run_probe, BoundWidth, CellResult, Probe, Search, 
 use crate::sim::plan::{SpecPlan, REPORT_WORK_FLOPS};
 use crate::sim::rng::splitmix64;
 use crate::sim::{simulate, Simulation};
-use crate::spec::{Claim, Limits, MinWidthSearch, Spec, SpecError};
+use crate::spec::{Claim, Limits, Method, MinWidthSearch, Spec, SpecError};
 use crate::store::{ResultFamily, ResultRow};
 use crate::theory::bounds::{evaluate, Bound, BoundInputs};
 
@@ -102,6 +102,23 @@ impl KindRunner for MinWidth {
         let Some(search) = spec.min_width() else {
             return Ok(());
         };
+        if spec.method == Method::Exact {
+            // Every probe must qualify; within a cell only the width varies, and the narrowest
+            // probe is the one a width condition refuses first.
+            for &(_, epsilon, depth) in &search.cells() {
+                let (lo, _) = width_range(search, spec, epsilon, depth, limits.max_width as u64);
+                let probe = spec.with_cell(lo as usize, depth, epsilon, CHUNK as usize, spec.seed);
+                if let Some(why) = probe.exact_unavailable() {
+                    return Err(SpecError::new(
+                        "method",
+                        format!(
+                            "\"exact\" is not available for the probes of this search (depth {depth}, widths from \
+                             {lo}): {why}; use \"dense\" or \"auto\" (auto takes the exact sampler wherever it applies)"
+                        ),
+                    ));
+                }
+            }
+        }
         let Some(&(_, epsilon, depth)) = search.cells().first() else {
             return Ok(());
         };
