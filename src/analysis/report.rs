@@ -3,6 +3,7 @@
 //! Built from a [`Simulation`] and its [`Spec`]; plain data, serialized as the JSON of
 //! `widthlab run --json` and stored by the service.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -219,33 +220,39 @@ fn per_trial(sim: &Simulation, f: impl Fn(usize) -> f64) -> Vec<f64> {
 pub fn build_report(spec: &Spec, sim: &Simulation) -> RunReport {
     let net = &spec.network;
     let predictions = predict(net, spec.input);
-    let mut layers = Vec::with_capacity(net.depth());
-    for (l, predicted) in (1..=net.depth()).zip(predictions) {
-        let fwd: Vec<f64> = (0..sim.trials.len())
-            .flat_map(|t| sim.forward(t, l).iter().copied())
-            .collect();
-        let grad: Vec<f64> = (0..sim.trials.len())
-            .flat_map(|t| sim.gradient(t, l).iter().copied())
-            .collect();
-        let across_trials = AcrossTrials {
-            forward_mean: spread(&per_trial(sim, |t| defined_mean(sim.forward(t, l)))),
-            gradient_mean: spread(&per_trial(sim, |t| defined_mean(sim.gradient(t, l)))),
-        };
-        layers.push(LayerReport {
-            layer: l,
-            width: net.widths[l - 1],
-            fan_in: net.fan_in(l),
-            weight_variance: net.weight_variance(l),
-            within_epsilon: Within {
-                forward: fraction_within(&fwd, spec.epsilon),
-                gradient: fraction_within(&grad, spec.epsilon),
-            },
-            forward: ratio_stats(fwd),
-            gradient: ratio_stats(grad),
-            predicted,
-            across_trials,
-        });
-    }
+    // Layers are independent: built side by side on the current pool, collected in order.
+    let layers: Vec<LayerReport> = predictions
+        .into_par_iter()
+        .take(net.depth())
+        .enumerate()
+        .map(|(i, predicted)| {
+            let l = i + 1;
+            let fwd: Vec<f64> = (0..sim.trials.len())
+                .flat_map(|t| sim.forward(t, l).iter().copied())
+                .collect();
+            let grad: Vec<f64> = (0..sim.trials.len())
+                .flat_map(|t| sim.gradient(t, l).iter().copied())
+                .collect();
+            let across_trials = AcrossTrials {
+                forward_mean: spread(&per_trial(sim, |t| defined_mean(sim.forward(t, l)))),
+                gradient_mean: spread(&per_trial(sim, |t| defined_mean(sim.gradient(t, l)))),
+            };
+            LayerReport {
+                layer: l,
+                width: net.widths[l - 1],
+                fan_in: net.fan_in(l),
+                weight_variance: net.weight_variance(l),
+                within_epsilon: Within {
+                    forward: fraction_within(&fwd, spec.epsilon),
+                    gradient: fraction_within(&grad, spec.epsilon),
+                },
+                forward: ratio_stats(fwd),
+                gradient: ratio_stats(grad),
+                predicted,
+                across_trials,
+            }
+        })
+        .collect();
     let all_fwd: Vec<f64> = sim.trials.iter().flat_map(|t| t.forward.iter().copied()).collect();
     let all_grad: Vec<f64> = sim.trials.iter().flat_map(|t| t.gradient.iter().copied()).collect();
     let trial_max = trial_max_deviation(sim);

@@ -1,5 +1,6 @@
 //! Descriptive statistics and the Clopper-Pearson interval.
 
+use rayon::slice::ParallelSliceMut;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{Beta, ContinuousCDF};
 
@@ -116,12 +117,20 @@ pub fn defined_mean(values: &[f64]) -> f64 {
     }
 }
 
+/// Values from which a sort runs on the current pool's threads.
+const PARALLEL_SORT_MIN: usize = 1 << 16;
+
 /// Sort the defined values of `values` in place (NaNs moved out) and return how many were NaN.
 fn sort_defined(values: &mut Vec<f64>) -> u64 {
     let before = values.len();
     values.retain(|v| !v.is_nan());
-    // Unstable is the same order here: values equal under total_cmp are the same bits.
-    values.sort_unstable_by(f64::total_cmp);
+    // Unstable is the same order here: values equal under total_cmp are the same bits, so any
+    // correct sort, on any number of threads, gives the same array.
+    if values.len() >= PARALLEL_SORT_MIN {
+        values.par_sort_unstable_by(f64::total_cmp);
+    } else {
+        values.sort_unstable_by(f64::total_cmp);
+    }
     (before - values.len()) as u64
 }
 
@@ -239,6 +248,31 @@ mod tests {
         let (lo, hi) = clopper_pearson(20, 20, 0.05);
         assert!((lo / 0.8315665 - 1.0).abs() < 1e-6, "{lo}");
         assert_eq!(hi, 1.0);
+    }
+
+    /// Large sets sort on the pool's threads: the statistics are the same bits on one thread,
+    /// on two, and as the sequential sort gives them (ties and NaNs included).
+    #[test]
+    fn parallel_sorts_give_the_same_statistics() {
+        let n = 4 * PARALLEL_SORT_MIN + 7;
+        let values: Vec<f64> = (0..n)
+            .map(|i| match i % 1000 {
+                0 => f64::NAN,
+                1 => 0.0,
+                _ => ((i as f64 * 0.618_033_988_75).fract() * 3.0).round() / 4.0 + (i % 97) as f64,
+            })
+            .collect();
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| (ratio_stats(values.clone()), deviation_stats(&values)))
+        };
+        let one = on(1);
+        assert_eq!(on(2), one);
+        let mut sequential: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+        sequential.sort_unstable_by(f64::total_cmp);
+        assert_eq!(one.0.undefined, (n as u64).div_ceil(1000));
+        assert_eq!(one.0.p50.to_bits(), quantile(&sequential, 0.5).to_bits());
+        assert_eq!(one.0.mean.to_bits(), mean_std(&sequential).0.to_bits());
     }
 
     #[test]

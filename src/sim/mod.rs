@@ -158,11 +158,12 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
         .into_par_iter()
         .map(|t| {
             let mut rng = rng::trial_rng(spec.seed, (spec.first_trial + t) as u64);
-            let mut tick = || {
+            // Cancellation is polled, and progress counted, every `units` layer passes.
+            let advance = |units: u64| {
                 if (ctl.cancelled)() {
                     return Err(Cancelled);
                 }
-                let d = done.fetch_add(1, Ordering::Relaxed);
+                let d = done.fetch_add(units, Ordering::Relaxed);
                 if d > 0 {
                     let mut last = reported.lock().unwrap_or_else(|p| p.into_inner());
                     if d > *last {
@@ -172,6 +173,7 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
                 }
                 Ok(())
             };
+            let mut tick = || advance(1);
             match engine {
                 Engine::Dense => dense_trial(
                     &spec.network,
@@ -192,10 +194,9 @@ pub fn simulate_passes(spec: &Spec, passes: Passes, ctl: &Control) -> Result<Sim
                     &mut tick,
                 ),
                 Engine::ExactSingle => {
-                    // O(L) per network: one progress unit per pass, as for the other engines.
-                    for _ in 0..2 * spec.network.depth() {
-                        tick()?;
-                    }
+                    // O(L) per network: its 2L progress units (one per layer and pass, as for
+                    // the other engines) at once: one report per network, not 2L.
+                    advance(2 * spec.network.depth() as u64)?;
                     let mut ratios = exact::run_trial_single(&spec.network, spec.input, &mut rng);
                     if passes == Passes::ForwardOnly {
                         ratios.gradient.clear();
