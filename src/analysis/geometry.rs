@@ -173,9 +173,15 @@ pub struct GeometryPrediction {
     /// initial cosine: the limit of cos(h^l(x), h^l(y)) (post-activation vectors) under i.i.d.
     /// Gaussian weights without bias, whatever their variance.
     pub cosine: f64,
-    /// sqrt(q_l (1 - c_l) / (1 - c_0)): the limit of ||h^l(x) - h^l(y)|| / ||x - y||.
+    /// sqrt(q_l (1 - c_l) / (1 - c_0)): the limit of ||h^l(x) - h^l(y)|| / ||x - y|| (null where
+    /// it overflows).
+    #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub distance_ratio: f64,
-    /// q_l = prod_{k <= l} n_k E[W_kij^2] / 2, the expected ||h^l||^2 / ||x||^2 (1 under he/out).
+    /// q_l = prod_{k <= l} n_k E[W_kij^2] / 2, the expected ||h^l||^2 / ||x||^2 (1 under he/out;
+    /// null where it overflows).
+    #[serde(deserialize_with = "nan_if_null")]
+    #[schema(nullable)]
     pub norm_ratio_squared: f64,
 }
 
@@ -289,7 +295,7 @@ pub fn build_geometry(network: &Network, geometry: &Geometry, networks: &[Networ
                 },
                 networks: networks.len(),
                 pairs: dist_pooled.count,
-                undefined: dist_pooled.count - cos_pooled.count,
+                undefined: dist_pooled.count.saturating_sub(cos_pooled.count),
                 cosine,
                 distance_ratio: stat(dist_pooled, &each(|n| &n.distance_ratio)),
                 predicted: GeometryPrediction {

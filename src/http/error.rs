@@ -35,6 +35,10 @@ pub enum ApiError {
     /// The server cannot store anything now (its disk is full); nothing was changed.
     #[error("the server cannot store anything now: its disk is full; nothing was changed, try again later")]
     StorageFull,
+    /// A shared resource stayed taken for longer than a request waits (the database's write
+    /// lock, the permits of sample downloads); nothing was changed.
+    #[error("{0}; nothing was changed, try again in a few seconds")]
+    Busy(String),
     #[error("this method is not allowed on this route; see /openapi.json")]
     MethodNotAllowed,
     #[error("the request took longer than {0} s")]
@@ -53,7 +57,9 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::QueueFull(_) | ApiError::StorageFull | ApiError::Quota(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::QueueFull(_) | ApiError::StorageFull | ApiError::Quota(_) | ApiError::Busy(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -72,6 +78,7 @@ impl ApiError {
             ApiError::Invalid(_) => "invalid_spec",
             ApiError::QueueFull(_) => "queue_full",
             ApiError::StorageFull => "storage_full",
+            ApiError::Busy(_) => "busy",
             ApiError::Quota(_) => "quota_exceeded",
             ApiError::Timeout(_) => "timeout",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -126,6 +133,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
         }
+        if matches!(self, ApiError::Busy(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         response
     }
 }
@@ -143,9 +155,21 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %detail, "a write failed: the database's disk is full");
                 ApiError::StorageFull
             }
+            StoreError::Database(e) if is_locked(&e) => {
+                tracing::warn!(error = %e, "a request gave up waiting for the database's write lock");
+                ApiError::Busy("the database stayed locked by other writes for longer than a request waits".into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
+}
+
+/// SQLite's SQLITE_BUSY (5) and its extended codes (x + 256 k): the lock wait ran out.
+fn is_locked(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<u32>().ok())
+        .is_some_and(|c| c & 0xff == 5)
 }
 
 impl From<JobError> for ApiError {

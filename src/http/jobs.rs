@@ -62,7 +62,8 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
             bodies the server cannot run: estimated memory or work over its limits, init with weight_norm, depth + width \
             with widths, a field the kind does not use, method exact where it is unavailable", body = ErrorBody),
         (status = 503, description = "queue_full: too many queued jobs; quota_exceeded: the token's queued jobs or work \
-            over its quota; storage_full: the disk is full. Nothing was queued; Retry-After: 30", body = ErrorBody,
+            over its quota; storage_full: the disk is full (Retry-After: 30); busy: the database stayed locked by other \
+            writes for longer than a request waits (Retry-After: 5). Nothing was queued", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))),
         Internal,
     ))]

@@ -68,12 +68,24 @@ pub struct Timeout(ErrorBody);
 #[allow(dead_code)]
 pub struct Internal(ErrorBody);
 
+/// 503 when a download's permits stay taken: nothing was read.
+#[derive(IntoResponses)]
+#[response(
+    status = 503,
+    description = "busy: every permit for reading kept samples is held by downloads in progress (each holds its \
+                   rendered text until it is sent, so their memory is bounded); nothing was read. Retry-After: 5",
+    headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))
+)]
+#[allow(dead_code)]
+pub struct Busy(ErrorBody);
+
 /// 503 on a write: the database's disk is full; nothing was changed.
 #[derive(IntoResponses)]
 #[response(
     status = 503,
     description = "storage_full: the server cannot store anything now (its disk is full); nothing was changed. \
-                   Retry-After: 30",
+                   Retry-After: 30. busy: the database stayed locked by other writes for longer than a request \
+                   waits; nothing was changed. Retry-After: 5",
     headers(("Retry-After" = u32, description = "Seconds to wait before trying again"))
 )]
 #[allow(dead_code)]

@@ -56,7 +56,7 @@ pub struct ErrorDetail {
     /// Machine-readable: malformed_json, bad_request (400); unauthorized (401); forbidden (403);
     /// not_found (404); method_not_allowed (405); timeout (408); idempotency_conflict, wrong_state,
     /// wrong_kind, not_ready (409); payload_too_large (413); invalid_spec (422); queue_full,
-    /// storage_full, quota_exceeded (503); internal (500).
+    /// storage_full, quota_exceeded, busy (503); internal (500).
     pub code: String,
     pub message: String,
     /// The offending field (dotted path) for 422s and some 400s.

@@ -228,7 +228,7 @@ impl WorstCase {
 pub struct Geometry {
     /// Pairs per angle and network (P).
     pub pairs: usize,
-    /// Initial angles in degrees, each in (0, 180].
+    /// Initial angles in degrees, each in [`Geometry::MIN_ANGLE_DEG`], 180].
     pub angles_deg: Vec<f64>,
 }
 
@@ -237,6 +237,10 @@ impl Geometry {
     pub const DEFAULT_ANGLES: [f64; 5] = [10.0, 30.0, 60.0, 90.0, 120.0];
     /// At most this many angles.
     pub const MAX_ANGLES: usize = 16;
+    /// The smallest initial angle, degrees: 1 - cos of it is 1.5e-8, far above f64 rounding, and
+    /// the inputs differ by 1.7e-4 of their norm, far above f32 rounding. Below about 1e-6 degrees
+    /// cos is 1 in f64 and the pair's distance ratio is 0/0.
+    pub const MIN_ANGLE_DEG: f64 = 0.01;
 
     /// (cos t, sin t) of an angle t in degrees, exact at 90 and 180 degrees.
     pub fn cos_sin(deg: f64) -> (f64, f64) {

@@ -104,13 +104,13 @@ fn angles_schema() -> utoipa::openapi::Array {
                 .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
                     utoipa::openapi::KnownFormat::Double,
                 )))
-                .exclusive_minimum(Some(0))
+                .minimum(Some(Geometry::MIN_ANGLE_DEG))
                 .maximum(Some(180)),
         )
         .min_items(Some(1))
         .max_items(Some(Geometry::MAX_ANGLES))
         .description(Some(
-            "geometry: the initial angles between the two inputs of a pair, in degrees, each in (0, 180] \
+            "geometry: the initial angles between the two inputs of a pair, in degrees, each in [0.01, 180] \
              (default [10, 30, 60, 90, 120]).",
         ))
         .build()
@@ -425,7 +425,7 @@ fn allowed(field: &str) -> String {
         "delta" => "a number in the open interval (0, 1)".into(),
         "seed" => "an integer in [0, 2^64 - 1]".into(),
         "pairs" => "an integer in [1, max_samples / 2]".into(),
-        "angles" => "a list of 1 to 16 angles in degrees, each in (0, 180]".into(),
+        "angles" => "a list of 1 to 16 angles in degrees, each in [0.01, 180]".into(),
         "keep_samples" => "true or false (kind norms only)".into(),
         "restarts" => format!("an integer in [1, {}]", WorstCase::MAX_RESTARTS),
         "steps" => format!("an integer in [1, {}]", WorstCase::MAX_STEPS),
@@ -774,10 +774,14 @@ fn convert_geometry(raw: &mut JobSpecInput, network: &Network, limits: &Limits) 
         }
         Some(list) => {
             for (i, &a) in list.iter().enumerate() {
-                if !(a > 0.0 && a <= 180.0) {
+                if !(Geometry::MIN_ANGLE_DEG..=180.0).contains(&a) {
                     return Err(SpecError::new(
                         format!("angles[{i}]"),
-                        format!("must be an angle in degrees in (0, 180], got {a}"),
+                        format!(
+                            "must be an angle in degrees in [{}, 180] (below it the two inputs of a pair are \
+                             equal to rounding and their distance ratio 0/0), got {a}",
+                            Geometry::MIN_ANGLE_DEG
+                        ),
                     ));
                 }
             }

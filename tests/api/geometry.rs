@@ -104,6 +104,27 @@ async fn a_geometry_job_serves_rows_csv_and_a_figure() {
     assert_eq!(e["field"], "format");
 }
 
+/// A network whose signal overflows (orthogonal gain 1000 over 200 layers) stores null
+/// predictions and undefined moments; its rows, CSV and figure still read back (the figure was
+/// a 500: a stored null read as f64).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overflowing_geometry_job_serves_its_rows_and_figure() {
+    let app = spawn_app().await;
+    let job = app
+        .submit(&json!({"kind": "geometry",
+            "network": {"input_dim": 10, "depth": 200, "width": 10, "init": {"scheme": "orthogonal", "gain": 1000}},
+            "pairs": 2, "angles": [90], "seed": 5}))
+        .await;
+    let id = job["id"].as_str().unwrap();
+    app.wait_for_status(id, "succeeded", Duration::from_secs(60)).await;
+    let (status, rows) = app.get_json(&format!("/v1/jobs/{id}/geometry")).await;
+    assert_eq!(status, StatusCode::OK, "{rows}");
+    for path in ["plot.svg", "geometry?format=csv"] {
+        let r = app.get(&format!("/v1/jobs/{id}/{path}")).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_geometry_specs_name_their_field() {
     let app = spawn_app().await;
@@ -113,9 +134,12 @@ async fn bad_geometry_specs_name_their_field() {
         v
     };
     let cases = [
-        (with("angles", json!([30, 0])), "angles[1]", "(0, 180]"),
-        (with("angles", json!([181])), "angles[0]", "(0, 180]"),
-        (with("angles", json!([-5])), "angles[0]", "(0, 180]"),
+        (with("angles", json!([30, 0])), "angles[1]", "[0.01, 180]"),
+        (with("angles", json!([181])), "angles[0]", "[0.01, 180]"),
+        (with("angles", json!([-5])), "angles[0]", "[0.01, 180]"),
+        // Below 0.01 degrees the pair's inputs are equal to rounding (1e-8 once stored a null
+        // prediction the figure could not read: a 500).
+        (with("angles", json!([1e-8])), "angles[0]", "[0.01, 180]"),
         (with("angles", json!([])), "angles", "between 1 and 16"),
         (with("angles", json!(vec![10; 17])), "angles", "between 1 and 16"),
         (with("angles", json!("wide")), "angles", "angles in degrees"),

@@ -1,13 +1,13 @@
 //! `kind: "geometry"`: input pairs at chosen angles through `trials` networks; per angle and
 //! layer the cosine similarity and distance ratio beside the arc-cosine map's prediction.
-//! Units: chunks of [`TRIALS_PER_UNIT`] networks (networks `8u..8u + 8` of the job's streams);
+//! Units: chunks of networks as `norms` makes them (networks `8u..8u + 8` of the job's streams, larger chunks past 1024 units);
 //! each stores its networks' moments per (angle, layer), and the rows are built from all of
 //! them in network order: the same bits whatever computed which unit, in whatever order.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::norms::{pack, unpack, TRIALS_PER_UNIT};
+use super::norms::{pack, unit_size, unit_trials, unpack, MAX_UNITS};
 use super::{decode, encode, with_control, Finished, KindRunner, Output, RunContext, Stop};
 use crate::analysis::geometry::{build_geometry, GeometryLayer, NetworkMoments};
 use crate::analysis::report::Stamp;
@@ -26,15 +26,9 @@ struct UnitMoments {
     networks: Vec<String>,
 }
 
-/// The networks of unit `unit`: (first, count).
-fn unit_trials(spec: &Spec, unit: u64) -> (usize, usize) {
-    let first = unit as usize * TRIALS_PER_UNIT;
-    (first, TRIALS_PER_UNIT.min(spec.trials.saturating_sub(first)))
-}
-
 impl KindRunner for GeometryKind {
     fn units(&self, spec: &Spec) -> u64 {
-        spec.trials.div_ceil(TRIALS_PER_UNIT).max(1) as u64
+        spec.trials.div_ceil(unit_size(spec.trials, MAX_UNITS)).max(1) as u64
     }
 
     /// Layers of the unit's networks (one forward pass each).

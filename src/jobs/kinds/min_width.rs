@@ -124,7 +124,22 @@ impl KindRunner for MinWidth {
         };
         let (lo, _) = width_range(search, spec, epsilon, depth, limits.max_width as u64);
         let first = spec.with_cell(lo as usize, depth, epsilon, CHUNK as usize, spec.seed);
-        let cost = first.estimate(limits.parallel_trials).work_flops - REPORT_WORK_FLOPS;
+        let estimate = first.estimate(limits.parallel_trials);
+        if estimate.memory_bytes > limits.max_memory_bytes {
+            // The narrowest probe is the smallest: no probe of this search could run.
+            return Err(SpecError::new(
+                "samples",
+                format!(
+                    "the first probe ({CHUNK} networks at width {lo}, {} samples of dimension {}) needs about {:.1} \
+                     MiB, over this server's memory limit of {:.1} MiB: no probe could run",
+                    spec.samples,
+                    spec.network.input_dim,
+                    estimate.memory_bytes as f64 / (1u64 << 20) as f64,
+                    limits.max_memory_bytes as f64 / (1u64 << 20) as f64
+                ),
+            ));
+        }
+        let cost = estimate.work_flops - REPORT_WORK_FLOPS;
         let share = search.max_work / search.cells().len().max(1) as f64;
         if cost > share {
             return Err(SpecError::new(

@@ -1,5 +1,6 @@
 //! `kind: "norms"`: one network configuration, measured layer by layer. Units: chunks of
-//! [`TRIALS_PER_UNIT`] networks (networks `8u..8u + 8` of the job's streams); each stores its
+//! [`TRIALS_PER_UNIT`] networks (networks `8u..8u + 8` of the job's streams; larger chunks past
+//! [`MAX_UNITS`] units, see [`unit_size`]); each stores its
 //! networks' ratios, and the report (per-layer rows and bound checks) is built from all of them
 //! in network order: the same bits as one simulation of every network.
 
@@ -15,8 +16,18 @@ use crate::store::{ResultFamily, ResultRow};
 
 pub struct Norms;
 
-/// Networks per unit.
+/// Networks per unit, for jobs of up to `MAX_UNITS` units.
 pub const TRIALS_PER_UNIT: usize = 8;
+/// Units a job's networks are split into, at most: a job of more networks gets larger units.
+/// Each unit is a row in the units table that every lease renewal and completion sums over, and
+/// 125,000 units (a million networks in eights) held SQLite's write lock long enough for other
+/// submissions to time out.
+pub const MAX_UNITS: usize = 1024;
+
+/// Networks per unit when `trials` networks are split into at most `chunks` units.
+pub fn unit_size(trials: usize, chunks: usize) -> usize {
+    TRIALS_PER_UNIT.max(trials.div_ceil(chunks.max(1)))
+}
 
 /// The ratios of a unit's networks, as stored until the report is built (f64, little-endian,
 /// base64: exact and about a third larger than binary).
@@ -45,14 +56,15 @@ pub(super) fn unpack(text: &str) -> Result<Vec<f64>, String> {
 }
 
 /// The networks of unit `unit`: (first, count).
-fn unit_trials(spec: &Spec, unit: u64) -> (usize, usize) {
-    let first = unit as usize * TRIALS_PER_UNIT;
-    (first, TRIALS_PER_UNIT.min(spec.trials.saturating_sub(first)))
+pub(super) fn unit_trials(spec: &Spec, unit: u64) -> (usize, usize) {
+    let per = unit_size(spec.trials, MAX_UNITS);
+    let first = unit as usize * per;
+    (first, per.min(spec.trials.saturating_sub(first)))
 }
 
 impl KindRunner for Norms {
     fn units(&self, spec: &Spec) -> u64 {
-        spec.trials.div_ceil(TRIALS_PER_UNIT).max(1) as u64
+        spec.trials.div_ceil(unit_size(spec.trials, MAX_UNITS)).max(1) as u64
     }
 
     /// Layer passes of the unit's networks: trials x depth x 2.
@@ -154,4 +166,34 @@ pub fn summary(report: &RunReport) -> Value {
         "all_within": report.pooled.all_within,
         "verdicts": verdicts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{parse_spec, Limits};
+
+    /// Units cover the networks once each, in order, eight at a time up to `MAX_UNITS` units
+    /// and never more than `MAX_UNITS` units.
+    #[test]
+    fn units_cover_every_network_once_and_stay_few() {
+        for trials in [1, 7, 8, 9, 8 * MAX_UNITS, 8 * MAX_UNITS + 1, 123_457, 1_000_000] {
+            let v = serde_json::json!({"network": {"input_dim": 1, "depth": 1, "width": 1,
+                                       "init": {"scheme": "he", "fan": "out"}}, "samples": 1, "trials": trials});
+            let spec = parse_spec(&v, &Limits::default()).expect("valid");
+            let units = Norms.units(&spec);
+            assert!(units as usize <= MAX_UNITS, "{trials}: {units} units");
+            if trials <= 8 * MAX_UNITS {
+                assert_eq!(units as usize, trials.div_ceil(TRIALS_PER_UNIT), "{trials}");
+            }
+            let mut next = 0;
+            for u in 0..units {
+                let (first, count) = unit_trials(&spec, u);
+                assert_eq!(first, next, "{trials}: unit {u}");
+                assert!(count > 0, "{trials}: unit {u} is empty");
+                next += count;
+            }
+            assert_eq!(next, trials);
+        }
+    }
 }

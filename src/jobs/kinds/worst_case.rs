@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::norms::{pack, unpack, TRIALS_PER_UNIT};
+use super::norms::{pack, unit_size, unpack, MAX_UNITS, TRIALS_PER_UNIT};
 use super::{decode, encode, with_control, Finished, KindRunner, Output, RunContext, Stop};
 use crate::analysis::report::Stamp;
 use crate::analysis::sweep::point_seed;
@@ -43,9 +43,14 @@ fn the_search(spec: &Spec) -> Result<&WorstCase, Stop> {
         .ok_or_else(|| Stop::Failed("not a worst_case spec".into()))
 }
 
+/// Networks per unit: eight, or more where the grid would otherwise pass `MAX_UNITS` units.
+fn per_unit(spec: &Spec, search: &WorstCase) -> usize {
+    unit_size(spec.trials, (MAX_UNITS / search.points().len().max(1)).max(1))
+}
+
 /// Units per grid point.
-fn chunks(spec: &Spec) -> usize {
-    spec.trials.div_ceil(TRIALS_PER_UNIT).max(1)
+fn chunks(spec: &Spec, search: &WorstCase) -> usize {
+    spec.trials.div_ceil(per_unit(spec, search)).max(1)
 }
 
 /// The seed of a grid point: the job's own for a one-point grid (so its networks are the
@@ -60,11 +65,11 @@ pub fn seed_of(spec: &Spec, search: &WorstCase, point: usize) -> u64 {
 
 /// The grid point, first network and network count of unit `unit`.
 fn unit_of(spec: &Spec, search: &WorstCase, unit: u64) -> (WorstCasePoint, usize, usize) {
-    let per = chunks(spec);
+    let (per, size) = (chunks(spec, search), per_unit(spec, search));
     let points = search.points();
     let point = points[(unit as usize / per).min(points.len() - 1)];
-    let first = (unit as usize % per) * TRIALS_PER_UNIT;
-    (point, first, TRIALS_PER_UNIT.min(spec.trials.saturating_sub(first)))
+    let first = (unit as usize % per) * size;
+    (point, first, size.min(spec.trials.saturating_sub(first)))
 }
 
 /// Peak memory and work of a job, before anything runs.
@@ -122,8 +127,8 @@ impl KindRunner for WorstCaseKind {
     }
 
     fn units(&self, spec: &Spec) -> u64 {
-        let points = spec.worst_case().map_or(1, |s| s.points().len());
-        (points * chunks(spec)) as u64
+        spec.worst_case()
+            .map_or(1, |search| (search.points().len() * chunks(spec, search)) as u64)
     }
 
     /// The unit's networks: per network its draw, random inputs and spectral norms, and one
