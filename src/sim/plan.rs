@@ -219,25 +219,7 @@ pub fn check(spec: &Spec, limits: &Limits) -> Result<(), SpecError> {
     }
     let est = spec.estimate(limits.parallel_trials);
     if est.memory_bytes > limits.max_memory_bytes {
-        // Name the field that dominates: per-sample activations or the weights.
-        let act = spec.samples as u64 * spec.network.widths.iter().map(|&w| w as u64).sum::<u64>();
-        let field = if act < spec.network.weight_count() {
-            "network.width"
-        } else if matches!(spec.task, Task::Geometry(_)) {
-            // A geometry job's batch is its pairs' inputs.
-            "pairs"
-        } else {
-            "samples"
-        };
-        return Err(SpecError::new(
-            field,
-            format!(
-                "estimated memory {} exceeds the limit of {} (samples x widths = {act}, weights per network = {}); reduce samples, trials or width",
-                human_bytes(est.memory_bytes),
-                human_bytes(limits.max_memory_bytes),
-                spec.network.weight_count()
-            ),
-        ));
+        return Err(memory_refusal(spec, limits, est.memory_bytes));
     }
     if est.work_flops > limits.max_work {
         return Err(SpecError::new(
@@ -249,6 +231,51 @@ pub fn check(spec: &Spec, limits: &Limits) -> Result<(), SpecError> {
         ));
     }
     Ok(())
+}
+
+/// The refusal of a spec over the memory limit, naming what dominates at the point that needs
+/// the most: the ratios kept for the report (`trials`), the weights of a network
+/// (`network.width`, or `network.widths_to_sweep` for a sweep), or the per-sample buffers
+/// (`samples`, or `pairs` for a geometry job, whose batch is its pairs' inputs).
+fn memory_refusal(spec: &Spec, limits: &Limits, needed: u64) -> SpecError {
+    let points = simulated(spec);
+    let worst = points
+        .iter()
+        .max_by_key(|s| estimate_one(s, limits.parallel_trials).memory_bytes)
+        .unwrap_or(spec);
+    let net = &worst.network;
+    let (ratios, weights) = (ratio_bytes(worst), net.weight_count());
+    let act = worst.samples as u64 * net.widths.iter().map(|&w| w as u64).sum::<u64>();
+    let field = if 2 * ratios >= estimate_one(worst, limits.parallel_trials).memory_bytes {
+        "trials"
+    } else if act < weights {
+        match spec.task {
+            Task::WidthSweep(_) => "network.widths_to_sweep",
+            _ => "network.width",
+        }
+    } else if matches!(spec.task, Task::Geometry(_)) {
+        "pairs"
+    } else {
+        "samples"
+    };
+    let at = match spec.task {
+        Task::WidthSweep(_) => format!(
+            "at the sweep's largest point (width {}, depth {}): ",
+            net.max_width(),
+            net.depth()
+        ),
+        _ => String::new(),
+    };
+    SpecError::new(
+        field,
+        format!(
+            "estimated memory {} exceeds the limit of {} ({at}samples x widths = {act}, weights per network = \
+             {weights}, ratios kept for the report = {}); reduce {field}",
+            human_bytes(needed),
+            human_bytes(limits.max_memory_bytes),
+            human_bytes(ratios),
+        ),
+    )
 }
 
 fn human_bytes(b: u64) -> String {
@@ -263,8 +290,9 @@ fn human_bytes(b: u64) -> String {
 /// model ([`engine_work`]) times what one counted operation of that engine costs, measured.
 ///
 /// The Gram sampler's counted operations are slower than the dense engine's GEMM flops: its
-/// B x B factorizations and solves run below GEMM speed, and f32 specs with B > m / 4 compute
-/// in f64 ([`gram_precision`]). Measured on the 2-core AVX-512 development machine (`widthlab
+/// B x B factorizations and solves run below GEMM speed, and f32 specs outside the f32 rules
+/// (B > m / 4, B > n0 / 2, depth > 10, squared norms beyond 2^(+-60)) compute in f64
+/// ([`gram_precision`]). Measured on the 2-core AVX-512 development machine (`widthlab
 /// run`, best of 3, 2 threads, idle; bench/README.md, "Engine choice"): the sampler's time over
 /// the dense time, divided by the counted ratio, was 1.6-2.2 in f32 and 1.3-1.9 in f64 near
 /// the crossover (counted ratio 0.4-1.1), higher (2-4) at small B where both are far apart.
@@ -551,5 +579,38 @@ mod tests {
         let (one, two) = (spec.estimate(1).memory_bytes, spec.estimate(2).memory_bytes);
         assert!(two < 1 << 20, "{two} bytes");
         assert!(one < two, "two networks side by side hold twice the per-network part");
+    }
+
+    /// A refusal over the memory limit names what dominates at the point that needs the most
+    /// (the review found `samples` named for samples = 1, `pairs` for a geometry job that did not
+    /// send pairs, and a sweep's first point described when its widest broke the limit).
+    #[test]
+    fn memory_refusals_name_what_dominates() {
+        let he = json!({"scheme": "he", "fan": "out"});
+        let cases = [
+            (
+                json!({"network": {"input_dim": 1, "depth": 1000, "width": 1, "init": he}, "samples": 1, "trials": 90000}),
+                "trials",
+            ),
+            (
+                json!({"kind": "geometry", "network": {"input_dim": 10, "depth": 10, "width": 10, "init": he},
+                       "trials": 1_000_000}),
+                "trials",
+            ),
+            (
+                json!({"kind": "width_sweep", "network": {"input_dim": 10, "depth": 2, "widths_to_sweep": [10, 1_000_000], "init": he},
+                       "samples": 2, "method": "dense"}),
+                "network.widths_to_sweep",
+            ),
+            (
+                json!({"network": {"input_dim": 1000, "depth": 2, "width": 1000, "init": he}, "samples": 1_000_000}),
+                "samples",
+            ),
+        ];
+        for (v, field) in cases {
+            let e = err_field(v.clone());
+            assert!(e.message.contains("estimated memory"), "{v}: {e}");
+            assert_eq!(e.field, field, "{v}: {e}");
+        }
     }
 }
