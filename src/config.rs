@@ -95,7 +95,8 @@ pub struct Config {
     #[arg(long = "max-queued-per-owner", env = "WIDTHLAB_MAX_QUEUED_PER_OWNER")]
     pub max_queued_per_owner: Option<i64>,
     /// Estimated work (floating-point operations) one owner's queued and running jobs may add up
-    /// to (503 above; unlimited if unset).
+    /// to, each job counting its report's fixed 5e8 as well (503 above; 422 for a job over it by
+    /// itself; unlimited if unset).
     #[arg(long = "max-owner-flops", env = "WIDTHLAB_MAX_OWNER_FLOPS")]
     pub max_owner_flops: Option<f64>,
 }

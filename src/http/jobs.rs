@@ -59,7 +59,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
         (status = 409, description = "idempotency_conflict: the Idempotency-Key was used with another body", body = ErrorBody),
         (status = 413, description = "payload_too_large: the body is over the limit (--max-body-bytes, 1 MiB by default)", body = ErrorBody),
         (status = 422, description = "invalid_spec: names the field (`field`) and what is allowed. Also for schema-valid \
-            bodies the server cannot run: estimated memory or work over its limits, init with weight_norm, depth + width \
+            bodies the server cannot run: estimated memory or work over its limits (or over the owner's work quota by itself), init with weight_norm, depth + width \
             with widths, a field the kind does not use, method exact where it is unavailable", body = ErrorBody),
         (status = 503, description = "queue_full: too many queued jobs; quota_exceeded: the token's queued jobs or work \
             over its quota; storage_full: the disk is full (Retry-After: 30); busy: the database stayed locked by other \

@@ -240,6 +240,20 @@ impl Jobs {
             work_flops: spec.estimate(self.config.limits.parallel_trials).work_flops,
             units: &units,
         };
+        if let (Some(owner), Some(max)) = (new.owner, self.config.max_owner_flops) {
+            // Over the quota alone: no wait would let it in, so it is refused as a spec (the
+            // work limit's field), not answered 503 with a Retry-After.
+            if new.work_flops > max {
+                return Err(JobError::InvalidSpec(SpecError::new(
+                    "trials",
+                    format!(
+                        "estimated work {:.3e} floating-point operations is over {owner}'s quota of {max:.3e} \
+                         (--max-owner-flops) by itself; reduce trials, samples, width or depth",
+                        new.work_flops
+                    ),
+                )));
+            }
+        }
         let limits = QueueLimits {
             max_queued: self.config.max_queued,
             max_queued_per_owner: self.config.max_queued_per_owner,

@@ -39,6 +39,19 @@ pub fn long_spec(seed: u64) -> Value {
     })
 }
 
+/// A job of one unit (8 networks) that runs a second or more: a cancel while it runs always
+/// finds its unit leased (202), never the gap between two units (where a cancel ends the job
+/// at once, 200).
+pub fn one_unit_long_spec(seed: u64) -> Value {
+    json!({
+        "network": {"input_dim": 1000, "depth": 40, "width": 1000, "init": {"scheme": "he", "fan": "out"}},
+        "samples": 512,
+        "trials": 8,
+        "seed": seed,
+        "method": "dense"
+    })
+}
+
 pub struct TestApp {
     pub address: String,
     pub port: u16,

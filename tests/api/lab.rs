@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use widthlab::config::Config;
+use widthlab::sim::plan::SpecPlan;
 
 use crate::helpers::*;
 use crate::process::{clear_widthlab_env, serve_command, Server};
@@ -432,4 +433,64 @@ async fn a_search_killed_mid_way_resumes_to_the_same_answer_bit_for_bit() {
         .expect("widthlab run");
     let clean: Value = serde_json::from_slice(&clean.stdout).expect("JSON");
     assert_same_json(&served["cells"], &clean["cells"], "cells");
+}
+
+/// `--max-owner-flops`: one owner's queued and running work may add up to the quota; past it a
+/// submission waits (503 quota_exceeded, Retry-After), a job over the quota by itself is a 422
+/// (no wait would let it in), and other owners are not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owners_work_quota_queues_what_fits_and_refuses_what_never_will() {
+    let spec = |seed: u64, trials: u64| {
+        json!({"network": {"input_dim": 20, "depth": 3, "width": 20, "init": {"scheme": "he", "fan": "out"}},
+               "samples": 4, "trials": trials, "seed": seed})
+    };
+    let work = widthlab::sim::plan::parse_checked(&spec(1, 8), &widthlab::spec::Limits::default())
+        .unwrap()
+        .estimate(1)
+        .work_flops;
+    let app = spawn_app_with(move |c| {
+        token_config(c);
+        c.workers = Some(0); // jobs stay queued: their work keeps counting
+        c.max_owner_flops = Some(1.5 * work);
+    })
+    .await;
+    let post = |token: &'static str, body: Value| {
+        app.client
+            .post(app.url("/v1/jobs"))
+            .header("Authorization", format!("Bearer {token}"))
+            .json(&body)
+            .send()
+    };
+    let first = post("a-secret", spec(1, 8)).await.unwrap();
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let first: Value = first.json().await.unwrap();
+    let r = post("a-secret", spec(2, 8)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "30");
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["error"]["code"], "quota_exceeded", "{err}");
+    assert_eq!(
+        post("b-secret", spec(3, 8)).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    // A job's estimate includes its report's fixed 5e8; this one's networks add about 6e9.
+    let big = json!({"network": {"input_dim": 200, "depth": 3, "width": 200, "init": {"scheme": "he", "fan": "out"}},
+                     "samples": 64, "trials": 64, "seed": 4, "method": "dense"});
+    let err = error_of(post("a-secret", big).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(err["field"], "trials", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("quota"), "{err}");
+    // Once the first is cancelled, the second fits.
+    let id = first["id"].as_str().unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/v1/jobs/{id}/cancel")))
+        .header("Authorization", "Bearer a-secret")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        post("a-secret", spec(2, 8)).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
 }

@@ -13,7 +13,7 @@ use crate::helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_queued_and_running_jobs() {
     let app = spawn_app().await; // max_running 1
-    let running = app.submit(&long_spec(41)).await;
+    let running = app.submit(&one_unit_long_spec(41)).await;
     let running_id = running["id"].as_str().unwrap().to_string();
     app.wait_until_running(&running_id).await;
     let queued = app.submit(&small_spec(42)).await;
@@ -136,7 +136,10 @@ async fn delete_a_cancelled_job() {
     let long = app.submit(&long_spec(71)).await;
     let id = long["id"].as_str().unwrap();
     app.wait_until_running(id).await;
-    assert_eq!(app.cancel(id).await.status(), StatusCode::ACCEPTED);
+    // 202 while a unit runs; 200 when the cancel lands between two units (nothing leased: the
+    // job ends at once); one full-suite run failed the strict 202 here.
+    let status = app.cancel(id).await.status();
+    assert!(status == StatusCode::ACCEPTED || status == StatusCode::OK, "{status}");
     app.wait_for_status(id, "cancelled", Duration::from_secs(10)).await;
     assert_eq!(app.delete(id).await.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.get_job(id).await.status(), StatusCode::NOT_FOUND);
