@@ -186,6 +186,18 @@ impl TestApp {
         (status, body)
     }
 
+    /// `method path` with `Authorization: Bearer token` and, if given, a JSON body.
+    pub async fn send_as(&self, method: reqwest::Method, path: &str, token: &str, body: Option<&Value>) -> Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .header("Authorization", format!("Bearer {token}"));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+
     pub async fn post_job(&self, spec: &Value) -> Response {
         self.client
             .post(self.url("/v1/jobs"))

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use widthlab::config::Config;
 use widthlab::sim::plan::SpecPlan;
@@ -267,30 +267,17 @@ async fn only_the_owner_or_an_admin_may_cancel_or_delete() {
     let job: Value = r.json().await.unwrap();
     assert_eq!(job["owner"], "alice");
     let id = job["id"].as_str().unwrap().to_string();
-    let act = |method: reqwest::Method, path: String, token: &'static str| {
-        app.client
-            .request(method, app.url(&path))
-            .header("Authorization", format!("Bearer {token}"))
-            .send()
-    };
-    let r = act(reqwest::Method::POST, format!("/v1/jobs/{id}/cancel"), "b-secret")
-        .await
-        .unwrap();
+    let (cancel, path) = (format!("/v1/jobs/{id}/cancel"), format!("/v1/jobs/{id}"));
+    let r = app.send_as(Method::POST, &cancel, "b-secret", None).await;
     let err = error_of(r, StatusCode::FORBIDDEN).await;
     assert!(err["message"].as_str().unwrap().contains("alice"), "{err}");
-    let r = act(reqwest::Method::POST, format!("/v1/jobs/{id}/cancel"), "a-secret")
-        .await
-        .unwrap();
+    let r = app.send_as(Method::POST, &cancel, "a-secret", None).await;
     assert!(r.status().is_success(), "{}", r.status());
     app.wait_for_status(&id, "cancelled", Duration::from_secs(30)).await;
-    let r = act(reqwest::Method::DELETE, format!("/v1/jobs/{id}"), "b-secret")
-        .await
-        .unwrap();
+    let r = app.send_as(Method::DELETE, &path, "b-secret", None).await;
     error_of(r, StatusCode::FORBIDDEN).await;
     // An admin may delete anyone's job.
-    let r = act(reqwest::Method::DELETE, format!("/v1/jobs/{id}"), "c-secret")
-        .await
-        .unwrap();
+    let r = app.send_as(Method::DELETE, &path, "c-secret", None).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     // The owner filter lists one owner's jobs.
     post("b-secret", small_spec(3)).await.unwrap();
@@ -454,43 +441,35 @@ async fn an_owners_work_quota_queues_what_fits_and_refuses_what_never_will() {
         c.max_owner_flops = Some(1.5 * work);
     })
     .await;
-    let post = |token: &'static str, body: Value| {
-        app.client
-            .post(app.url("/v1/jobs"))
-            .header("Authorization", format!("Bearer {token}"))
-            .json(&body)
-            .send()
+    let app = &app;
+    let post = |token: &'static str, body: Value| async move {
+        app.send_as(Method::POST, "/v1/jobs", token, Some(&body)).await
     };
-    let first = post("a-secret", spec(1, 8)).await.unwrap();
+    let first = post("a-secret", spec(1, 8)).await;
     assert_eq!(first.status(), StatusCode::ACCEPTED);
     let first: Value = first.json().await.unwrap();
-    let r = post("a-secret", spec(2, 8)).await.unwrap();
+    let r = post("a-secret", spec(2, 8)).await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.headers()["retry-after"], "30");
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"]["code"], "quota_exceeded", "{err}");
-    assert_eq!(
-        post("b-secret", spec(3, 8)).await.unwrap().status(),
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(post("b-secret", spec(3, 8)).await.status(), StatusCode::ACCEPTED);
     // A job's estimate includes its report's fixed 5e8; this one's networks add about 6e9.
     let big = json!({"network": {"input_dim": 200, "depth": 3, "width": 200, "init": {"scheme": "he", "fan": "out"}},
                      "samples": 64, "trials": 64, "seed": 4, "method": "dense"});
-    let err = error_of(post("a-secret", big).await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
+    let err = error_of(post("a-secret", big).await, StatusCode::UNPROCESSABLE_ENTITY).await;
     assert_eq!(err["field"], "trials", "{err}");
     assert!(err["message"].as_str().unwrap().contains("quota"), "{err}");
     // Once the first is cancelled, the second fits.
     let id = first["id"].as_str().unwrap();
     let r = app
-        .client
-        .post(app.url(&format!("/v1/jobs/{id}/cancel")))
-        .header("Authorization", "Bearer a-secret")
-        .send()
-        .await
-        .unwrap();
+        .send_as(
+            reqwest::Method::POST,
+            &format!("/v1/jobs/{id}/cancel"),
+            "a-secret",
+            None,
+        )
+        .await;
     assert!(r.status().is_success(), "{}", r.status());
-    assert_eq!(
-        post("a-secret", spec(2, 8)).await.unwrap().status(),
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(post("a-secret", spec(2, 8)).await.status(), StatusCode::ACCEPTED);
 }
